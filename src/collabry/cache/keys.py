@@ -1,0 +1,34 @@
+"""Every Redis key the application writes, named in one place under the configured prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "collabry:"
+
+    def limit(self, rule: str, subject: str) -> str:
+        return f"{self.prefix}rl:{rule}:{subject}"
+
+    def account_lock(self, email: str) -> str:
+        return f"{self.prefix}lock:{email}"
+
+    def stream(self, stream_id: str) -> str:
+        return f"{self.prefix}stream:{stream_id}"
+
+    def stream_meta(self, stream_id: str) -> str:
+        return f"{self.prefix}stream-meta:{stream_id}"
+
+    def stream_cancel(self, stream_id: str) -> str:
+        return f"{self.prefix}stream-cancel:{stream_id}"
+
+    def socketio_channel(self) -> str:
+        return f"{self.prefix}socketio"
+
+    def board_channel(self) -> str:
+        return f"{self.prefix}boards"
+
+    def lease(self, name: str) -> str:
+        return f"{self.prefix}lease:{name}"

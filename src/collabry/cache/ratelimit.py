@@ -1,0 +1,116 @@
+"""Rate limits shared by every replica: GCRA in a Lua script, one Redis round trip per check.
+
+The scripts are sent once and then called by SHA (redis-py's ``Script`` falls back to EVAL when a
+restarted Redis has forgotten them). A Redis outage raises ``LimiterUnavailable``; the caller
+decides whether its rule fails open or closed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from ..config import Rule, Settings
+from .client import REDIS_ERRORS
+from .keys import Keys
+
+
+class LimiterUnavailable(Exception):
+    """Redis could not be asked; the rule's fail-open/closed policy applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(self.remaining, 0)),
+            "RateLimit-Reset": str(math.ceil(self.reset_after)),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGate:
+    locked_for: float  # seconds the account stays locked, 0 if not locked
+    decision: Decision  # whether this (IP, email) may try once more
+
+
+def _script(name: str) -> str:
+    files = resources.files("collabry.cache")
+    return files.joinpath("gcra.lua").read_text() + "\n" + files.joinpath(name).read_text()
+
+
+def _interval_ms(rule: Rule) -> float:
+    return rule.period * 1000.0 / rule.limit
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+        self._hit: AsyncScript = redis.register_script(_script("ratelimit.lua"))
+        self._gate: AsyncScript = redis.register_script(_script("login_gate.lua"))
+        self._failed: AsyncScript = redis.register_script(_script("login_failed.lua"))
+
+    async def hit(self, rule_name: str, subject: str, rule: Rule, *, cost: int = 1, commit: bool = True) -> Decision:
+        key = self.keys.limit(rule_name, subject)
+        try:
+            raw = await self._hit(keys=[key], args=[_interval_ms(rule), rule.limit, cost, int(commit)])
+        except REDIS_ERRORS as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return self._decision(rule, raw)
+
+    async def login_gate(self, ip: str, email: str) -> LoginGate:
+        rule = self.settings.login_failures
+        keys = [self.keys.limit("login", f"{ip}|{email}"), self.keys.account_lock(email)]
+        try:
+            raw = await self._gate(keys=keys, args=[_interval_ms(rule), rule.limit])
+        except REDIS_ERRORS as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return LoginGate(locked_for=int(raw[0]) / 1000.0, decision=self._decision(rule, raw[1:]))
+
+    async def login_failed(self, ip: str, email: str) -> bool:
+        """Record a failure; True when it locked the account."""
+        ip_rule, acct_rule = self.settings.login_failures, self.settings.account_failures
+        keys = [
+            self.keys.limit("login", f"{ip}|{email}"),
+            self.keys.limit("account", email),
+            self.keys.account_lock(email),
+        ]
+        args = [
+            _interval_ms(ip_rule),
+            ip_rule.limit,
+            _interval_ms(acct_rule),
+            acct_rule.limit,
+            self.settings.account_lock_seconds * 1000,
+        ]
+        try:
+            raw = await self._failed(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return bool(int(raw[0]))
+
+    async def login_succeeded(self, ip: str, email: str) -> None:
+        try:
+            await self.redis.delete(self.keys.limit("login", f"{ip}|{email}"))
+        except REDIS_ERRORS as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+
+    @staticmethod
+    def _decision(rule: Rule, raw: list[int]) -> Decision:
+        allowed, remaining, reset_ms, retry_ms = (int(v) for v in raw[:4])
+        return Decision(bool(allowed), rule.limit, remaining, reset_ms / 1000.0, retry_ms / 1000.0)

@@ -1,0 +1,14 @@
+"""Sub-commands contributed by the engine, worker and operations modules.
+
+Each entry is a function that adds its parser to the `collabry` sub-parsers; the command's code is
+imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+
+PARSERS: list[Register] = []

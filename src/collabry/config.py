@@ -1,0 +1,326 @@
+"""Typed, immutable settings read once at start from the environment and secret files.
+
+Secrets are only ever read from files: ``$CREDENTIALS_DIRECTORY/<name>`` (systemd
+``LoadCredential=``) or the path in ``COLLABRY_<NAME>_FILE``. A secret's value placed directly in
+the environment is refused, so it cannot leak through ``/proc/*/environ`` or unit files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+EX_CONFIG = 78
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """One clear line naming the setting that is wrong."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rate-limit rule: ``limit`` events per ``period`` seconds."""
+
+    limit: int
+    period: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    ai_per_day: int
+    uploads_per_day: int
+    storage_bytes: int
+    boards: int
+    notebooks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    name: str
+    price_cents: int
+    limits: PlanLimits
+
+
+DEFAULT_PLANS: tuple[Plan, ...] = (
+    Plan("free", "Free", 0, PlanLimits(20, 5, 100 * 2**20, 3, 5)),
+    Plan("starter", "Starter", 900, PlanLimits(200, 50, 2 * 2**30, 20, 50)),
+    Plan("pro", "Pro", 1900, PlanLimits(2000, 500, 20 * 2**30, 200, 500)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mode: str = "production"
+    state_dir: Path = Path("/var/lib/collabry")
+    database_uri: str = "mongodb://127.0.0.1:27017"
+    database_name: str = "collabry"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "collabry:"
+    trusted_proxies: tuple[Network, ...] = ()
+    engine_url: str = "http://127.0.0.1:8100"
+    llm_base_url: str = ""
+    llm_model: str = "smollm2"
+    llm_timeout: float = 60.0
+    drain_timeout: float = 30.0
+    log_format: str = "json"
+    log_level: str = "info"
+    threads: int = 1
+    # secrets
+    jwt_secret: str = field(default="", repr=False)
+    service_token: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    llm_api_key: str = field(default="", repr=False)
+    # auth
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 1
+    login_failures: Rule = Rule(5, 15 * 60)
+    account_failures: Rule = Rule(10, 15 * 60)
+    account_lock_seconds: int = 15 * 60
+    # rate limits
+    global_limit: Rule = Rule(100, 15 * 60)
+    coupon_limit: Rule = Rule(20, 3600)
+    ai_limit: Rule = Rule(30, 60)
+    global_fail_open: bool = True
+    login_fail_open: bool = False
+    # request bodies
+    max_json_bytes: int = 1 * 2**20
+    max_upload_bytes: int = 25 * 2**20
+    # operations
+    ready_timeout: float = 2.0
+    slow_query_ms: int = 1000
+    stream_retention: int = 600
+    plans: tuple[Plan, ...] = DEFAULT_PLANS
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def development(self) -> bool:
+        return self.mode == "development"
+
+    def plan(self, plan_id: str) -> Plan:
+        for plan in self.plans:
+            if plan.id == plan_id:
+                return plan
+        return self.plans[0]
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_DEFAULTS = Settings()
+
+SECRETS = ("jwt-secret", "service-token", "webhook-secret", "llm-api-key", "database-uri", "redis-url")
+
+
+def _secret_env(name: str) -> str:
+    return "COLLABRY_" + name.upper().replace("-", "_")
+
+
+def read_secret(name: str, env: Mapping[str, str], *, refuse_env: bool = True) -> str | None:
+    """Read secret ``name`` from ``COLLABRY_<NAME>_FILE`` or ``$CREDENTIALS_DIRECTORY/<name>``.
+
+    ``refuse_env=False`` is for the URIs, whose plain variable is allowed when it holds no password.
+    """
+    var = _secret_env(name)
+    if refuse_env and env.get(var):
+        raise ConfigError(var, f"secrets are read from files only; set {var}_FILE to a file's path")
+    path_text = env.get(var + "_FILE")
+    if path_text:
+        path = Path(path_text)
+        setting = var + "_FILE"
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        path = Path(env["CREDENTIALS_DIRECTORY"]) / name
+        if not path.exists():
+            return None
+        setting = f"$CREDENTIALS_DIRECTORY/{name}"
+    else:
+        return None
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(setting, f"{path} is empty")
+    return value
+
+
+def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(var, f"expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(var, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], var: str, default: float) -> float:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(var, f"expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(var, f"must be positive, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(var, f"expected true or false, got {raw!r}")
+
+
+def _rule(env: Mapping[str, str], var: str, default: Rule) -> Rule:
+    """Rules are written ``LIMIT/SECONDS``, e.g. ``100/900``."""
+    raw = env.get(var)
+    if not raw:
+        return default
+    try:
+        limit_text, period_text = raw.split("/", 1)
+        rule = Rule(int(limit_text), float(period_text))
+    except ValueError:
+        raise ConfigError(var, f"expected LIMIT/SECONDS such as 100/900, got {raw!r}") from None
+    if rule.limit < 1 or rule.period <= 0:
+        raise ConfigError(var, f"limit and period must be positive, got {raw!r}")
+    return rule
+
+
+def _choice(env: Mapping[str, str], var: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(var) or default
+    if value not in choices:
+        raise ConfigError(var, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _uri_without_password(var: str, uri: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in schemes:
+        raise ConfigError(var, f"expected a {' or '.join(schemes)} URI, got scheme {parts.scheme!r}")
+    if parts.password:
+        raise ConfigError(var, "contains a password; put the URI in a secret file instead")
+    return uri
+
+
+def _networks(var: str, raw: str) -> tuple[Network, ...]:
+    nets = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(var, f"not an address or CIDR: {item!r}") from None
+    return tuple(nets)
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, ...] = ()) -> Settings:
+    """Build the settings from ``env`` (default: ``os.environ``); ``require`` names secrets."""
+    env = os.environ if env is None else env
+    mode = _choice(env, "COLLABRY_MODE", "production", ("production", "development"))
+    development = mode == "development"
+
+    db_uri = read_secret("database-uri", env, refuse_env=False) or _uri_without_password(
+        "COLLABRY_DATABASE_URI",
+        env.get("COLLABRY_DATABASE_URI") or _DEFAULTS.database_uri,
+        ("mongodb", "mongodb+srv"),
+    )
+    redis_url = read_secret("redis-url", env, refuse_env=False) or _uri_without_password(
+        "COLLABRY_REDIS_URL", env.get("COLLABRY_REDIS_URL") or _DEFAULTS.redis_url, ("redis", "rediss", "unix")
+    )
+    llm_base_url = env.get("COLLABRY_LLM_BASE_URL", "")
+    if llm_base_url:
+        _uri_without_password("COLLABRY_LLM_BASE_URL", llm_base_url, ("http", "https"))
+    engine_url = _uri_without_password(
+        "COLLABRY_ENGINE_URL", env.get("COLLABRY_ENGINE_URL") or _DEFAULTS.engine_url, ("http", "https")
+    )
+    secrets = {name: read_secret(name, env) for name in ("jwt-secret", "service-token", "webhook-secret")}
+    for name in require:
+        if not secrets.get(name):
+            var = _secret_env(name)
+            raise ConfigError(var + "_FILE", f"secret {name!r} is required: set {var}_FILE or LoadCredential")
+    jwt_secret = secrets["jwt-secret"] or ""
+    if jwt_secret and len(jwt_secret) < 32:
+        raise ConfigError(_secret_env("jwt-secret") + "_FILE", "the JWT secret must be at least 32 characters")
+
+    settings = Settings(
+        mode=mode,
+        state_dir=Path(env.get("COLLABRY_STATE_DIR") or _DEFAULTS.state_dir),
+        database_uri=db_uri,
+        database_name=env.get("COLLABRY_DATABASE_NAME") or _DEFAULTS.database_name,
+        redis_url=redis_url,
+        redis_prefix=env.get("COLLABRY_REDIS_PREFIX") or _DEFAULTS.redis_prefix,
+        trusted_proxies=_networks("COLLABRY_TRUSTED_PROXIES", env.get("COLLABRY_TRUSTED_PROXIES", "127.0.0.1,::1")),
+        engine_url=engine_url.rstrip("/"),
+        llm_base_url=llm_base_url.rstrip("/"),
+        llm_model=env.get("COLLABRY_LLM_MODEL") or _DEFAULTS.llm_model,
+        llm_timeout=_float(env, "COLLABRY_LLM_TIMEOUT", _DEFAULTS.llm_timeout),
+        drain_timeout=_float(env, "COLLABRY_DRAIN_TIMEOUT", _DEFAULTS.drain_timeout),
+        log_format=_choice(env, "COLLABRY_LOG_FORMAT", "console" if development else "json", ("json", "console")),
+        log_level=_choice(env, "COLLABRY_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        threads=_int(env, "COLLABRY_THREADS", 1, minimum=1),
+        jwt_secret=jwt_secret,
+        service_token=secrets["service-token"] or "",
+        webhook_secret=secrets["webhook-secret"] or "",
+        llm_api_key=read_secret("llm-api-key", env) or "",
+        access_token_ttl=_int(env, "COLLABRY_ACCESS_TOKEN_TTL", _DEFAULTS.access_token_ttl, minimum=30),
+        refresh_token_ttl=_int(env, "COLLABRY_REFRESH_TOKEN_TTL", _DEFAULTS.refresh_token_ttl, minimum=60),
+        argon2_time_cost=_int(env, "COLLABRY_ARGON2_TIME_COST", _DEFAULTS.argon2_time_cost, minimum=1),
+        argon2_memory_kib=_int(env, "COLLABRY_ARGON2_MEMORY_KIB", _DEFAULTS.argon2_memory_kib, minimum=8),
+        argon2_parallelism=_int(env, "COLLABRY_ARGON2_PARALLELISM", _DEFAULTS.argon2_parallelism, minimum=1),
+        login_failures=_rule(env, "COLLABRY_LOGIN_FAILURE_LIMIT", _DEFAULTS.login_failures),
+        account_failures=_rule(env, "COLLABRY_ACCOUNT_FAILURE_LIMIT", _DEFAULTS.account_failures),
+        account_lock_seconds=_int(env, "COLLABRY_ACCOUNT_LOCK_SECONDS", _DEFAULTS.account_lock_seconds, minimum=1),
+        # Development gets a roomier global limit so a person clicking around is not throttled.
+        global_limit=_rule(env, "COLLABRY_GLOBAL_LIMIT", Rule(1000, 900) if development else _DEFAULTS.global_limit),
+        coupon_limit=_rule(env, "COLLABRY_COUPON_LIMIT", _DEFAULTS.coupon_limit),
+        ai_limit=_rule(env, "COLLABRY_AI_LIMIT", _DEFAULTS.ai_limit),
+        global_fail_open=_bool(env, "COLLABRY_GLOBAL_FAIL_OPEN", True),
+        login_fail_open=_bool(env, "COLLABRY_LOGIN_FAIL_OPEN", False),
+        max_json_bytes=_int(env, "COLLABRY_MAX_JSON_BYTES", _DEFAULTS.max_json_bytes, minimum=1024),
+        max_upload_bytes=_int(env, "COLLABRY_MAX_UPLOAD_BYTES", _DEFAULTS.max_upload_bytes, minimum=1024),
+        ready_timeout=_float(env, "COLLABRY_READY_TIMEOUT", _DEFAULTS.ready_timeout),
+        slow_query_ms=_int(env, "COLLABRY_SLOW_QUERY_MS", _DEFAULTS.slow_query_ms, minimum=1),
+        stream_retention=_int(env, "COLLABRY_STREAM_RETENTION", _DEFAULTS.stream_retention, minimum=1),
+        cors_origins=tuple(o.strip() for o in env.get("COLLABRY_CORS_ORIGINS", "").split(",") if o.strip()),
+    )
+    if mode == "production" and "webhook-secret" in require and not settings.webhook_secret:
+        raise ConfigError("COLLABRY_WEBHOOK_SECRET_FILE", "required in production")
+    return settings
+
+
+def describe(settings: Settings) -> dict[str, str]:
+    """The settings as text for `collabry check-config`, with secrets reduced to set/unset."""
+    out = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if not f.repr:
+            value = "(set)" if value else "(unset)"
+        out[f.name] = str(value)
+    return out

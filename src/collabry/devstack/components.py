@@ -1,0 +1,193 @@
+"""Start Redis, FerretDB, nginx and Collabry processes as children on loopback ports.
+
+The same classes back `collabry dev up` and the test fixtures, so the tests exercise exactly the
+commands and configuration a developer runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NGINX_DIR = Path(__file__).resolve().parents[3] / "nginx"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "collabry"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str, env_var: str, extra: Sequence[Path] = ()) -> str:
+    explicit = os.environ.get(env_var)
+    if explicit:
+        return explicit
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in [*extra, cache_dir() / "bin" / name, Path("/usr/sbin") / name]:
+        if candidate.exists():
+            return str(candidate)
+    raise FileNotFoundError(f"{name} not found: install it (scripts/bootstrap.sh) or set {env_var}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL built here
+            return 200 <= int(resp.status) < 300
+    except OSError:
+        return False
+
+
+@dataclass
+class Process:
+    """A child process with a readiness probe; stdout/stderr go to a log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready: Callable[[], bool]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the supervisor only
+        )
+        log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> Process:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}")
+            if self.ready():
+                return self
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s; see {self.log_path}:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send(self, sig: int) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 35.0, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait()
+
+
+def redis(port: int, data_dir: Path, *, appendonly: bool = False) -> Process:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        find_binary("redis-server", "COLLABRY_REDIS_SERVER_BIN"),
+        "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+        "--save", "", "--appendonly", "yes" if appendonly else "no",
+        "--daemonize", "no", "--maxmemory-policy", "noeviction",
+    ]
+    return Process("redis", argv, data_dir / "redis.log", lambda: port_open("127.0.0.1", port))
+
+
+def ferretdb(port: int, data_dir: Path) -> Process:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        find_binary("ferretdb", "COLLABRY_FERRETDB_BIN"),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data_dir}/",
+        f"--listen-addr=127.0.0.1:{port}",
+        "--log-level=warn",
+        "--telemetry=disable",
+        f"--state-dir={data_dir}",
+        "--debug-addr=-",
+    ]
+    return Process("ferretdb", argv, data_dir / "ferretdb.log", lambda: port_open("127.0.0.1", port))
+
+
+def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], client_max_body: str = "26m") -> Path:
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in gateway_ports)
+    text = (NGINX_DIR / "dev.conf.in").read_text()
+    for key, value in {
+        "@PREFIX@": str(prefix),
+        "@NGINX_DIR@": str(NGINX_DIR),
+        "@LISTEN@": listen,
+        "@API_SERVERS@": servers,
+        "@SOCKETIO_SERVERS@": servers,
+        "@CLIENT_MAX_BODY@": client_max_body,
+    }.items():
+        text = text.replace(key, value)
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def nginx(prefix: Path, port: int, gateway_ports: Sequence[int], *, host: str = "127.0.0.1") -> Process:
+    conf = render_nginx(prefix, listen=f"{host}:{port}", gateway_ports=gateway_ports)
+    binary = find_binary("nginx", "COLLABRY_NGINX_BIN")
+    check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs/error.log")],
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
+    argv = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs/error.log")]
+    return Process("nginx", argv, prefix / "logs/stdout.log", lambda: port_open(host, port))
+
+
+def collabry(name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Process:
+    argv = [sys.executable, "-m", "collabry.cli", *args]
+    ready = (lambda: http_ok(f"http://127.0.0.1:{port}/health")) if port else (lambda: True)
+    return Process(name, argv, log_dir / f"{name}.log", ready, env=dict(env))

@@ -1,0 +1,1 @@
+"""The gateway process: REST API, auth, rate limits, Socket.IO, SSE delivery of AI answers."""

@@ -1,0 +1,7 @@
+"""/api/ai (to be filled in)."""
+
+from __future__ import annotations
+
+from ...web.api import Routes
+
+routes = Routes("ai")

@@ -1,0 +1,99 @@
+"""Who is calling: bearer-token authentication, the client's address, the global rate limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
+from ..auth.tokens import InvalidToken
+from ..cache.ratelimit import Decision, LimiterUnavailable
+from ..config import Rule
+from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
+from ..web.clientip import client_ip
+from ..web.errors import ApiError, error_response
+from .keys import ACCESS_TOKENS
+
+log = structlog.get_logger("collabry.security")
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate_user(request: web.Request) -> None:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "a bearer access token is required")
+    try:
+        claims = request.app[ACCESS_TOKENS].verify(token)
+    except InvalidToken:
+        AUTH_EVENTS.labels("invalid_token").inc()
+        raise ApiError(401, "unauthorized", "the access token is invalid or expired") from None
+    request[USER_ID] = claims.user_id
+    request[SESSION_ID] = claims.session_id
+    structlog.contextvars.bind_contextvars(user_id=claims.user_id)
+
+
+def current_user_id(request: web.Request) -> str:
+    user_id = request.get(USER_ID)
+    if not isinstance(user_id, str):  # a route declared without auth asked for the user
+        raise ApiError(401, "unauthorized", "authentication required")
+    return user_id
+
+
+def ip_of(request: web.Request) -> str:
+    ip = request.get(CLIENT_IP)
+    if ip is None:
+        ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), request.app[SETTINGS].trusted_proxies)
+        request[CLIENT_IP] = ip
+    return str(ip)
+
+
+async def enforce(request: web.Request, rule_name: str, subject: str, rule: Rule, *, fail_open: bool) -> Decision | None:
+    """Consume one unit of ``rule`` for ``subject``; raise 429 when exhausted.
+
+    Returns the decision (for headers) or None when Redis was unreachable and the rule fails open.
+    """
+    try:
+        decision = await request.app[LIMITER].hit(rule_name, subject, rule)
+    except LimiterUnavailable as exc:
+        if fail_open:
+            RATELIMIT_DECISIONS.labels(rule_name, "fail_open").inc()
+            log.warning("ratelimit_fail_open", rule=rule_name, error=str(exc))
+            return None
+        RATELIMIT_DECISIONS.labels(rule_name, "fail_closed").inc()
+        log.error("ratelimit_fail_closed", rule=rule_name, error=str(exc))
+        raise ApiError(503, "unavailable", "temporarily unavailable, try again shortly", headers={"Retry-After": "5"}) from None
+    if not decision.allowed:
+        RATELIMIT_DECISIONS.labels(rule_name, "deny").inc()
+        log.warning("ratelimit_hit", rule=rule_name, subject=subject)
+        raise ApiError(429, "rate_limited", "too many requests", headers=decision.headers())
+    RATELIMIT_DECISIONS.labels(rule_name, "allow").inc()
+    return decision
+
+
+EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
+
+
+@web.middleware
+async def global_limit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The global per-IP rule, applied to every API request by every replica through Redis."""
+    ip = ip_of(request)
+    if request.path.startswith(EXEMPT_PREFIXES) or request.method == "OPTIONS":
+        return await handler(request)
+    settings = request.app[SETTINGS]
+    try:
+        decision = await enforce(request, "global", ip, settings.global_limit, fail_open=settings.global_fail_open)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+    response = await handler(request)
+    if decision is not None and not response.prepared:
+        response.headers.update(decision.headers())
+    return response

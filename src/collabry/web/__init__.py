@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the gateway and the engine: errors, routes with schemas, probes."""

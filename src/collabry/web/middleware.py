@@ -1,0 +1,71 @@
+"""Request id, one access-log line per request, metrics and in-flight counting for drain."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ..appkeys import CLIENT_IP, DRAIN, PROCESS, REQUEST_ID, USER_ID
+from ..metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+
+log = structlog.get_logger("collabry.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Probes and scrapes are not work to wait for during drain, and would keep it from ever ending.
+UNTRACKED = frozenset({"/health", "/ready", "/metrics"})
+
+
+def request_id_of(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+
+
+def route_of(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    process = request.app[PROCESS]
+    request_id = request_id_of(request)
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    tracked = request.path not in UNTRACKED
+    drain = request.app[DRAIN]
+    if tracked:
+        drain.enter()
+    HTTP_IN_FLIGHT.labels(process).inc()
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        HTTP_IN_FLIGHT.labels(process).dec()
+        if tracked:
+            drain.leave()
+        duration = time.perf_counter() - started
+        route = route_of(request)
+        HTTP_REQUESTS.labels(process, request.method, route, str(status)).inc()
+        HTTP_LATENCY.labels(process, request.method, route).observe(duration)
+        if tracked:
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                user_id=request.get(USER_ID),
+                client_ip=request.get(CLIENT_IP),
+            )
+        structlog.contextvars.unbind_contextvars("request_id")

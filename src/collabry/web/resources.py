@@ -1,0 +1,61 @@
+"""cleanup_ctx generators for the resources every process shares: the database and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from ..appkeys import DB, LIMITER, MONGO, READY_CHECKS, REDIS, SETTINGS
+from ..cache.client import create_redis
+from ..cache.ratelimit import RateLimiter
+from ..db.client import create_client, ping
+from ..db.migrations import migrate
+
+log = structlog.get_logger("collabry.resources")
+
+
+async def retry_forever(name: str, action: object, *, base: float = 0.2, cap: float = 10.0) -> None:
+    """Run ``action()`` until it succeeds, with exponential backoff and full jitter."""
+    delay = base
+    while True:
+        try:
+            await action()  # type: ignore[operator]
+            return
+        except Exception as exc:
+            log.warning("retrying", action=name, error=str(exc), delay=round(delay, 2))
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(cap, delay * 2)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = create_client(settings)
+    db = client[settings.database_name]
+    app[MONGO] = client
+    app[DB] = db
+    app.setdefault(READY_CHECKS, {})["database"] = lambda: ping(db, settings.ready_timeout)
+    # Indexes are created at start; if the database is not up yet the process still starts and
+    # reports it in /ready, and the migration completes as soon as the database answers.
+    task = asyncio.create_task(retry_forever("migrate", lambda: migrate(db)))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await client.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = create_redis(settings)
+    app[REDIS] = redis
+    app[LIMITER] = RateLimiter(redis, settings)
+
+    async def check() -> None:
+        await redis.ping()
+
+    app.setdefault(READY_CHECKS, {})["redis"] = check
+    yield
+    await redis.aclose()

@@ -1,0 +1,193 @@
+"""Auth rules of API.md against the real gateway app, real FerretDB and real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from .helpers import PASSWORD, login, new_email, register, user_with_token
+
+
+async def test_register_login_me(gateway):
+    user = await register(gateway, new_email().upper())
+    assert user["email"] == user["email"].lower() or "@" in user["email"]
+    assert user["plan"] == "free"
+    tokens = await login(gateway, user["email"].lower())
+    assert tokens["expiresIn"] == 900
+    assert tokens["user"]["id"] == user["id"]
+    resp = await gateway.get("/api/auth/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+    assert resp.status == 200
+    assert (await resp.json())["user"]["id"] == user["id"]
+    cookie = resp.cookies  # the cookie came with the login response
+    assert cookie is not None
+
+
+async def test_login_sets_httponly_refresh_cookie(gateway):
+    user = await register(gateway)
+    resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    header = resp.headers.getone("Set-Cookie")
+    assert "collabry_refresh=" in header
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Path=/api/auth" in header
+    assert "Secure" in header  # production mode
+
+
+async def test_email_unique_case_insensitive(gateway):
+    email = new_email()
+    await register(gateway, email)
+    resp = await gateway.post("/api/auth/register", json={"email": email.upper(), "password": PASSWORD, "name": "x"})
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "email_taken"
+
+
+async def test_weak_passwords_refused(gateway):
+    for password in ("short1A", "alllowercaseletters", "1234567890123"):
+        resp = await gateway.post("/api/auth/register", json={"email": new_email(), "password": password, "name": "x"})
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "weak_password"
+
+
+async def test_wrong_password_and_unknown_email_look_the_same(gateway):
+    user = await register(gateway)
+    a = await gateway.post("/api/auth/login", json={"email": user["email"], "password": "wrong password 1"})
+    b = await gateway.post("/api/auth/login", json={"email": new_email(), "password": "wrong password 1"})
+    assert a.status == b.status == 401
+    assert (await a.json()) == (await b.json())
+    assert (await a.json())["error"]["code"] == "invalid_credentials"
+
+
+async def test_sixth_failure_from_one_ip_gets_429(gateway):
+    user = await register(gateway)
+    for _ in range(5):
+        resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": "wrong password 1"})
+        assert resp.status == 401
+    resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": "wrong password 1"})
+    assert resp.status == 429
+    assert (await resp.json())["error"]["code"] == "rate_limited"
+    assert int(resp.headers["Retry-After"]) > 0
+    # the limit is per (IP, email): another account from the same IP is unaffected
+    other = await register(gateway)
+    resp = await gateway.post("/api/auth/login", json={"email": other["email"], "password": PASSWORD})
+    assert resp.status == 200
+
+
+async def test_ten_failures_from_many_ips_lock_the_account(gateway):
+    user = await register(gateway)
+    # The test server trusts 127.0.0.1 as a proxy, so X-Forwarded-For picks the client address.
+    for i in range(10):
+        resp = await gateway.post(
+            "/api/auth/login",
+            json={"email": user["email"], "password": "wrong password 1"},
+            headers={"X-Forwarded-For": f"203.0.113.{i + 1}"},
+        )
+        assert resp.status == 401, i
+    resp = await gateway.post(
+        "/api/auth/login", json={"email": user["email"], "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.7"},
+    )
+    assert resp.status == 423
+    assert (await resp.json())["error"]["code"] == "account_locked"
+
+
+async def test_refresh_rotation_and_reuse_revokes_family(gateway):
+    user = await register(gateway)
+    first = await login(gateway, user["email"])
+    r1 = await gateway.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert r1.status == 200
+    second = await r1.json()
+    assert second["refreshToken"] != first["refreshToken"]
+    # replay the first token: reuse detected
+    reuse = await gateway.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert reuse.status == 401
+    assert (await reuse.json())["error"]["code"] == "token_reused"
+    # the newest token of that family is dead too
+    newest = await gateway.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]})
+    assert newest.status == 401
+    # another login of the same user is unaffected
+    other = await login(gateway, user["email"])
+    ok = await gateway.post("/api/auth/refresh", json={"refreshToken": other["refreshToken"]})
+    assert ok.status == 200
+
+
+async def test_refresh_from_cookie(gateway):
+    user = await register(gateway)
+    resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    token = resp.cookies["collabry_refresh"].value
+    gateway.session.cookie_jar.clear()  # the cookie is Secure: send it by hand over plain HTTP
+    resp = await gateway.post("/api/auth/refresh", headers={"Cookie": f"collabry_refresh={token}"})
+    assert resp.status == 200, await resp.text()
+
+
+async def test_logout_and_logout_all(gateway):
+    user = await register(gateway)
+    a = await login(gateway, user["email"])
+    b = await login(gateway, user["email"])
+    headers = {"Authorization": f"Bearer {a['accessToken']}"}
+    resp = await gateway.post("/api/auth/logout", headers=headers)
+    assert resp.status == 204
+    assert (await gateway.post("/api/auth/refresh", json={"refreshToken": a["refreshToken"]})).status == 401
+    assert (await gateway.post("/api/auth/refresh", json={"refreshToken": b["refreshToken"]})).status == 200
+    resp = await gateway.post("/api/auth/logout-all", headers={"Authorization": f"Bearer {b['accessToken']}"})
+    assert resp.status == 204
+    sessions = await gateway.get("/api/auth/sessions", headers=headers)
+    assert (await sessions.json())["sessions"] == []
+
+
+async def test_sessions_list_and_user_b_cannot_revoke_user_a(gateway):
+    a = await user_with_token(gateway, "a")
+    b = await user_with_token(gateway, "b")
+    resp = await gateway.get("/api/auth/sessions", headers=a["headers"])
+    sessions = (await resp.json())["sessions"]
+    assert len(sessions) == 1 and sessions[0]["current"] is True
+    sid = sessions[0]["id"]
+    resp = await gateway.delete(f"/api/auth/sessions/{sid}", headers=b["headers"])
+    assert resp.status == 404
+    assert (await gateway.post("/api/auth/refresh", json={"refreshToken": a["refreshToken"]})).status == 200
+    resp = await gateway.delete(f"/api/auth/sessions/{sid}", headers=a["headers"])
+    assert resp.status == 204
+
+
+async def test_invalid_expired_and_tampered_tokens(gateway, settings):
+    a = await user_with_token(gateway)
+    token = a["accessToken"]
+    header, payload, sig = token.split(".")
+    tampered = f"{header}.{payload}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
+    expired = jwt.encode({"sub": a["id"], "iat": 1, "exp": int(time.time()) - 10, "jti": "x", "typ": "access"},
+                         settings.jwt_secret, algorithm="HS256")
+    none_alg = jwt.encode({"sub": a["id"], "iat": 1, "exp": int(time.time()) + 100, "jti": "x", "typ": "access"},
+                          None, algorithm="none")
+    for bad in (tampered, expired, none_alg, "garbage", ""):
+        resp = await gateway.get("/api/auth/me", headers={"Authorization": f"Bearer {bad}"})
+        assert resp.status == 401, bad
+        assert (await resp.json())["error"]["code"] == "unauthorized"
+    resp = await gateway.get("/api/auth/me")
+    assert resp.status == 401
+
+
+async def test_bad_input_gets_clear_4xx(gateway):
+    cases = [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_request"),
+        (b'{"email": 5, "password": "x", "name": "y"}', 400, "invalid_request"),
+        (b'{"email": "a@b.co", "password": "correct horse 42", "name": "y", "admin": true}', 400, "invalid_request"),
+        (b'{"email": "a@b.co"}', 400, "invalid_request"),
+    ]
+    for body, status, code in cases:
+        resp = await gateway.post("/api/auth/register", data=body, headers={"Content-Type": "application/json"})
+        assert resp.status == status, body
+        assert (await resp.json())["error"]["code"] == code
+    huge = b'{"email": "' + b"a" * (2 * 2**20) + b'"}'
+    resp = await gateway.post("/api/auth/register", data=huge, headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert (await resp.json())["error"]["code"] == "too_large"
+    resp = await gateway.get("/api/nope")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    resp = await gateway.put("/api/auth/login")
+    assert resp.status == 405
+
+
+async def test_request_id_echo_and_generation(gateway):
+    resp = await gateway.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+    resp = await gateway.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert resp.headers["X-Request-ID"] != "bad id with spaces" and len(resp.headers["X-Request-ID"]) == 16
