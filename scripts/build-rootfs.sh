@@ -21,7 +21,7 @@ MIRROR=${COLLABRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SETUP_VERSION=1
 
 CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/collabry
-key=$(printf '%s\n' "$SUITE" "$VARIANT" "setup=$SETUP_VERSION" $(printf '%s\n' "${PACKAGES[@]}" | LC_ALL=C sort) \
+key=$({ printf '%s\n' "$SUITE" "$VARIANT" "setup=$SETUP_VERSION"; printf '%s\n' "${PACKAGES[@]}" | LC_ALL=C sort; } \
   | sha256sum | cut -c1-16)
 ROOTFS=$CACHE_ROOT/rootfs-$key
 

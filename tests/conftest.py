@@ -122,8 +122,9 @@ def spawn(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[..., Process
     """Start `collabry <args>` subprocesses; all are stopped at the end of the test."""
     started: list[Process] = []
 
-    def start(name: str, *args: str, port: int | None = None, extra_env: dict[str, str] | None = None,
-              wait: bool = True) -> Process:
+    def start(
+        name: str, *args: str, port: int | None = None, extra_env: dict[str, str] | None = None, wait: bool = True
+    ) -> Process:
         proc = components.collabry(name, list(args), {**env, **(extra_env or {})}, tmp_path / "logs", port=port)
         proc.start()
         started.append(proc)

@@ -35,9 +35,7 @@ def configure_logging(settings: Settings, *, process: str) -> None:
     structlog.contextvars.bind_contextvars(process=process)
     # Libraries using the standard library logger go through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared)
-    )
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.WARNING))

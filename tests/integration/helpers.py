@@ -12,7 +12,9 @@ def new_email(tag: str = "user") -> str:
     return f"{tag}-{secrets.token_hex(4)}@example.com"
 
 
-async def register(client: Any, email: str | None = None, password: str = PASSWORD, name: str = "Test") -> dict[str, Any]:
+async def register(
+    client: Any, email: str | None = None, password: str = PASSWORD, name: str = "Test"
+) -> dict[str, Any]:
     email = email or new_email()
     resp = await client.post("/api/auth/register", json={"email": email, "password": password, "name": name})
     assert resp.status == 201, await resp.text()

@@ -82,7 +82,8 @@ async def test_ten_failures_from_many_ips_lock_the_account(gateway):
         )
         assert resp.status == 401, i
     resp = await gateway.post(
-        "/api/auth/login", json={"email": user["email"], "password": PASSWORD},
+        "/api/auth/login",
+        json={"email": user["email"], "password": PASSWORD},
         headers={"X-Forwarded-For": "198.51.100.7"},
     )
     assert resp.status == 423
@@ -152,10 +153,14 @@ async def test_invalid_expired_and_tampered_tokens(gateway, settings):
     token = a["accessToken"]
     header, payload, sig = token.split(".")
     tampered = f"{header}.{payload}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
-    expired = jwt.encode({"sub": a["id"], "iat": 1, "exp": int(time.time()) - 10, "jti": "x", "typ": "access"},
-                         settings.jwt_secret, algorithm="HS256")
-    none_alg = jwt.encode({"sub": a["id"], "iat": 1, "exp": int(time.time()) + 100, "jti": "x", "typ": "access"},
-                          None, algorithm="none")
+    expired = jwt.encode(
+        {"sub": a["id"], "iat": 1, "exp": int(time.time()) - 10, "jti": "x", "typ": "access"},
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+    none_alg = jwt.encode(
+        {"sub": a["id"], "iat": 1, "exp": int(time.time()) + 100, "jti": "x", "typ": "access"}, None, algorithm="none"
+    )
     for bad in (tampered, expired, none_alg, "garbage", ""):
         resp = await gateway.get("/api/auth/me", headers={"Authorization": f"Bearer {bad}"})
         assert resp.status == 401, bad

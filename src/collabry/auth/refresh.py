@@ -80,9 +80,7 @@ class RefreshTokenStore:
     async def rotate(self, token: str) -> Rotation:
         now = utcnow()
         digest = _digest(token)
-        doc = await self.tokens.find_one_and_update(
-            {"_id": digest, "used_at": None}, {"$set": {"used_at": now}}
-        )
+        doc = await self.tokens.find_one_and_update({"_id": digest, "used_at": None}, {"$set": {"used_at": now}})
         if doc is None:
             used = await self.tokens.find_one({"_id": digest})
             if used is None:
@@ -125,9 +123,9 @@ class RefreshTokenStore:
         return doc is not None
 
     async def list_active(self, user_id: str) -> list[dict[str, Any]]:
-        cursor = self.sessions.find(
-            {"user_id": user_id, "revoked_at": None, "expires_at": {"$gt": utcnow()}}
-        ).sort("created_at", -1)
+        cursor = self.sessions.find({"user_id": user_id, "revoked_at": None, "expires_at": {"$gt": utcnow()}}).sort(
+            "created_at", -1
+        )
         return [doc async for doc in cursor]
 
     async def purge_expired(self) -> int:

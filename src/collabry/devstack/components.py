@@ -91,7 +91,9 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}"
+                )
             if self.ready():
                 return self
             time.sleep(0.05)
@@ -135,9 +137,20 @@ def redis(port: int, data_dir: Path, *, appendonly: bool = False) -> Process:
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         find_binary("redis-server", "COLLABRY_REDIS_SERVER_BIN"),
-        "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-        "--save", "", "--appendonly", "yes" if appendonly else "no",
-        "--daemonize", "no", "--maxmemory-policy", "noeviction",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--daemonize",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
     ]
     return Process("redis", argv, data_dir / "redis.log", lambda: port_open("127.0.0.1", port))
 
@@ -179,15 +192,21 @@ def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], cli
 def nginx(prefix: Path, port: int, gateway_ports: Sequence[int], *, host: str = "127.0.0.1") -> Process:
     conf = render_nginx(prefix, listen=f"{host}:{port}", gateway_ports=gateway_ports)
     binary = find_binary("nginx", "COLLABRY_NGINX_BIN")
-    check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs/error.log")],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [binary, "-t", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs/error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
     argv = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs/error.log")]
     return Process("nginx", argv, prefix / "logs/stdout.log", lambda: port_open(host, port))
 
 
-def collabry(name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Process:
+def collabry(
+    name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path, *, port: int | None = None
+) -> Process:
     argv = [sys.executable, "-m", "collabry.cli", *args]
     ready = (lambda: http_ok(f"http://127.0.0.1:{port}/health")) if port else (lambda: True)
     return Process(name, argv, log_dir / f"{name}.log", ready, env=dict(env))

@@ -56,7 +56,9 @@ def ip_of(request: web.Request) -> str:
     return str(ip)
 
 
-async def enforce(request: web.Request, rule_name: str, subject: str, rule: Rule, *, fail_open: bool) -> Decision | None:
+async def enforce(
+    request: web.Request, rule_name: str, subject: str, rule: Rule, *, fail_open: bool
+) -> Decision | None:
     """Consume one unit of ``rule`` for ``subject``; raise 429 when exhausted.
 
     Returns the decision (for headers) or None when Redis was unreachable and the rule fails open.
@@ -70,7 +72,9 @@ async def enforce(request: web.Request, rule_name: str, subject: str, rule: Rule
             return None
         RATELIMIT_DECISIONS.labels(rule_name, "fail_closed").inc()
         log.error("ratelimit_fail_closed", rule=rule_name, error=str(exc))
-        raise ApiError(503, "unavailable", "temporarily unavailable, try again shortly", headers={"Retry-After": "5"}) from None
+        raise ApiError(
+            503, "unavailable", "temporarily unavailable, try again shortly", headers={"Retry-After": "5"}
+        ) from None
     if not decision.allowed:
         RATELIMIT_DECISIONS.labels(rule_name, "deny").inc()
         log.warning("ratelimit_hit", rule=rule_name, subject=subject)
@@ -93,7 +97,16 @@ async def global_limit_middleware(request: web.Request, handler: Any) -> web.Str
         decision = await enforce(request, "global", ip, settings.global_limit, fail_open=settings.global_fail_open)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
-    response = await handler(request)
-    if decision is not None and not response.prepared:
-        response.headers.update(decision.headers())
+    headers = decision.headers() if decision is not None else {}
+    try:
+        response = await handler(request)
+    except ApiError as exc:  # error answers carry the limit headers too
+        exc.headers = {**headers, **exc.headers}
+        raise
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            exc.headers.update(headers)
+        raise
+    if not response.prepared:
+        response.headers.update(headers)
     return response

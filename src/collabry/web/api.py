@@ -71,9 +71,7 @@ def parse_model(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(
-            400, "invalid_request", "the request is not valid", details=validation_details(exc)
-        ) from None
+        raise ApiError(400, "invalid_request", "the request is not valid", details=validation_details(exc)) from None
 
 
 class Routes:

@@ -75,7 +75,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+        headers = {
+            k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"} or k.startswith("RateLimit")
+        }
         return error_response(exc.status, code, exc.reason or code, headers=headers)
     except Exception:
         log.exception("unhandled_error", path=request.path)

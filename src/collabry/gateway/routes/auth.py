@@ -99,8 +99,9 @@ async def _tokens(request: web.Request, user_id: str, session_id: str, refresh_t
     }
 
 
-@routes.post("/api/auth/register", summary="Create an account", auth=None, body=RegisterBody,
-             responses={201: UserEnvelope})
+@routes.post(
+    "/api/auth/register", summary="Create an account", auth=None, body=RegisterBody, responses={201: UserEnvelope}
+)
 async def register(request: web.Request, body: RegisterBody) -> web.Response:
     weakness = password_weakness(body.password)
     if weakness:
@@ -127,21 +128,28 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         if not settings.login_fail_open:
             RATELIMIT_DECISIONS.labels("login", "fail_closed").inc()
             log.error("login_limiter_unavailable")
-            raise ApiError(503, "unavailable", "login is temporarily unavailable", headers={"Retry-After": "5"}) from None
+            raise ApiError(
+                503, "unavailable", "login is temporarily unavailable", headers={"Retry-After": "5"}
+            ) from None
         RATELIMIT_DECISIONS.labels("login", "fail_open").inc()
         gate = None
     if gate is not None:
         if gate.locked_for > 0:
             AUTH_EVENTS.labels("locked").inc()
             log.warning("login_locked", email=email, client_ip=ip)
-            raise ApiError(423, "account_locked", "too many failed attempts; the account is locked for a while",
-                           headers={"Retry-After": str(max(1, int(gate.locked_for + 0.999)))})
+            raise ApiError(
+                423,
+                "account_locked",
+                "too many failed attempts; the account is locked for a while",
+                headers={"Retry-After": str(max(1, int(gate.locked_for + 0.999)))},
+            )
         if not gate.decision.allowed:
             RATELIMIT_DECISIONS.labels("login", "deny").inc()
             AUTH_EVENTS.labels("login_rate_limited").inc()
             log.warning("ratelimit_hit", rule="login", email=email, client_ip=ip)
-            raise ApiError(429, "rate_limited", "too many failed attempts; try again later",
-                           headers=gate.decision.headers())
+            raise ApiError(
+                429, "rate_limited", "too many failed attempts; try again later", headers=gate.decision.headers()
+            )
     user = await request.app[USERS].by_email(email)
     passwords = request.app[PASSWORDS]
     if not await passwords.verify(user["password_hash"] if user else None, body.password) or user is None:
@@ -167,7 +175,10 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     )
     AUTH_EVENTS.labels("login").inc()
     log.info("login", user_id=user["_id"], session_id=rotation.session_id)
-    payload = {"user": public_user(user), **await _tokens(request, user["_id"], rotation.session_id, rotation.refresh_token)}
+    payload = {
+        "user": public_user(user),
+        **await _tokens(request, user["_id"], rotation.session_id, rotation.refresh_token),
+    }
     response = web.json_response(payload)
     _set_refresh_cookie(request, response, rotation.refresh_token)
     return response
@@ -182,8 +193,7 @@ async def _presented_refresh_token(request: web.Request) -> str:
     return token
 
 
-@routes.post("/api/auth/refresh", summary="Rotate the refresh token", auth=None, body=None,
-             responses={200: TokenPair})
+@routes.post("/api/auth/refresh", summary="Rotate the refresh token", auth=None, body=None, responses={200: TokenPair})
 async def refresh(request: web.Request) -> web.Response:
     token = await _presented_refresh_token(request)
     try:

@@ -1,0 +1,23 @@
+# The two commands: `make up` runs the appliance, `make test` runs every test.
+SHELL := /bin/bash
+VENV ?= .venv
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: up test bootstrap lint bench
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+up: bootstrap
+	@exec $(VENV)/bin/collabry dev up
+
+test:
+	@scripts/bootstrap.sh --test
+	@scripts/test.sh
+
+lint:
+	$(VENV)/bin/ruff check src tests
+
+bench: bootstrap
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

@@ -1,0 +1,133 @@
+"""The answer stream format, against a real Redis: ids, ends, cancel, staleness and retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from collabry.cache.keys import Keys
+from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
+
+
+@pytest.fixture
+async def redis(env: dict[str, str]) -> AsyncIterator[Redis]:
+    client = Redis.from_url(env["COLLABRY_REDIS_URL"])
+    yield client
+    await client.aclose()
+
+
+def writer(redis: Redis, stream_id: str = "s1", **kw: object) -> StreamWriter:
+    return StreamWriter(redis, stream_id, keys=Keys(), **kw)  # type: ignore[arg-type]
+
+
+async def test_events_have_ids_1_2_3_and_end_once(redis: Redis) -> None:
+    w = writer(redis)
+    await w.start(user_id="u1", session_id="sess", message_id="m1")
+    assert await w.append("sources", {"sources": []}) == 2
+    assert await w.append("token", {"text": "Hel"}) == 3
+    assert await w.append("token", {"text": "lo"}) == 4
+    assert await w.finish("done", {"finishReason": "stop", "usage": {}}) is True
+    assert await w.finish("error", {"code": "x", "message": "y"}) is False
+    with pytest.raises(StreamEnded):
+        await w.append("token", {"text": "late"})
+
+    reader = StreamReader(redis)
+    events = [e async for e in reader.follow("s1")]
+    assert [(e.id, e.event) for e in events] == [(1, "meta"), (2, "sources"), (3, "token"), (4, "token"), (5, "done")]
+    assert events[0].payload == {"streamId": "s1", "sessionId": "sess", "messageId": "m1"}
+    assert events[2].sse() == b'id: 3\nevent: token\ndata: {"text":"Hel"}\n\n'
+    # Resuming after id 3 gives the rest only.
+    assert [e.id for e in await reader.read("s1", after=3)] == [4, 5]
+    meta = await reader.meta("s1")
+    assert meta is not None and meta.user_id == "u1" and meta.state == "done" and meta.last == 5
+
+
+async def test_start_refuses_a_used_id(redis: Redis) -> None:
+    await writer(redis).start(user_id="u", session_id="s", message_id="m")
+    with pytest.raises(StreamExists):
+        await writer(redis).start(user_id="u2", session_id="s", message_id="m")
+
+
+async def test_retention_applies_after_the_end(redis: Redis) -> None:
+    w = writer(redis, retention=30, running_ttl=3600)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    assert 3500 < await redis.ttl("collabry:stream:s1") <= 3600
+    await w.finish("done", {"finishReason": "stop"})
+    for key in ("collabry:stream:s1", "collabry:stream-meta:s1"):
+        assert 0 < await redis.ttl(key) <= 30
+
+
+async def test_follow_blocks_until_new_events_arrive(redis: Redis) -> None:
+    w = writer(redis)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    reader = StreamReader(redis)
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for event in reader.follow("s1", after=1, block_ms=200):
+            if event is not None:
+                got.append(event.id)
+
+    task = asyncio.create_task(consume())
+    await w.append("token", {"text": "a"})
+    await w.finish("done", {"finishReason": "stop"})
+    await asyncio.wait_for(task, 5)
+    assert got == [2, 3]
+
+
+async def test_cancel_flag_reaches_the_writer(redis: Redis) -> None:
+    w = writer(redis, cancel_check_interval=0)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    reader = StreamReader(redis)
+    assert await w.cancel_requested() is False
+    assert await reader.request_cancel("s1") is True
+    assert await w.cancel_requested() is True
+    await w.finish("done", {"finishReason": "cancelled"})
+    assert await reader.request_cancel("s1") is False
+    assert await reader.request_cancel("unknown") is False
+
+
+async def test_stale_stream_is_closed_with_error_but_a_live_one_is_not(redis: Redis) -> None:
+    reader = StreamReader(redis)
+    live = writer(redis, "live", heartbeat=0.05)
+    await live.start(user_id="u", session_id="s", message_id="m")
+    dead = writer(redis, "dead")
+    await dead.start(user_id="u", session_id="s", message_id="m")
+    await dead.append("token", {"text": "half"})
+
+    async with live.heartbeating():
+        # Wait (bounded) until the dead writer's heartbeat is older than the threshold.
+        deadline = asyncio.get_running_loop().time() + 5
+        while not await reader.close_stale("dead", stale_after=0.3):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        assert await reader.close_stale("live", stale_after=0.3) is False
+
+    events = await reader.read("dead")
+    assert [(e.id, e.event) for e in events] == [(1, "meta"), (2, "token"), (3, "error")]
+    assert events[-1].payload["code"] == "stream_interrupted"
+    # The writer that was presumed dead cannot add to the closed stream.
+    with pytest.raises(StreamEnded):
+        await dead.append("token", {"text": "zombie"})
+    assert await reader.close_stale("dead", stale_after=0) is False
+
+
+async def test_follow_closes_a_stale_stream(redis: Redis) -> None:
+    dead = writer(redis, "gone")
+    await dead.start(user_id="u", session_id="s", message_id="m")
+    reader = StreamReader(redis)
+    events = [e async for e in reader.follow("gone", block_ms=100, stale_after=0.2)]
+    real = [e for e in events if e is not None]
+    assert [e.event for e in real] == ["meta", "error"]
+
+
+async def test_max_events_bounds_the_stream(redis: Redis) -> None:
+    w = writer(redis, max_events=10)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    for i in range(500):
+        await w.append("token", {"text": str(i)})
+    # Approximate trimming: bounded well below the number written.
+    assert await redis.xlen("collabry:stream:s1") < 200

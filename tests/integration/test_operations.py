@@ -1,0 +1,142 @@
+"""Probes, OpenAPI truthfulness, dependency outages and graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import time
+
+import aiohttp
+
+from collabry.devstack.components import free_port
+
+from .helpers import PASSWORD, login, register
+
+
+async def test_health_ready_metrics(gateway):
+    resp = await gateway.get("/health")
+    assert resp.status == 200 and await resp.json() == {"status": "ok"}
+    resp = await gateway.get("/ready")
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["status"] == "ready" and body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
+    await gateway.get("/api/auth/me")
+    text = await (await gateway.get("/metrics")).text()
+    assert 'collabry_http_requests_total{method="GET",process="gateway",route="/api/auth/me",status="401"}' in text
+    assert "collabry_http_request_duration_seconds_bucket" in text
+    assert 'collabry_ratelimit_decisions_total{decision="allow",rule="global"}' in text
+
+
+async def test_openapi_lists_every_route(gateway):
+    doc = await (await gateway.get("/api/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for route in gateway.app.router.routes():
+        info = route.resource.canonical if route.resource else ""
+        if route.method in {"HEAD", "OPTIONS"} or not info.startswith("/api/"):
+            continue
+        served.add((route.method, info))
+    assert served == documented
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            assert op["responses"], op["operationId"]
+
+
+async def test_rate_limit_headers_on_api_routes(gateway):
+    resp = await gateway.get("/api/auth/me")
+    assert int(resp.headers["RateLimit-Limit"]) == 100
+    assert int(resp.headers["RateLimit-Remaining"]) == 99
+    assert int(resp.headers["RateLimit-Reset"]) > 0
+    resp = await gateway.get("/health")
+    assert "RateLimit-Limit" not in resp.headers
+
+
+async def test_redis_outage_global_fails_open_login_fails_closed(gateway, infra):
+    user = await register(gateway)
+    infra.redis.stop()
+    try:
+        resp = await gateway.get("/api/auth/me")
+        assert resp.status == 401  # passed the (failing-open) global limit, reached the handler
+        resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == "unavailable"
+        ready = await gateway.get("/ready")
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["redis"].startswith("failed")
+        metrics = await (await gateway.get("/metrics")).text()
+        assert 'collabry_ratelimit_decisions_total{decision="fail_open",rule="global"}' in metrics
+    finally:
+        infra.restart_redis()
+    tokens = await login(gateway, user["email"])
+    assert tokens["accessToken"]
+    assert (await gateway.get("/ready")).status == 200
+
+
+async def test_database_outage_shows_in_ready_and_recovers(gateway, infra):
+    infra.ferretdb.stop()
+    try:
+        ready = await gateway.get("/ready")
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["database"].startswith("failed")
+        resp = await gateway.post("/api/auth/login", json={"email": "x@example.com", "password": PASSWORD})
+        assert resp.status >= 500 or resp.status == 401
+        assert "error" in await resp.json()
+    finally:
+        from collabry.devstack import components
+
+        infra.ferretdb = components.ferretdb(infra.ferretdb_port, infra.root / "ferretdb").start().wait_ready()
+    deadline = time.monotonic() + 20
+    while (await gateway.get("/ready")).status != 200:
+        assert time.monotonic() < deadline, "database did not come back in /ready"
+        await asyncio.sleep(0.2)
+    user = await register(gateway)
+    assert await login(gateway, user["email"])
+
+
+async def _gauge(session: aiohttp.ClientSession, port: int) -> float:
+    text = await (await session.get(f"http://127.0.0.1:{port}/metrics")).text()
+    match = re.search(r'^collabry_http_requests_in_flight\{process="gateway"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_sigterm_drains_a_slow_request(spawn):
+    port = free_port()
+    proc = spawn("gateway", "gateway", "--port", str(port), port=port)
+    proceed = asyncio.Event()
+    body = json.dumps({"email": "drain@example.com", "password": PASSWORD, "name": "Drain"}).encode()
+
+    async def slow_body():
+        yield body[:10]
+        await proceed.wait()
+        yield body[10:]
+
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.create_task(
+            session.post(
+                f"http://127.0.0.1:{port}/api/auth/register",
+                data=slow_body(),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+        deadline = time.monotonic() + 10
+        while await _gauge(session, port) < 2:  # the scrape itself plus the slow request
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        proc.send(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:
+            ready = await session.get(f"http://127.0.0.1:{port}/ready")
+            if ready.status == 503:
+                assert await ready.json() == {"status": "draining"}
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert proc.running
+        proceed.set()
+        resp = await request
+        assert resp.status == 201, await resp.text()
+    assert proc.proc is not None
+    assert await asyncio.to_thread(proc.proc.wait, 15) == 0
