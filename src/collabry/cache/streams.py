@@ -48,6 +48,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ..config import Settings
 from .keys import Keys
 
 END_EVENTS = frozenset({"done", "error"})
@@ -204,6 +205,16 @@ class StreamWriter:
         self._append = redis.register_script(_APPEND)
         self._beat = redis.register_script(_HEARTBEAT)
 
+    @classmethod
+    def for_settings(cls, redis: Redis, stream_id: str, settings: Settings) -> StreamWriter:
+        return cls(
+            redis,
+            stream_id,
+            keys=Keys(settings.redis_prefix),
+            retention=settings.stream_retention,
+            max_events=settings.stream_max_events,
+        )
+
     async def start(self, *, user_id: str, session_id: str, message_id: str) -> None:
         """Create the stream with event 1 = ``meta``; raises ``StreamExists`` if the id is taken."""
         data = _json({"streamId": self.stream_id, "sessionId": session_id, "messageId": message_id})
@@ -287,8 +298,21 @@ class StreamReader:
         self.retention = retention
         self.max_events = max_events
         self.running_ttl = running_ttl
+        self.stale_after = DEFAULT_STALE_AFTER
         self._close_stale = redis.register_script(_CLOSE_STALE)
         self._cancel = redis.register_script(_CANCEL)
+
+    @classmethod
+    def for_settings(cls, redis: Redis, settings: Settings) -> StreamReader:
+        """A reader whose ``follow``/``close_stale`` default to ``settings.stream_stale_after``."""
+        reader = cls(
+            redis,
+            keys=Keys(settings.redis_prefix),
+            retention=settings.stream_retention,
+            max_events=settings.stream_max_events,
+        )
+        reader.stale_after = settings.stream_stale_after
+        return reader
 
     def _all_keys(self, stream_id: str) -> list[str]:
         k = self.keys
@@ -327,7 +351,7 @@ class StreamReader:
         return events
 
     async def follow(
-        self, stream_id: str, after: int = 0, *, block_ms: int = 1000, stale_after: float = DEFAULT_STALE_AFTER
+        self, stream_id: str, after: int = 0, *, block_ms: int = 1000, stale_after: float | None = None
     ) -> AsyncIterator[StreamEvent | None]:
         """Yield events after ``after`` until the end event; ``None`` after each idle ``block_ms``.
 
@@ -363,12 +387,13 @@ class StreamReader:
         )
 
     async def close_stale(
-        self, stream_id: str, *, stale_after: float = DEFAULT_STALE_AFTER, error: dict[str, str] | None = None
+        self, stream_id: str, *, stale_after: float | None = None, error: dict[str, str] | None = None
     ) -> bool:
         """End a running stream whose writer has not shown life for ``stale_after`` seconds.
 
         Appends an ``error`` end event; True if this call closed it. Safe to call from any
         process at any time: a live writer's stream is left alone, and a stream ends only once.
         """
+        stale_after = self.stale_after if stale_after is None else stale_after
         args = [int(stale_after * 1000), _json(error or stale_error()), self.max_events, self.retention]
         return bool(int(await self._close_stale(keys=self._all_keys(stream_id), args=args)))

@@ -73,32 +73,54 @@ class EngineClient:
     async def ingest(self, source_id: str, user_id: str, notebook_id: str, data: bytes, content_type: str) -> None:
         """Hand a stored file to the engine; it parses, chunks and indexes it in the background."""
         headers = {"Content-Type": content_type, "X-Collabry-User": user_id, "X-Collabry-Notebook": notebook_id}
-        await self._call("POST", f"/internal/sources/{source_id}/ingest", data=data, headers=headers,
-                         timeout=self.upload_timeout)
+        await self._call(
+            "POST", f"/internal/sources/{source_id}/ingest", data=data, headers=headers, seconds=self.upload_timeout
+        )
 
     async def ingest_text(self, source_id: str, user_id: str, notebook_id: str, text: str) -> None:
         body = {"userId": user_id, "notebookId": notebook_id, "text": text}
-        await self._call("POST", f"/internal/sources/{source_id}/ingest-text", json=body, timeout=self.upload_timeout)
+        await self._call("POST", f"/internal/sources/{source_id}/ingest-text", json=body, seconds=self.upload_timeout)
 
     async def delete_source(self, source_id: str, user_id: str) -> None:
         """Remove a source's chunks and vectors (idempotent)."""
         await self._call("DELETE", f"/internal/sources/{source_id}", params={"userId": user_id})
 
-    async def retrieve(self, user_id: str, query: str, notebook_id: str | None = None,
-                       source_ids: list[str] | None = None, k: int | None = None) -> list[dict[str, Any]]:
+    async def retrieve(
+        self,
+        user_id: str,
+        query: str,
+        notebook_id: str | None = None,
+        source_ids: list[str] | None = None,
+        k: int | None = None,
+    ) -> list[dict[str, Any]]:
         body = _compact({"userId": user_id, "query": query, "notebookId": notebook_id, "sourceIds": source_ids, "k": k})
         answer = await self._call("POST", "/internal/retrieve", json=body)
         return list(answer["results"])
 
-    async def start_chat(self, user_id: str, message: str, stream_id: str, session_id: str | None = None,
-                         notebook_id: str | None = None, source_ids: list[str] | None = None) -> dict[str, str]:
+    async def start_chat(
+        self,
+        user_id: str,
+        message: str,
+        stream_id: str,
+        session_id: str | None = None,
+        notebook_id: str | None = None,
+        source_ids: list[str] | None = None,
+    ) -> dict[str, str]:
         """Start an answer; returns ``{streamId, sessionId, messageId}`` once its stream exists in Redis.
 
         404 ``not_found`` for a session, notebook or source that is not the user's; 409
         ``stream_exists`` for a reused stream id.
         """
-        body = _compact({"userId": user_id, "message": message, "streamId": stream_id, "sessionId": session_id,
-                         "notebookId": notebook_id, "sourceIds": source_ids})
+        body = _compact(
+            {
+                "userId": user_id,
+                "message": message,
+                "streamId": stream_id,
+                "sessionId": session_id,
+                "notebookId": notebook_id,
+                "sourceIds": source_ids,
+            }
+        )
         return dict(await self._call("POST", "/internal/chat", json=body))
 
     async def tool(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -108,8 +130,9 @@ class EngineClient:
         """
         if name not in TOOLS:
             raise ValueError(f"unknown tool {name!r}")
-        return dict(await self._call("POST", f"/internal/tools/{name}", json=_compact(payload),
-                                     timeout=self.tool_timeout))
+        return dict(
+            await self._call("POST", f"/internal/tools/{name}", json=_compact(payload), seconds=self.tool_timeout)
+        )
 
     async def ready(self) -> dict[str, Any]:
         """The engine's /ready answer (raises EngineError when it is not ready)."""
@@ -125,15 +148,17 @@ class EngineClient:
         headers.update(extra or {})
         return headers
 
-    async def _call(self, method: str, path: str, *, timeout: float | None = None,
-                    headers: dict[str, str] | None = None, **kw: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, *, seconds: float | None = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> Any:
         url = self.base_url + path
-        client_timeout = aiohttp.ClientTimeout(total=timeout or self.timeout, sock_connect=3)
+        client_timeout = aiohttp.ClientTimeout(total=seconds or self.timeout, sock_connect=3)
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
             try:
-                async with self.session.request(method, url, headers=self._headers(headers),
-                                                timeout=client_timeout, **kw) as resp:
+                async with self.session.request(
+                    method, url, headers=self._headers(headers), timeout=client_timeout, **kw
+                ) as resp:
                     return await _answer(resp)
             except aiohttp.ClientConnectorError as exc:
                 # Refused before a byte was sent (engine restarting or not up yet): safe to repeat.

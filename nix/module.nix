@@ -1,0 +1,963 @@
+# services.collabry: the appliance on NixOS.
+#
+# The units themselves are the repository's systemd/ files, shipped by the package under
+# $out/lib/systemd/system (systemd.packages), exactly as a Debian host installs them. This module
+# only adds what a host decides: which units are enabled (wantedBy), drop-ins with the secret
+# files (LoadCredential=), the settings file they all read (/etc/collabry/collabry.env), local
+# Redis and FerretDB, the nginx site built from nginx/locations.conf, the firewall.
+#
+# Facts about the shipped units (credential names, command lines, stop timeout) are read from the
+# unit files at evaluation time, so a change in systemd/ that this module does not account for
+# fails `nixos-rebuild` with an assertion instead of failing a unit at boot.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.collabry;
+
+  inherit (lib)
+    mkOption
+    mkEnableOption
+    mkIf
+    mkMerge
+    types
+    literalExpression
+    optional
+    optionals
+    optionalString
+    ;
+
+  stateDir = "/var/lib/collabry";
+  envFilePath = "/etc/collabry/collabry.env";
+
+  # ---- the shipped unit files, read from this repository --------------------------------------
+  unitFiles = {
+    gateway = "collabry-gateway@.service";
+    engine = "collabry-engine.service";
+    worker = "collabry-worker.service";
+    migrate = "collabry-migrate.service";
+    llm = "collabry-llm.service";
+  };
+  unitLines =
+    role: lib.splitString "\n" (builtins.readFile (../systemd + "/${unitFiles.${role}}"));
+  unitValues =
+    role: key:
+    map (lib.removePrefix "${key}=") (builtins.filter (lib.hasPrefix "${key}=") (unitLines role));
+  # LoadCredential=ID:PATH lines -> [ ID ... ]
+  declaredCredentials =
+    role: map (v: builtins.head (lib.splitString ":" v)) (unitValues role "LoadCredential");
+  shippedExecStart = role: lib.last ([ null ] ++ unitValues role "ExecStart");
+  # TimeoutStopSec=75 or 75s -> 75; anything else -> null (no check)
+  timeoutStopSec =
+    role:
+    let
+      v = lib.last ([ null ] ++ unitValues role "TimeoutStopSec");
+      m = if v == null then null else builtins.match "([0-9]+)s?" v;
+    in
+    if m == null then null else lib.toInt (builtins.head m);
+
+  # ---- secrets ----------------------------------------------------------------------------------
+  # A secret option holds a path as a string: a path literal (./secret) would be copied into the
+  # world-readable store, so the type refuses it; the assertions below refuse store paths too.
+  secretPath = types.str // {
+    name = "secretPath";
+    description = "absolute path of a file outside the Nix store, as a string";
+    check = v: lib.isString v && lib.hasPrefix "/" v;
+  };
+  isStorePath = p: lib.hasPrefix "${builtins.storeDir}/" p;
+
+  secretOptions = {
+    "jwt-secret" = {
+      path = "jwtSecretFile";
+      value = cfg.jwtSecretFile;
+    };
+    "service-token" = {
+      path = "serviceTokenFile";
+      value = cfg.serviceTokenFile;
+    };
+    "webhook-secret" = {
+      path = "webhookSecretFile";
+      value = cfg.webhookSecretFile;
+    };
+    "llm-api-key" = {
+      path = "llm.apiKeyFile";
+      value = cfg.llm.apiKeyFile;
+    };
+    "database-uri" = {
+      path = "database.uriFile";
+      value = cfg.database.uriFile;
+    };
+    "redis-url" = {
+      path = "redis.urlFile";
+      value = cfg.redis.urlFile;
+    };
+  };
+  secretFile = id: (secretOptions.${id} or { value = null; }).value;
+  # Optional secrets a process reads when they are configured (docs/interfaces.md); the unit files
+  # do not name them because a missing file would stop the unit.
+  optionalCredentials = {
+    gateway = [
+      "database-uri"
+      "redis-url"
+    ];
+    engine = [
+      "llm-api-key"
+      "database-uri"
+      "redis-url"
+    ];
+    worker = [
+      "database-uri"
+      "redis-url"
+    ];
+    migrate = [
+      "database-uri"
+      "redis-url"
+    ];
+    llm = [ ];
+  };
+  credentialsOf =
+    role:
+    lib.unique (
+      declaredCredentials role
+      ++ builtins.filter (id: secretFile id != null) optionalCredentials.${role}
+    );
+  # Later LoadCredential= lines with the same ID replace the path of the shipped one.
+  loadCredential =
+    role:
+    map (id: "${id}:${secretFile id}") (
+      builtins.filter (id: secretFile id != null) (credentialsOf role)
+    );
+
+  # ---- what runs on this host -----------------------------------------------------------------
+  gatewayPorts = lib.genList (i: cfg.gateway.basePort + i) cfg.gateway.replicas;
+  gatewayOn = cfg.gateway.enable && cfg.gateway.replicas > 0;
+  anyProcess = gatewayOn || cfg.engine.enable || cfg.worker.enable;
+  roles =
+    optional gatewayOn "gateway"
+    ++ optional cfg.engine.enable "engine"
+    ++ optional cfg.worker.enable "worker"
+    ++ optional anyProcess "migrate"
+    ++ optional cfg.llm.local.enable "llm";
+
+  useLocalDb = anyProcess && cfg.database.createLocally;
+  useLocalRedis = anyProcess && cfg.redis.createLocally;
+  redisServer = config.services.redis.servers.collabry;
+  localDeps = optional useLocalDb "ferretdb.service" ++ optional useLocalRedis "redis-collabry.service";
+
+  isLoopbackUrl =
+    url:
+    builtins.match "[a-z+]+://(127\\.[0-9.]+|localhost|\\[::1\\])(:[0-9]+)?(/.*)?" url != null;
+  isLoopbackAddress = a: a == "127.0.0.1" || a == "::1" || a == "localhost";
+
+  llmBaseUrl =
+    if cfg.llm.local.enable then
+      "http://127.0.0.1:8200/v1"
+    else if cfg.llm.baseUrl != null then
+      cfg.llm.baseUrl
+    else
+      "";
+
+  # ---- settings -> /etc/collabry/collabry.env ---------------------------------------------------
+  managedSettings = {
+    COLLABRY_MODE = "production";
+    COLLABRY_STATE_DIR = stateDir;
+    COLLABRY_DATABASE_NAME = cfg.database.name;
+    COLLABRY_ENGINE_URL = cfg.engine.url;
+    COLLABRY_TRUSTED_PROXIES = lib.concatStringsSep "," cfg.trustedProxies;
+    COLLABRY_LLM_BASE_URL = llmBaseUrl;
+    COLLABRY_LLM_MODEL = cfg.llm.model;
+  }
+  // lib.optionalAttrs (cfg.database.uri != null) { COLLABRY_DATABASE_URI = cfg.database.uri; }
+  // lib.optionalAttrs (cfg.redis.url != null) { COLLABRY_REDIS_URL = cfg.redis.url; };
+  # Names of secret values and their *_FILE forms: never settings (principle: secrets are files,
+  # passed with LoadCredential=).
+  secretEnvNames = lib.concatMap (
+    id:
+    let
+      v = "COLLABRY_" + lib.toUpper (lib.replaceStrings [ "-" ] [ "_" ] id);
+    in
+    [
+      v
+      "${v}_FILE"
+    ]
+  ) (builtins.attrNames secretOptions);
+  toEnvValue =
+    v:
+    if lib.isBool v then
+      lib.boolToString v
+    else if lib.isList v then
+      lib.concatMapStringsSep "," toString v
+    else
+      toString v;
+  environment = managedSettings // lib.mapAttrs (_: toEnvValue) cfg.settings;
+  quoteEnv = v: ''"${lib.escape [ "\\" "\"" "$" "`" ] v}"'';
+  envFile = pkgs.writeText "collabry.env" (
+    "# Generated by the NixOS module services.collabry; read by every collabry unit.\n"
+    + lib.concatStrings (lib.mapAttrsToList (k: v: "${k}=${quoteEnv v}\n") environment)
+  );
+
+  # ---- nginx rules from nginx/ ---------------------------------------------------------------------
+  # http.conf defines $connection_upgrade, which the NixOS nginx module defines already (a second
+  # map of the same variable is an error): keep everything else.
+  httpConfParts = builtins.split "map[[:space:]]+[$]http_upgrade[[:space:]]+[$]connection_upgrade[[:space:]]*[{][^}]*[}][[:space:]]*" (
+    builtins.readFile ../nginx/http.conf
+  );
+  httpConf = lib.concatStrings (builtins.filter builtins.isString httpConfParts);
+  locationsConf = builtins.readFile ../nginx/locations.conf;
+  upstreamServers =
+    if cfg.nginx.upstreamServers != null then
+      cfg.nginx.upstreamServers
+    else
+      map (p: "127.0.0.1:${toString p}") gatewayPorts;
+
+  metricsOn = cfg.metrics.allowFrom != [ ];
+
+  # ---- drop-ins ---------------------------------------------------------------------------------
+  resources =
+    r:
+    lib.optionalAttrs (r.memoryMax != null) { MemoryMax = r.memoryMax; }
+    // lib.optionalAttrs (r.cpuQuota != null) { CPUQuota = r.cpuQuota; };
+
+  dropin =
+    role:
+    {
+      overrideStrategy = "asDropin";
+      restartTriggers = [ envFile ];
+      wants = localDeps;
+      after = localDeps;
+      serviceConfig = {
+        LoadCredential = loadCredential role;
+        SupplementaryGroups = optional (useLocalRedis && role != "llm") redisServer.group;
+        IPAddressAllow = cfg.network.allow;
+      };
+    };
+
+  listenOverride =
+    role: address: port:
+    mkIf (!isLoopbackAddress address) {
+      ExecStart = [
+        ""
+        "${lib.getExe cfg.package} ${role} --host ${address} --port ${port}"
+      ];
+    };
+
+  manage = pkgs.writeShellScriptBin "collabry-manage" ''
+    # Runs `collabry ARGS` as the collabry user with the settings and secrets the units get.
+    exec ${config.systemd.package}/bin/systemd-run --quiet --pipe --wait --collect \
+      --service-type=exec \
+      --property=User=collabry --property=Group=collabry \
+      ${optionalString useLocalRedis "--property=SupplementaryGroups=${redisServer.group}"} \
+      --property=StateDirectory=collabry --property=WorkingDirectory=${stateDir} \
+      --property=EnvironmentFile=${envFilePath} \
+      ${
+        lib.concatMapStringsSep " " (c: "--property=LoadCredential=${lib.escapeShellArg c}") (
+          lib.mapAttrsToList (id: o: "${id}:${o.value}") (
+            lib.filterAttrs (_: o: o.value != null) secretOptions
+          )
+        )
+      } \
+      -- ${lib.getExe cfg.package} "$@"
+  '';
+
+  resourceOptions = name: {
+    memoryMax = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "1G";
+      description = "`MemoryMax=` for the ${name}; `null` keeps the value of the shipped unit.";
+    };
+    cpuQuota = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "100%";
+      description = "`CPUQuota=` for the ${name}; `null` keeps the value of the shipped unit.";
+    };
+  };
+in
+{
+  options.services.collabry = {
+    enable = mkEnableOption "Collabry, the collaborative AI-assisted study platform";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./nix/package.nix { }";
+      description = "The collabry package; its `lib/systemd/system` holds the units this module enables.";
+    };
+
+    gateway = {
+      enable = mkEnableOption "the gateway replicas (REST, Socket.IO, SSE) on this host" // {
+        default = true;
+      };
+      replicas = mkOption {
+        type = types.ints.unsigned;
+        default = 2;
+        description = ''
+          Number of gateway processes, `collabry-gateway@<port>.service` for ports
+          {option}`services.collabry.gateway.basePort` upwards. The same list feeds nginx's upstreams.
+        '';
+      };
+      basePort = mkOption {
+        type = types.port;
+        default = 8001;
+        description = "Port of the first gateway replica.";
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        example = "0.0.0.0";
+        description = ''
+          Address the gateways listen on. Anything but loopback is for an nginx on another host:
+          also list that host in {option}`services.collabry.network.allow` and
+          {option}`services.collabry.trustedProxies`.
+        '';
+      };
+      restartIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether `nixos-rebuild switch` restarts changed gateway units (all at once). Set to `false`
+          to roll them one at a time with the rollout procedure instead.
+        '';
+      };
+    }
+    // resourceOptions "each gateway replica";
+
+    engine = {
+      enable = mkEnableOption "the engine (ingestion, retrieval, generation) on this host" // {
+        default = true;
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        description = ''
+          Address the engine listens on (port 8100). Only for gateways and workers on other hosts of
+          a private network: list them in {option}`services.collabry.network.allow`.
+        '';
+      };
+      url = mkOption {
+        type = types.str;
+        default = "http://127.0.0.1:8100";
+        example = "http://10.0.0.5:8100";
+        description = "Where this host's gateways and worker reach the engine (`COLLABRY_ENGINE_URL`).";
+      };
+      allowOutbound = mkOption {
+        type = types.bool;
+        default = cfg.llm.baseUrl != null && !(isLoopbackUrl cfg.llm.baseUrl);
+        defaultText = literalExpression "llm.baseUrl is set and not a loopback URL";
+        description = ''
+          Lift the engine unit's `IPAddressDeny=any`, for an LLM API whose addresses are not known
+          in advance.
+        '';
+      };
+    }
+    // resourceOptions "engine";
+
+    worker = {
+      enable = mkEnableOption "the worker timer (reminders, subscriptions, cleanup) on this host" // {
+        default = true;
+      };
+    }
+    // resourceOptions "worker";
+
+    database = {
+      createLocally = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run FerretDB ({option}`services.ferretdb`, SQLite backend, loopback only) on this host.
+          Off: set {option}`services.collabry.database.uri` or
+          {option}`services.collabry.database.uriFile` (MongoDB, Atlas, a FerretDB elsewhere).
+        '';
+      };
+      uri = mkOption {
+        type = types.nullOr types.str;
+        default = if cfg.database.createLocally then "mongodb://127.0.0.1:27017" else null;
+        defaultText = literalExpression ''if createLocally then "mongodb://127.0.0.1:27017" else null'';
+        example = "mongodb://db.internal:27017";
+        description = "Database URI without credentials (`COLLABRY_DATABASE_URI`).";
+      };
+      uriFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/run/secrets/collabry-database-uri";
+        description = ''
+          File holding a database URI with credentials (`mongodb+srv://user:pass@...`); passed as
+          credential `database-uri` and preferred over {option}`services.collabry.database.uri`.
+        '';
+      };
+      name = mkOption {
+        type = types.str;
+        default = "collabry";
+        description = "Database name.";
+      };
+    };
+
+    redis = {
+      createLocally = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run `services.redis.servers.collabry` on this host: unix socket only, append-only file,
+          a memory cap with `noeviction` (limiter state and unfinished answer streams are never
+          evicted). The processes join its group to reach the socket.
+        '';
+      };
+      maxMemory = mkOption {
+        type = types.str;
+        default = "256mb";
+        description = "`maxmemory` of the local Redis.";
+      };
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = if cfg.redis.createLocally then "unix://${redisServer.unixSocket}" else null;
+        defaultText = literalExpression ''if createLocally then "unix:///run/redis-collabry/redis.sock" else null'';
+        example = "redis://10.0.0.5:6379/0";
+        description = "Redis URL without a password (`COLLABRY_REDIS_URL`).";
+      };
+      urlFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/run/secrets/collabry-redis-url";
+        description = "File holding a Redis URL with a password; passed as credential `redis-url`.";
+      };
+    };
+
+    llm = {
+      baseUrl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://api.openai.com/v1";
+        description = ''
+          OpenAI-compatible API the engine generates with. `null` with the local model off:
+          retrieval-only answers.
+        '';
+      };
+      model = mkOption {
+        type = types.str;
+        default = "smollm2";
+        description = "Model name sent to the API (`COLLABRY_LLM_MODEL`).";
+      };
+      apiKeyFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/run/secrets/openai-key";
+        description = "File holding the API key; passed to the engine as credential `llm-api-key`.";
+      };
+      local = {
+        enable = mkEnableOption "the local model server (collabry-llm.service: llama.cpp with the embedded SmolLM2 model on 127.0.0.1:8200)";
+      }
+      // resourceOptions "local model server";
+    };
+
+    jwtSecretFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/run/secrets/collabry-jwt";
+      description = "File holding the JWT signing secret (at least 32 characters); credential `jwt-secret`. Required with gateways.";
+    };
+    serviceTokenFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/run/secrets/collabry-service-token";
+      description = "File holding the token gateways and workers present to the engine; credential `service-token`. Required on every host that runs a process.";
+    };
+    webhookSecretFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/run/secrets/collabry-webhook";
+      description = "File holding the payment webhook HMAC secret; credential `webhook-secret`. Required with gateways.";
+    };
+
+    settings = mkOption {
+      type = types.submodule {
+        freeformType =
+          with types;
+          attrsOf (oneOf [
+            bool
+            int
+            float
+            str
+            path
+            (listOf (oneOf [
+              int
+              str
+            ]))
+          ]);
+        options = {
+          COLLABRY_LOG_LEVEL = mkOption {
+            type = types.enum [
+              "debug"
+              "info"
+              "warning"
+              "error"
+            ];
+            default = "info";
+            description = "Log level.";
+          };
+          COLLABRY_DRAIN_TIMEOUT = mkOption {
+            type = types.ints.positive;
+            default = 30;
+            description = "Seconds a process may take to drain on SIGTERM; must stay below the units' `TimeoutStopSec=`.";
+          };
+          COLLABRY_THREADS = mkOption {
+            type = types.ints.positive;
+            default = 1;
+            description = "Threads for BLAS, onnxruntime and FAISS.";
+          };
+        };
+      };
+      default = { };
+      example = {
+        COLLABRY_GLOBAL_LIMIT = "300/900";
+        COLLABRY_CORS_ORIGINS = [ "https://app.example.org" ];
+      };
+      description = ''
+        Non-secret settings, written to `/etc/collabry/collabry.env` for every unit (the
+        `COLLABRY_*` variables of docs/interfaces.md). Lists are joined with commas, booleans are
+        `true`/`false`. Secrets are refused here: use the `*File` options.
+      '';
+    };
+
+    trustedProxies = mkOption {
+      type = types.listOf types.str;
+      default = [
+        "127.0.0.1"
+        "::1"
+      ];
+      description = "Addresses or CIDRs whose `X-Forwarded-For` the gateways believe (`COLLABRY_TRUSTED_PROXIES`).";
+    };
+
+    network.allow = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "10.0.0.0/24" ];
+      description = ''
+        Added to the units' `IPAddressAllow=` (they deny everything but localhost): the private
+        network of a multi-host deployment, a remote database or Redis.
+      '';
+    };
+
+    nginx = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Serve Collabry through nginx on this host (rules from the repository's `nginx/`).";
+      };
+      domain = mkOption {
+        type = types.str;
+        default = config.networking.fqdnOrHostName;
+        defaultText = literalExpression "config.networking.fqdnOrHostName";
+        example = "study.example.org";
+        description = "Server name of the virtual host.";
+      };
+      enableACME = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Obtain a certificate for {option}`services.collabry.nginx.domain` (see {option}`security.acme`).";
+      };
+      forceSSL = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Redirect HTTP to HTTPS.";
+      };
+      clientMaxBodySize = mkOption {
+        type = types.str;
+        default = "26m";
+        description = "`client_max_body_size`: above the uploads' size limit (25 MB by default).";
+      };
+      upstreamServers = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [
+          "10.0.0.11:8001"
+          "10.0.0.12:8001"
+        ];
+        description = ''
+          Gateway addresses for the upstreams `collabry_api` and `collabry_socketio`; `null`: this
+          host's replicas.
+        '';
+      };
+    };
+
+    metrics = {
+      allowFrom = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "10.0.0.9" ];
+        description = ''
+          Scraper addresses allowed to read the processes' metrics through nginx on
+          {option}`services.collabry.metrics.port`: `/gateway/<port>/metrics`, `/engine/metrics`,
+          `/worker/metrics` (the worker's textfile). Empty: metrics stay on loopback.
+        '';
+      };
+      port = mkOption {
+        type = types.port;
+        default = 9464;
+        description = "Port of the metrics endpoint.";
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "0.0.0.0";
+        description = "Address of the metrics endpoint.";
+      };
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open nginx's ports (80, and 443 with TLS), the gateway ports when they listen beyond
+        loopback, and the metrics port when {option}`services.collabry.metrics.allowFrom` is set.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions =
+        let
+          secretAssertions = lib.mapAttrsToList (id: o: {
+            assertion = o.value != null -> !(isStorePath o.value);
+            message = "services.collabry.${o.path} points into the Nix store (${o.value}), which every user can read; give the path of a file outside it (e.g. /run/secrets/collabry-${id}).";
+          }) secretOptions;
+          credentialAssertions = lib.concatMap (
+            role:
+            map (id: {
+              assertion = secretOptions ? ${id} && secretFile id != null;
+              message =
+                if secretOptions ? ${id} then
+                  "${unitFiles.${role}} loads credential `${id}`: set services.collabry.${secretOptions.${id}.path}."
+                else
+                  "${unitFiles.${role}} loads credential `${id}`, which services.collabry does not know; nix/module.nix needs an option for it.";
+            }) (declaredCredentials role)
+          ) roles;
+          stop = timeoutStopSec "gateway";
+          knownExecStart = {
+            gateway = "@COLLABRY_BIN@ gateway --host 127.0.0.1 --port %i";
+            engine = "@COLLABRY_BIN@ engine --host 127.0.0.1 --port 8100";
+          };
+          execStartAssertion = role: address: {
+            assertion = !(isLoopbackAddress address) -> shippedExecStart role == knownExecStart.${role};
+            message = "services.collabry.${role}.listenAddress replaces the ExecStart= of ${unitFiles.${role}}, which is no longer `${knownExecStart.${role}}`; update nix/module.nix.";
+          };
+        in
+        secretAssertions
+        ++ credentialAssertions
+        ++ [
+          {
+            assertion = gatewayOn -> cfg.jwtSecretFile != null && cfg.webhookSecretFile != null;
+            message = "services.collabry: gateways need services.collabry.jwtSecretFile and services.collabry.webhookSecretFile.";
+          }
+          {
+            assertion = anyProcess -> cfg.serviceTokenFile != null;
+            message = "services.collabry: set services.collabry.serviceTokenFile (shared by gateways, workers and the engine).";
+          }
+          {
+            assertion =
+              anyProcess && !cfg.database.createLocally
+              -> cfg.database.uri != null || cfg.database.uriFile != null;
+            message = "services.collabry.database.createLocally is off: set services.collabry.database.uri or services.collabry.database.uriFile.";
+          }
+          {
+            assertion = cfg.database.createLocally -> cfg.database.uriFile == null;
+            message = "services.collabry.database.uriFile is for an external database; turn services.collabry.database.createLocally off.";
+          }
+          {
+            assertion =
+              anyProcess && !cfg.redis.createLocally -> cfg.redis.url != null || cfg.redis.urlFile != null;
+            message = "services.collabry.redis.createLocally is off: set services.collabry.redis.url or services.collabry.redis.urlFile.";
+          }
+          {
+            assertion = cfg.redis.createLocally -> cfg.redis.urlFile == null;
+            message = "services.collabry.redis.urlFile is for an external Redis; turn services.collabry.redis.createLocally off.";
+          }
+          {
+            assertion = cfg.llm.local.enable -> cfg.llm.baseUrl == null;
+            message = "services.collabry.llm.local.enable serves the model on 127.0.0.1:8200; leave services.collabry.llm.baseUrl unset.";
+          }
+          {
+            assertion = cfg.llm.local.enable -> (cfg.package.passthru.hasLocalLlm or false);
+            message = "services.collabry.llm.local.enable needs a package built with withLocalLlm = true.";
+          }
+          {
+            assertion = useLocalDb -> lib.versionOlder config.services.ferretdb.package.version "2";
+            message = "services.collabry.database.createLocally uses FerretDB 1.x with its SQLite backend; services.ferretdb.package is ${config.services.ferretdb.package.version}.";
+          }
+          {
+            assertion = lib.all (k: lib.hasPrefix "COLLABRY_" k) (builtins.attrNames cfg.settings);
+            message = "services.collabry.settings takes COLLABRY_* variables only; found: ${
+              lib.concatStringsSep ", " (
+                builtins.filter (k: !(lib.hasPrefix "COLLABRY_" k)) (builtins.attrNames cfg.settings)
+              )
+            }.";
+          }
+          {
+            assertion = !(lib.any (k: lib.elem k secretEnvNames) (builtins.attrNames cfg.settings));
+            message = "services.collabry.settings must not carry secrets or secret file paths; use jwtSecretFile, serviceTokenFile, webhookSecretFile, llm.apiKeyFile, database.uriFile, redis.urlFile.";
+          }
+          {
+            assertion = !(lib.any (k: managedSettings ? ${k}) (builtins.attrNames cfg.settings));
+            message = "services.collabry.settings sets ${
+              lib.concatStringsSep ", " (
+                builtins.filter (k: managedSettings ? ${k}) (builtins.attrNames cfg.settings)
+              )
+            }, which the module derives from its typed options (database.*, redis.*, engine.url, llm.*, trustedProxies).";
+          }
+          {
+            assertion = stop == null || cfg.settings.COLLABRY_DRAIN_TIMEOUT < stop;
+            message = "services.collabry.settings.COLLABRY_DRAIN_TIMEOUT must stay below the units' TimeoutStopSec=${toString stop}.";
+          }
+          {
+            assertion = lib.all (p: p <= 65535) gatewayPorts;
+            message = "services.collabry.gateway: basePort + replicas runs past port 65535.";
+          }
+          (execStartAssertion "gateway" cfg.gateway.listenAddress)
+          (execStartAssertion "engine" cfg.engine.listenAddress)
+        ];
+
+      warnings =
+        optional (
+          anyProcess
+          && cfg.network.allow == [ ]
+          && (
+            cfg.database.uriFile != null
+            || cfg.redis.urlFile != null
+            || (!cfg.database.createLocally && cfg.database.uri != null && !(isLoopbackUrl cfg.database.uri))
+            || (!cfg.redis.createLocally && cfg.redis.url != null && !(isLoopbackUrl cfg.redis.url))
+          )
+        ) "services.collabry: the database or Redis is external but services.collabry.network.allow is empty; the units' IPAddressDeny=any will block it."
+        ++ optional (
+          !cfg.engine.enable && isLoopbackUrl cfg.engine.url && (gatewayOn || cfg.worker.enable)
+        ) "services.collabry: the engine is disabled on this host but services.collabry.engine.url points at loopback.";
+    }
+
+    (mkIf anyProcess {
+      systemd.packages = [ cfg.package ];
+      environment.systemPackages = [
+        cfg.package
+        manage
+      ];
+      environment.etc."collabry/collabry.env".source = envFile;
+
+      users.users.collabry = {
+        isSystemUser = true;
+        group = "collabry";
+        home = stateDir;
+        description = "Collabry appliance";
+      };
+      users.groups.collabry = { };
+
+      systemd.targets.collabry = {
+        overrideStrategy = "asDropin";
+        wantedBy = [ "multi-user.target" ];
+        wants = localDeps;
+        after = localDeps;
+      };
+
+      systemd.services = mkMerge [
+        { collabry-migrate = dropin "migrate" // { wantedBy = [ "collabry.target" ]; }; }
+
+        (mkIf gatewayOn (
+          {
+            "collabry-gateway@" = mkMerge [
+              (dropin "gateway")
+              {
+                inherit (cfg.gateway) restartIfChanged;
+                serviceConfig = mkMerge [
+                  (resources cfg.gateway)
+                  (listenOverride "gateway" cfg.gateway.listenAddress "%i")
+                ];
+              }
+            ];
+          }
+          // lib.listToAttrs (
+            map (
+              port:
+              lib.nameValuePair "collabry-gateway@${toString port}" {
+                overrideStrategy = "asDropin";
+                wantedBy = [ "collabry.target" ];
+                restartTriggers = [ envFile ];
+                inherit (cfg.gateway) restartIfChanged;
+              }
+            ) gatewayPorts
+          )
+        ))
+
+        (mkIf cfg.engine.enable {
+          collabry-engine = mkMerge [
+            (dropin "engine")
+            {
+              wantedBy = [ "collabry.target" ];
+              wants = optional cfg.llm.local.enable "collabry-llm.service";
+              serviceConfig = mkMerge [
+                (resources cfg.engine)
+                (listenOverride "engine" cfg.engine.listenAddress "8100")
+                # an empty assignment resets the shipped IPAddressDeny=any
+                (mkIf cfg.engine.allowOutbound { IPAddressDeny = ""; })
+              ];
+            }
+          ];
+        })
+
+        (mkIf cfg.worker.enable {
+          collabry-worker = mkMerge [
+            (dropin "worker")
+            {
+              serviceConfig = mkMerge [
+                (resources cfg.worker)
+                # group-readable textfile for the metrics endpoint below
+                (mkIf metricsOn { UMask = "0027"; })
+              ];
+            }
+          ];
+        })
+
+        (mkIf cfg.llm.local.enable {
+          collabry-llm = mkMerge [
+            (dropin "llm")
+            {
+              wantedBy = [ "collabry.target" ];
+              serviceConfig = resources cfg.llm.local;
+            }
+          ];
+        })
+      ];
+
+      systemd.timers.collabry-worker = mkIf cfg.worker.enable {
+        overrideStrategy = "asDropin";
+        wantedBy = [ "collabry.target" ];
+      };
+    })
+
+    (mkIf useLocalDb {
+      services.ferretdb = {
+        enable = true;
+        settings = {
+          FERRETDB_HANDLER = "sqlite";
+          FERRETDB_LISTEN_ADDR = lib.mkDefault "127.0.0.1:27017";
+          FERRETDB_TELEMETRY = "disable";
+        };
+      };
+      # as the shipped systemd/ferretdb.service: loopback only
+      systemd.services.ferretdb = {
+        before = [ "collabry.target" ];
+        serviceConfig = {
+          Slice = "system-collabry.slice";
+          IPAddressDeny = lib.mkDefault "any";
+          IPAddressAllow = lib.mkDefault [ "localhost" ];
+        };
+      };
+    })
+
+    (mkIf useLocalRedis {
+      services.redis.servers.collabry = {
+        enable = true;
+        # no TCP listener: the unix socket only
+        port = lib.mkDefault 0;
+        appendOnly = true;
+        appendFsync = "everysec";
+        settings = {
+          maxmemory = cfg.redis.maxMemory;
+          maxmemory-policy = "noeviction";
+        };
+      };
+      systemd.services.redis-collabry.before = [ "collabry.target" ];
+    })
+
+    (mkIf cfg.nginx.enable {
+      services.nginx = {
+        enable = true;
+        commonHttpConfig = httpConf;
+        upstreams = {
+          collabry_api = {
+            servers = lib.genAttrs upstreamServers (_: { });
+            extraConfig = ''
+              least_conn;
+              keepalive 32;
+            '';
+          };
+          collabry_socketio = {
+            servers = lib.genAttrs upstreamServers (_: { });
+            extraConfig = ''
+              hash $remote_addr consistent;
+            '';
+          };
+        };
+        virtualHosts.${cfg.nginx.domain} = {
+          inherit (cfg.nginx) enableACME forceSSL;
+          extraConfig = ''
+            client_max_body_size ${cfg.nginx.clientMaxBodySize};
+
+            # nginx/locations.conf
+            ${locationsConf}
+          '';
+        };
+      };
+      assertions = [
+        {
+          assertion = upstreamServers != [ ];
+          message = "services.collabry.nginx: no gateways to proxy to; enable gateways on this host or set services.collabry.nginx.upstreamServers.";
+        }
+        {
+          assertion = builtins.length httpConfParts <= 3;
+          message = "nginx/http.conf defines $connection_upgrade more than once.";
+        }
+      ];
+    })
+
+    (mkIf metricsOn {
+      services.nginx = {
+        enable = true;
+        virtualHosts.collabry-metrics = {
+          listen = [
+            {
+              addr = cfg.metrics.listenAddress;
+              inherit (cfg.metrics) port;
+            }
+          ];
+          extraConfig = ''
+            ${lib.concatMapStrings (a: "allow ${a};\n") cfg.metrics.allowFrom}
+            deny all;
+          '';
+          locations = lib.mkMerge [
+            (lib.listToAttrs (
+              map (
+                p:
+                lib.nameValuePair "= /gateway/${toString p}/metrics" {
+                  proxyPass = "http://127.0.0.1:${toString p}/metrics";
+                }
+              ) (optionals gatewayOn gatewayPorts)
+            ))
+            (mkIf cfg.engine.enable {
+              "= /engine/metrics".proxyPass = "http://127.0.0.1:8100/metrics";
+            })
+            (mkIf cfg.worker.enable {
+              "= /worker/metrics" = {
+                alias = "${stateDir}/metrics/worker.prom";
+                extraConfig = "default_type text/plain;";
+              };
+            })
+          ];
+        };
+      };
+      # the worker's textfile lives in the collabry state directory (0750)
+      systemd.services.nginx.serviceConfig.SupplementaryGroups = mkIf cfg.worker.enable [ "collabry" ];
+    })
+
+    (mkIf cfg.openFirewall {
+      networking.firewall.allowedTCPPorts =
+        optionals cfg.nginx.enable (
+          [ 80 ] ++ optional (cfg.nginx.enableACME || cfg.nginx.forceSSL) 443
+        )
+        ++ optionals (gatewayOn && !(isLoopbackAddress cfg.gateway.listenAddress)) gatewayPorts
+        ++ optional (cfg.engine.enable && !(isLoopbackAddress cfg.engine.listenAddress)) 8100
+        ++ optional metricsOn cfg.metrics.port;
+    })
+  ]);
+
+  meta.maintainers = [ ];
+}

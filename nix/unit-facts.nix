@@ -1,0 +1,53 @@
+# Facts the NixOS module takes from the repository's systemd/ and nginx/ files, read at evaluation
+# time. Builtins only (no nixpkgs), so `nix-instantiate --eval --strict --json nix/unit-facts.nix`
+# works anywhere and tests/static/test_nix.py compares its answers with the files.
+{
+  systemdDir ? ../systemd,
+  nginxDir ? ../nginx,
+}:
+let
+  lines = text: builtins.filter builtins.isString (builtins.split "\n" text);
+  hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+  dropPrefix =
+    p: s: builtins.substring (builtins.stringLength p) (builtins.stringLength s - builtins.stringLength p) s;
+  last = l: if l == [ ] then null else builtins.elemAt l (builtins.length l - 1);
+
+  unitFiles = {
+    gateway = "collabry-gateway@.service";
+    engine = "collabry-engine.service";
+    worker = "collabry-worker.service";
+    migrate = "collabry-migrate.service";
+    llm = "collabry-llm.service";
+  };
+
+  # `Key=value` settings of a unit, in file order (repeated keys keep every value).
+  values =
+    role: key:
+    map (dropPrefix "${key}=") (
+      builtins.filter (hasPrefix "${key}=") (lines (builtins.readFile (systemdDir + "/${unitFiles.${role}}")))
+    );
+
+  credentialId = v: builtins.head (builtins.filter builtins.isString (builtins.split ":" v));
+
+  seconds =
+    v:
+    let
+      m = if v == null then null else builtins.match "([0-9]+)s?" v;
+    in
+    if m == null then null else builtins.fromJSON (builtins.head m);
+
+  # nginx/http.conf defines $connection_upgrade, which NixOS's nginx module defines as well.
+  upgradeMapRegex = "map[[:space:]]+[$]http_upgrade[[:space:]]+[$]connection_upgrade[[:space:]]*[{][^}]*[}][[:space:]]*";
+  httpConfParts = builtins.split upgradeMapRegex (builtins.readFile (nginxDir + "/http.conf"));
+in
+{
+  inherit unitFiles;
+  credentials = builtins.mapAttrs (role: _: map credentialId (values role "LoadCredential")) unitFiles;
+  execStart = builtins.mapAttrs (role: _: last (values role "ExecStart")) unitFiles;
+  timeoutStopSec = builtins.mapAttrs (role: _: seconds (last (values role "TimeoutStopSec"))) unitFiles;
+  users = builtins.mapAttrs (role: _: last (values role "User")) unitFiles;
+
+  upgradeMapCount = (builtins.length httpConfParts - 1) / 2;
+  httpConf = builtins.concatStringsSep "" (builtins.filter builtins.isString httpConfParts);
+  locationsConf = builtins.readFile (nginxDir + "/locations.conf");
+}

