@@ -135,17 +135,35 @@ def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs:
     ferretdb = _ferretdb_bin()
     workdir = Path(tempfile.mkdtemp(prefix="collabry-st-", dir="/var/tmp"))
     name = f"collabry-st-{os.getpid()}"
-    binds = {str(REPO): "/mnt/src", str(wheelhouse): "/mnt/wheelhouse", str(collabry_wheel): "/mnt/wheels",
-             str(ferretdb): "/mnt/ferretdb"}
+    binds = {
+        str(REPO): "/mnt/src",
+        str(wheelhouse): "/mnt/wheelhouse",
+        str(collabry_wheel): "/mnt/wheels",
+        str(ferretdb): "/mnt/ferretdb",
+    }
     machine = Machine(name, rootfs, workdir, binds)
     try:
         machine.write_file("/etc/collabry/collabry.env", TEST_ENV, 0o640)
         t0 = time.monotonic()
-        out = machine.run_offline([
-            "/mnt/src/deploy/install.sh", "--no-start", "--no-apt", "--replicas", str(len(PORTS)),
-            "--base-port", str(PORTS[0]), "--prefix", PREFIX, "--wheelhouse", "/mnt/wheelhouse",
-            "--wheelhouse", "/mnt/wheels", "--ferretdb-bin", "/mnt/ferretdb",
-        ])
+        out = machine.run_offline(
+            [
+                "/mnt/src/deploy/install.sh",
+                "--no-start",
+                "--no-apt",
+                "--replicas",
+                str(len(PORTS)),
+                "--base-port",
+                str(PORTS[0]),
+                "--prefix",
+                PREFIX,
+                "--wheelhouse",
+                "/mnt/wheelhouse",
+                "--wheelhouse",
+                "/mnt/wheels",
+                "--ferretdb-bin",
+                "/mnt/ferretdb",
+            ]
+        )
         (system_logs / "install.log").write_text(out)
         _log(f"installed in {time.monotonic() - t0:.0f}s")
         t0 = time.monotonic()

@@ -57,18 +57,32 @@ class Machine:
             return
         for sub in ("upper", "work", "root"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-        _run([
-            "mount", "-t", "overlay", "overlay", "-o",
-            f"lowerdir={self.rootfs},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
-            str(self.root),
-        ])
+        _run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={self.rootfs},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
+                str(self.root),
+            ]
+        )
         self._mounted = True
 
     def run_offline(self, command: Sequence[str], *, timeout: float = 900) -> str:
         """Run a command in the (not booted) container, e.g. the installer; returns its output."""
         self.mount()
-        args = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--private-network",
-                "-D", str(self.root), "--setenv=PATH=" + CONTAINER_PATH]
+        args = [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--private-network",
+            "-D",
+            str(self.root),
+            "--setenv=PATH=" + CONTAINER_PATH,
+        ]
         args += [f"--bind-ro={host}:{inside}" for host, inside in self.binds.items()]
         proc = subprocess.run([*args, "--", *command], capture_output=True, text=True, timeout=timeout, check=False)
         out = proc.stdout + proc.stderr
@@ -96,13 +110,23 @@ class Machine:
         if not Path(f"/run/netns/{self.netns}").exists():
             _run(["ip", "netns", "add", self.netns])
             _run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
-        args = ["systemd-nspawn", "--quiet", "-b", "-D", str(self.root), "--register=no", "--keep-unit",
-                f"--network-namespace-path=/run/netns/{self.netns}", f"--machine={self.name}",
-                "--hostname=" + self.name]
+        args = [
+            "systemd-nspawn",
+            "--quiet",
+            "-b",
+            "-D",
+            str(self.root),
+            "--register=no",
+            "--keep-unit",
+            f"--network-namespace-path=/run/netns/{self.netns}",
+            f"--machine={self.name}",
+            "--hostname=" + self.name,
+        ]
         args += [f"--bind-ro={host}:{inside}" for host, inside in self.binds.items()]
-        log = open(self.console_log, "ab")  # noqa: SIM115 - kept open for the container's life
-        self._nspawn = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        log = open(self.console_log, "ab")  # nspawn inherits the descriptor
+        self._nspawn = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -112,8 +136,9 @@ class Machine:
             if leader is not None:
                 self._leader = leader
                 # systemd answers on its private socket once it is up.
-                _, state = self.execute("systemctl is-system-running --wait",
-                                        timeout=max(1, deadline - time.monotonic()))
+                _, state = self.execute(
+                    "systemctl is-system-running --wait", timeout=max(1, deadline - time.monotonic())
+                )
                 if state.strip() in ("running", "degraded"):  # boot finished
                     return
             time.sleep(0.2)
@@ -170,12 +195,28 @@ class Machine:
         """Run ``command`` with /bin/sh inside the booted container; returns (status, stdout)."""
         if not self.booted or self._leader is None:
             raise MachineError(f"{self.name} is not running")
-        args = ["nsenter", "-t", str(self._leader), "-a", "--",
-                "/usr/bin/env", "-i", f"PATH={CONTAINER_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb",
-                "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "/bin/sh", "-c", command]
+        args = [
+            "nsenter",
+            "-t",
+            str(self._leader),
+            "-a",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            f"PATH={CONTAINER_PATH}",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            "TERM=dumb",
+            "SYSTEMD_PAGER=",
+            "SYSTEMD_COLORS=0",
+            "/bin/sh",
+            "-c",
+            command,
+        ]
         try:
-            proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise MachineError(f"timed out after {timeout}s: {command}") from exc
         return proc.returncode, proc.stdout + (proc.stderr if proc.returncode else "")

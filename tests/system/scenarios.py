@@ -31,7 +31,7 @@ SLOW_CLIENT = "/run/collabry-test/slow_client.py"
 
 # --- helper programs copied into the machine (python3 standard library only) --------------------
 
-_LOADGEN_SRC = r'''
+_LOADGEN_SRC = r"""
 import argparse, http.client, json, os, threading, time, urllib.parse
 p = argparse.ArgumentParser()
 p.add_argument("--url", action="append", required=True)
@@ -64,7 +64,8 @@ def worker(n):
             else:
                 stats["failed"] += 1
                 if len(stats["errors"]) < 20:
-                    stats["errors"].append({"t": round(time.time() - stats["started"], 3), "url": url.path, "status": status, "error": err})
+                    stats["errors"].append({"t": round(time.time() - stats["started"], 3), "url": url.path,
+                                            "status": status, "error": err})
 threads = [threading.Thread(target=worker, args=(n,)) for n in range(a.concurrency)]
 for t in threads: t.start()
 for t in threads: t.join()
@@ -72,9 +73,9 @@ stats["seconds"] = round(time.time() - stats["started"], 2)
 tmp = a.out + ".tmp"
 with open(tmp, "w") as f: json.dump(stats, f)
 os.rename(tmp, a.out)
-'''
+"""
 
-_SLOW_CLIENT_SRC = r'''
+_SLOW_CLIENT_SRC = r"""
 import argparse, json, os, socket, time
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -110,7 +111,7 @@ result["seconds"] = round(time.monotonic() - t0, 2)
 tmp = a.out + ".tmp"
 with open(tmp, "w") as f: json.dump(result, f)
 os.rename(tmp, a.out)
-'''
+"""
 
 
 def install_helpers(machine: Any) -> None:
@@ -121,8 +122,10 @@ def install_helpers(machine: Any) -> None:
 
 # --- small helpers ----------------------------------------------------------------------------------
 
-def http_json(machine: Any, method: str, url: str, body: Any = None, token: str | None = None,
-              expect: int | tuple[int, ...] = 200) -> Any:
+
+def http_json(
+    machine: Any, method: str, url: str, body: Any = None, token: str | None = None, expect: int | tuple[int, ...] = 200
+) -> Any:
     """One request with curl inside the machine; asserts the status and returns the JSON body."""
     body_file = f"/run/collabry-test/body-{uuid.uuid4().hex[:8]}"
     args = ["curl", "-sS", "-m", "30", "-X", method, "-o", body_file, "-w", "%{http_code}"]
@@ -131,7 +134,9 @@ def http_json(machine: Any, method: str, url: str, body: Any = None, token: str 
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
     args.append(url)
-    out = machine.succeed(f"mkdir -p /run/collabry-test && {shlex.join(args)}; echo; cat {body_file}; rm -f {body_file}")
+    out = machine.succeed(
+        f"mkdir -p /run/collabry-test && {shlex.join(args)}; echo; cat {body_file}; rm -f {body_file}"
+    )
     status_text, _, text = out.partition("\n")
     status = int(status_text.strip())
     wanted = (expect,) if isinstance(expect, int) else expect
@@ -140,7 +145,8 @@ def http_json(machine: Any, method: str, url: str, body: Any = None, token: str 
 
 
 def status_code(machine: Any, url: str) -> int:
-    return int(machine.succeed(f"curl -s -o /dev/null -m 10 -w '%{{http_code}}' {shlex.quote(url)} || true").strip() or 0)
+    out = machine.succeed(f"curl -s -o /dev/null -m 10 -w '%{{http_code}}' {shlex.quote(url)} || true")
+    return int(out.strip() or 0)
 
 
 def unit_property(machine: Any, unit: str, prop: str) -> str:
@@ -152,6 +158,7 @@ def gateway_unit(port: int) -> str:
 
 
 # --- scenarios ----------------------------------------------------------------------------------------
+
 
 def wait_for_appliance(machine: Any, ports: list[int], *, engine: bool = True, timeout: float = 180) -> None:
     """Every process of the appliance is up and ready, and nginx serves /health."""
@@ -170,9 +177,11 @@ def check_wiring(machine: Any, ports: list[int], *, secrets_dir: str | None = "/
     """The units are wired as designed: command lines, user, limits, secrets, listeners, Redis."""
     cat = machine.succeed(f"systemctl cat {gateway_unit(ports[0])}")
     assert "gateway --host 127.0.0.1 --port" in cat, cat
-    for unit, memory, quota in ((gateway_unit(ports[0]), 512 * 2**20, "500ms"),
-                                ("collabry-engine.service", 4 * 2**30, "2s"),
-                                ("collabry-worker.service", 256 * 2**20, "250ms")):
+    for unit, memory, quota in (
+        (gateway_unit(ports[0]), 512 * 2**20, "500ms"),
+        ("collabry-engine.service", 4 * 2**30, "2s"),
+        ("collabry-worker.service", 256 * 2**20, "250ms"),
+    ):
         assert unit_property(machine, unit, "User") == "collabry", unit
         assert unit_property(machine, unit, "Slice") == "system-collabry.slice", unit
         assert unit_property(machine, unit, "MemoryMax") == str(memory), unit
@@ -218,8 +227,13 @@ def register_and_login(machine: Any, base: str = NGINX) -> dict[str, str]:
     assert ready["status"] == "ready", ready
     email = f"st-{uuid.uuid4().hex[:10]}@example.org"
     password = "Correct-Horse-9-battery"
-    created = http_json(machine, "POST", f"{base}/api/auth/register",
-                        {"email": email, "password": password, "name": "System Test"}, expect=201)
+    created = http_json(
+        machine,
+        "POST",
+        f"{base}/api/auth/register",
+        {"email": email, "password": password, "name": "System Test"},
+        expect=201,
+    )
     assert created["user"]["email"] == email, created
     login = http_json(machine, "POST", f"{base}/api/auth/login", {"email": email, "password": password})
     token = login["accessToken"]
@@ -294,8 +308,9 @@ def drain_on_stop(machine: Any, port: int, *, budget: float = 30, slow_seconds: 
             saw_draining = True
             break
         time.sleep(0.2)
-    machine.wait_until_succeeds(f"test \"$(systemctl show -p ActiveState --value {unit})\" = inactive",
-                                timeout=budget + 15)
+    machine.wait_until_succeeds(
+        f'test "$(systemctl show -p ActiveState --value {unit})" = inactive', timeout=budget + 15
+    )
     elapsed = time.monotonic() - t0
     machine.wait_until_succeeds(f"test -e {out}", timeout=15)
     result = json.loads(machine.succeed(f"cat {out}"))
@@ -309,8 +324,15 @@ def drain_on_stop(machine: Any, port: int, *, budget: float = 30, slow_seconds: 
     return {**result, "stop_seconds": round(elapsed, 2)}
 
 
-def start_load(machine: Any, token: str | None, *, concurrency: int = 4, duration: float = 240,
-               base: str = NGINX, name: str = "load") -> dict[str, str]:
+def start_load(
+    machine: Any,
+    token: str | None,
+    *,
+    concurrency: int = 4,
+    duration: float = 240,
+    base: str = NGINX,
+    name: str = "load",
+) -> dict[str, str]:
     """Start client traffic through nginx (idempotent GETs) in a transient unit."""
     stop, out = f"/run/collabry-test/{name}.stop", f"/run/collabry-test/{name}.json"
     machine.succeed(f"rm -f {stop} {out}")
@@ -350,8 +372,9 @@ def rolling_restart_under_load(machine: Any, ports: list[int], restart_cmd: str,
     return stats
 
 
-def rollback_on_failed_gate(machine: Any, ports: list[int], token: str | None, *,
-                            prefix: str = "/opt/collabry", ready_timeout: int = 15) -> dict[str, Any]:
+def rollback_on_failed_gate(
+    machine: Any, ports: list[int], token: str | None, *, prefix: str = "/opt/collabry", ready_timeout: int = 15
+) -> dict[str, Any]:
     """A release whose gateways never become ready: the rollout stops at the first replica, puts
     the previous release back, and clients notice nothing."""
     good = machine.succeed(f"readlink {prefix}/current").strip()
@@ -364,12 +387,15 @@ def rollback_on_failed_gate(machine: Any, ports: list[int], token: str | None, *
         f'exec {prefix}/{good}/venv/bin/collabry "$@"\n'
     )
     rel = f"{prefix}/releases/{broken}"
-    machine.succeed(f"mkdir -p {rel}/venv/bin && cat > {rel}/venv/bin/collabry <<'EOF'\n{wrapper}EOF\n"
-                    f"chmod 755 {rel}/venv/bin/collabry && echo release={broken} > {rel}/RELEASE")
+    machine.succeed(
+        f"mkdir -p {rel}/venv/bin && cat > {rel}/venv/bin/collabry <<'EOF'\n{wrapper}EOF\n"
+        f"chmod 755 {rel}/venv/bin/collabry && echo release={broken} > {rel}/RELEASE"
+    )
     before = main_pids(machine, ports)
     load = start_load(machine, token, name="rollback")
-    status, output = machine.execute(f"{prefix}/rollout.sh --to {broken} --ready-timeout {ready_timeout} 2>&1",
-                                     timeout=600)
+    status, output = machine.execute(
+        f"{prefix}/rollout.sh --to {broken} --ready-timeout {ready_timeout} 2>&1", timeout=600
+    )
     stats = stop_load(machine, load)
     assert status == 1, f"rollout should fail its gate and roll back (exit 1), got {status}:\n{output}"
     assert "ROLLING BACK" in output and "serving again" in output, output
@@ -385,8 +411,9 @@ def rollback_on_failed_gate(machine: Any, ports: list[int], token: str | None, *
     return {"output": output, "load": stats}
 
 
-def data_survives_restart(machine: Any, account: dict[str, str], token_before: str,
-                          ledger_before: list[dict[str, Any]] | None = None) -> None:
+def data_survives_restart(
+    machine: Any, account: dict[str, str], token_before: str, ledger_before: list[dict[str, Any]] | None = None
+) -> None:
     """After a restart of the whole machine: the account logs in, a token issued before still
     works (the JWT secret survived) and the worker ledger still has the earlier runs."""
     me = http_json(machine, "GET", f"{NGINX}/api/auth/me", token=token_before)
