@@ -140,3 +140,21 @@ async def test_sigterm_drains_a_slow_request(spawn):
         assert resp.status == 201, await resp.text()
     assert proc.proc is not None
     assert await asyncio.to_thread(proc.proc.wait, 15) == 0
+
+
+async def test_sd_notify_ready_and_stopping(spawn, tmp_path):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    port = free_port()
+    try:
+        proc = spawn("gateway", "gateway", "--port", str(port), port=port, extra_env={"NOTIFY_SOCKET": str(path)})
+        assert (await asyncio.to_thread(sock.recv, 256)) == b"READY=1"
+        proc.send(signal.SIGTERM)
+        assert (await asyncio.to_thread(sock.recv, 256)) == b"STOPPING=1"
+        assert proc.proc is not None and await asyncio.to_thread(proc.proc.wait, 15) == 0
+    finally:
+        sock.close()
