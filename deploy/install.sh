@@ -137,7 +137,10 @@ unit_sources() { # the unit files of systemd/ that every install renders (ferret
 }
 nginx_site() { # the site with upstreams from the replica list
   local api='' p site
-  for p in "${ports[@]}"; do api+="    server 127.0.0.1:$p;"$'\n'; done
+  # max_fails=0: a replica that refuses connections while it restarts is skipped per request
+  # (proxy_next_upstream) but never marked down, so restarting the replicas one after another
+  # can never leave nginx with "no live upstreams".
+  for p in "${ports[@]}"; do api+="    server 127.0.0.1:$p max_fails=0;"$'\n'; done
   site=$(cat "$SRC/deploy/nginx-site.conf.in")
   site=${site//@API_SERVERS@/${api%$'\n'}}
   site=${site//@SOCKETIO_SERVERS@/${api%$'\n'}}

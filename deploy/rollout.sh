@@ -9,7 +9,10 @@
 #
 # Options: --prefix DIR (default /opt/collabry), --ready-timeout SECONDS (default 60),
 #          --smoke URL (repeatable; must answer 2xx after each gateway; default: nginx's /health
-#          when the nginx site is installed on a plain port).
+#          when the nginx site is installed on a plain port), --settle SECONDS (default 2: pause
+#          after each replica so the proxy has reconnected before the next one stops).
+# Smoke checks per replica: /health, /api/openapi.json, and a login round trip when
+# /etc/collabry/secrets/smoke-login.json exists ({"email": ..., "password": ...} of a test account).
 #
 # Order: migrations (collabry-migrate.service, new code), the local model server and the engine
 # if running, then the gateway replicas one at a time. A replica is back in service only when
@@ -24,15 +27,17 @@ set -euo pipefail
 
 PREFIX=/opt/collabry
 READY_TIMEOUT=60
+SETTLE=2
 ACTION=
 TARGET=
 SMOKE=()
 SMOKE_SET=0
 CONF=/etc/collabry/install.conf
+SMOKE_LOGIN=/etc/collabry/secrets/smoke-login.json
 ENGINE_PORT=8100
 
 log() { printf '%s rollout: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -43,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --check) ACTION=check; shift ;;
     --ready-timeout) READY_TIMEOUT=$2; shift 2 ;;
     --smoke) SMOKE+=("$2"); SMOKE_SET=1; shift 2 ;;
+    --settle) SETTLE=$2; shift 2 ;;
     -h|--help) usage ;;
     *) log "unknown option $1"; usage ;;
   esac
@@ -81,23 +87,32 @@ wait_ready() { # wait_ready PORT: /ready 200 within READY_TIMEOUT
   log "127.0.0.1:$1/ready did not answer 200 within ${READY_TIMEOUT}s"
   return 1
 }
-smoke() { # smoke PORT
-  curl -fsS -o /dev/null -m 5 "http://127.0.0.1:$1/health" || { log "127.0.0.1:$1/health failed"; return 1; }
-  local url
+smoke() { # smoke PORT: the replica itself, then the public URLs
+  local path url
+  for path in /health /api/openapi.json; do
+    curl -fsS -o /dev/null -m 5 "http://127.0.0.1:$1$path" || { log "127.0.0.1:$1$path failed"; return 1; }
+  done
+  # A login round trip when the operator keeps a smoke account: {"email": ..., "password": ...}.
+  if [[ -s $SMOKE_LOGIN ]]; then
+    curl -fsS -o /dev/null -m 10 -H 'Content-Type: application/json' --data-binary "@$SMOKE_LOGIN" \
+      "http://127.0.0.1:$1/api/auth/login" || { log "login with $SMOKE_LOGIN on 127.0.0.1:$1 failed"; return 1; }
+  fi
   for url in "${SMOKE[@]}"; do
     curl -fsS -o /dev/null -m 10 "$url" || { log "smoke check $url failed"; return 1; }
   done
 }
-# gate UNIT [PORT]: restart, then the unit must be active and (with a port) ready and smoke-clean.
+# gate UNIT: restart, then the unit must be active; the engine must answer /ready, a gateway
+# must answer /ready and pass the smoke checks.
 gate() {
   log "restarting $1"
   if ! systemctl restart "$1"; then
     log "$1 failed to start"; return 1
   fi
   active "$1" || { log "$1 is not active after restart"; return 1; }
-  if [[ -n ${2:-} ]]; then
-    wait_ready "$2" && smoke "$2" || return 1
-  fi
+  case $1 in
+    collabry-gateway@*) wait_ready "$(port_of "$1")" && smoke "$(port_of "$1")" || return 1 ;;
+    collabry-engine.service) wait_ready "$ENGINE_PORT" || return 1 ;;
+  esac
   log "$1 is back in service"
 }
 migrate() {
@@ -110,13 +125,13 @@ migrate() {
 restarted=()
 roll() { # restart everything one at a time; returns 1 at the first failed gate
   migrate || return 1
-  if active collabry-llm.service; then restarted+=(collabry-llm.service); gate collabry-llm.service || return 1; fi
-  if active collabry-engine.service; then
-    restarted+=(collabry-engine.service); gate collabry-engine.service "$ENGINE_PORT" || return 1
-  fi
   local unit
+  for unit in collabry-llm.service collabry-engine.service; do
+    if active "$unit"; then restarted+=("$unit"); gate "$unit" || return 1; fi
+  done
   for unit in "${gw[@]}"; do
-    restarted+=("$unit"); gate "$unit" "$(port_of "$unit")" || return 1
+    restarted+=("$unit"); gate "$unit" || return 1
+    sleep "$SETTLE"
   done
 }
 
@@ -125,15 +140,7 @@ rollback_to() { # rollback_to RELEASE
   switch_to "$1"
   local failed=0 unit
   migrate || failed=1
-  for unit in "${restarted[@]}"; do
-    if [[ $unit == collabry-gateway@* ]]; then
-      gate "$unit" "$(port_of "$unit")" || failed=1
-    elif [[ $unit == collabry-engine.service ]]; then
-      gate "$unit" "$ENGINE_PORT" || failed=1
-    else
-      gate "$unit" || failed=1
-    fi
-  done
+  for unit in "${restarted[@]}"; do gate "$unit" || failed=1; done
   if ((failed)); then log "rollback to $1 FAILED: manual intervention needed"; exit 2; fi
   log "release $1 is serving again"
   exit 1

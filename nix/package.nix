@@ -106,7 +106,7 @@ python3Packages.buildPythonApplication {
       install -m 0644 "$unit" $out/lib/systemd/system/
     done
     for conf in nginx/*.conf; do
-      [ -f "$conf" ] && install -m 0644 "$conf" $out/share/collabry/nginx/
+      if [ -f "$conf" ]; then install -m 0644 "$conf" $out/share/collabry/nginx/; fi
     done
     for f in $out/lib/systemd/system/* $out/share/collabry/nginx/*; do
       [ -f "$f" ] || continue

@@ -38,7 +38,7 @@ let
 
   # nginx/http.conf defines $connection_upgrade, which NixOS's nginx module defines as well.
   upgradeMapRegex = "map[[:space:]]+[$]http_upgrade[[:space:]]+[$]connection_upgrade[[:space:]]*[{][^}]*[}][[:space:]]*";
-  httpConfParts = builtins.split upgradeMapRegex (builtins.readFile (nginxDir + "/http.conf"));
+  httpConf = builtins.readFile (nginxDir + "/http.conf");
 in
 {
   inherit unitFiles;
@@ -47,7 +47,7 @@ in
   timeoutStopSec = builtins.mapAttrs (role: _: seconds (last (values role "TimeoutStopSec"))) unitFiles;
   users = builtins.mapAttrs (role: _: last (values role "User")) unitFiles;
 
-  upgradeMapCount = (builtins.length httpConfParts - 1) / 2;
-  httpConf = builtins.concatStringsSep "" (builtins.filter builtins.isString httpConfParts);
+  inherit httpConf;
+  upgradeMapCount = (builtins.length (builtins.split upgradeMapRegex httpConf) - 1) / 2;
   locationsConf = builtins.readFile (nginxDir + "/locations.conf");
 }

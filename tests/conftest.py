@@ -20,6 +20,16 @@ from pymongo import MongoClient
 from collabry.config import Settings, load_settings
 from collabry.devstack import components
 from collabry.devstack.components import Process, free_port
+from tests.support.engine_fixtures import (  # noqa: F401 - shared engine fixtures
+    Seed,
+    engine,
+    engine_client,
+    engine_env,
+    engine_settings,
+    fake_llm,
+    seed,
+    start_engine,
+)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

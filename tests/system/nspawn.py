@@ -70,20 +70,32 @@ class Machine:
         )
         self._mounted = True
 
-    def run_offline(self, command: Sequence[str], *, timeout: float = 900) -> str:
-        """Run a command in the (not booted) container, e.g. the installer; returns its output."""
+    def run_offline(
+        self,
+        command: Sequence[str],
+        *,
+        timeout: float = 900,
+        network: bool = False,
+        binds_rw: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Run a command in the (not booted) container, e.g. the installer; returns its output.
+        Without ``network`` it has no network at all; with it, it shares the host's."""
         self.mount()
         args = [
             "systemd-nspawn",
             "--quiet",
             "--register=no",
             "--keep-unit",
-            "--private-network",
             "-D",
             str(self.root),
             "--setenv=PATH=" + CONTAINER_PATH,
         ]
+        if not network:
+            args.append("--private-network")
         args += [f"--bind-ro={host}:{inside}" for host, inside in self.binds.items()]
+        args += [f"--bind={host}:{inside}" for host, inside in (binds_rw or {}).items()]
+        args += [f"--setenv={k}={v}" for k, v in (env or {}).items()]
         proc = subprocess.run([*args, "--", *command], capture_output=True, text=True, timeout=timeout, check=False)
         out = proc.stdout + proc.stderr
         if proc.returncode != 0:

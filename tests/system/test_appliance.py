@@ -6,7 +6,9 @@ The tests share one container and run in file order; each leaves the appliance h
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from typing import Any
 
 import pytest
@@ -32,7 +34,11 @@ def test_stop_drains_a_request_in_flight(appliance: Machine) -> None:
 
 
 def test_rolling_restart_under_load_fails_no_request(appliance: Machine, state: dict[str, Any]) -> None:
-    token = state.get("account", {}).get("token")
+    account = state.get("account")
+    if account:  # the rollout's smoke checks log in with this account on every replica
+        body = json.dumps({"email": account["email"], "password": account["password"]})
+        appliance.succeed(f"umask 077; printf %s {shlex.quote(body)} > /etc/collabry/secrets/smoke-login.json")
+    token = account["token"] if account else None
     stats = scenarios.rolling_restart_under_load(appliance, PORTS, f"{PREFIX}/rollout.sh --restart", token)
     print("rolling restart load:", stats)
 

@@ -31,6 +31,45 @@ INDEXES: list[Index] = [
     Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
     Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
     Index("auth_sessions", [("expires_at", 1)], {"name": "expires"}),
+    # board documents: a board's updates in insertion order (realtime/boards.py)
+    Index("board_updates", [("board_id", 1), ("_id", 1)], {"name": "board_order"}),
+    Index("board_snapshots", [("board_id", 1), ("version", -1)], {"name": "board_latest"}),
+    # worker ledger: catch-up planning, `worker status`, retention
+    Index("job_runs", [("job", 1), ("slot_at", -1)], {"name": "job_slot"}),
+    Index("job_runs", [("started_at", -1)], {"name": "started"}),
+    Index("job_claims", [("created_at", 1)], {"name": "created"}),
+    # engine: chunk vectors by user and vector id, by source version, and in reading order
+    Index("chunks", [("user_id", 1), ("seq", 1)], {"unique": True, "name": "user_seq"}),
+    Index("chunks", [("user_id", 1), ("source_id", 1), ("ingest_id", 1)], {"name": "user_source"}),
+    Index("chunks", [("source_id", 1), ("ord", 1)], {"name": "source_order"}),
+    # AI sessions and their messages (engine writes, gateway /api/ai/sessions reads)
+    Index("ai_sessions", [("user_id", 1), ("updated_at", -1)], {"name": "user_recent"}),
+    Index("ai_messages", [("session_id", 1), ("created_at", 1)], {"name": "session_order"}),
+    # study domain (src/collabry/domain): listings, the recycle bin, slots, ledgers, idempotency keys
+    Index("boards", [("owner_id", 1), ("deleted_at", 1)], {"name": "owner_live"}),
+    Index("boards", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("board_members", [("user_id", 1)], {"name": "user"}),
+    Index("board_members", [("board_id", 1), ("created_at", 1)], {"name": "board"}),
+    Index("notebooks", [("user_id", 1), ("deleted_at", 1)], {"name": "user_live"}),
+    Index("notebooks", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("sources", [("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], {"name": "notebook"}),
+    Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("usage", [("user_id", 1), ("date", 1), ("kind", 1), ("n", -1)], {"name": "user_day_kind"}),
+    Index("usage", [("date", 1)], {"name": "date"}),
+    Index("storage_ledger", [("user_id", 1), ("seq", -1)], {"name": "user_seq"}),
+    Index("storage_ledger", [("op", 1)], {"unique": True, "name": "op_unique"}),
+    Index("quota_slots", [("user_id", 1), ("kind", 1), ("n", -1)], {"name": "user_kind"}),
+    Index("quota_slots", [("user_id", 1), ("kind", 1), ("resource_id", 1)], {"name": "resource"}),
+    Index("coupon_slots", [("code", 1), ("n", -1)], {"name": "code"}),
+    Index("checkouts", [("key", 1)], {"unique": True, "name": "key_unique"}),
+    Index("checkouts", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
+    Index("subscriptions", [("status", 1), ("current_period_end", 1)], {"name": "status_end"}),
+    Index("invoices", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
+    Index("notifications", [("dedupe_key", 1)], {"unique": True, "name": "dedupe_unique"}),
+    Index("notifications", [("user_id", 1), ("created_at", -1)], {"name": "user_recent"}),
+    Index("notifications", [("user_id", 1), ("read", 1)], {"name": "user_read"}),
+    Index("planner_tasks", [("user_id", 1), ("due_at", 1)], {"name": "user_due"}),
+    Index("planner_tasks", [("done", 1), ("due_at", 1)], {"name": "open_due"}),
 ]
 
 

@@ -48,6 +48,10 @@ class Endpoint:
     request_content: str = "application/json"
     rate_limited: bool = False
     name: str = field(default="")
+    # Bodies a handler reads itself (multipart, raw signed JSON): content type -> model or JSON schema.
+    request_bodies: dict[str, type[BaseModel] | dict[str, Any]] | None = None
+    # Extra OpenAPI parameter objects (headers a handler reads itself).
+    parameters: list[dict[str, Any]] | None = None
 
 
 async def read_json(request: web.Request) -> Any:
@@ -91,6 +95,8 @@ class Routes:
         responses: dict[int, type[BaseModel] | str | None] | None = None,
         request_content: str = "application/json",
         rate_limited: bool = False,
+        request_bodies: dict[str, type[BaseModel] | dict[str, Any]] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
             self.endpoints.append(
@@ -107,6 +113,8 @@ class Routes:
                     request_content=request_content,
                     rate_limited=rate_limited,
                     name=fn.__name__,
+                    request_bodies=request_bodies,
+                    parameters=parameters,
                 )
             )
             return fn
@@ -190,12 +198,21 @@ def openapi_document(endpoints: list[Endpoint], *, title: str, version: str) -> 
             required = set(qschema.get("required", []))
             for name, prop in qschema.get("properties", {}).items():
                 params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        params.extend(ep.parameters or [])
         if params:
             op["parameters"] = params
         if ep.body is not None:
             op["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": _schema(ep.body, components, "validation")}},
+            }
+        elif ep.request_bodies:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    ctype: {"schema": schema if isinstance(schema, dict) else _schema(schema, components, "validation")}
+                    for ctype, schema in ep.request_bodies.items()
+                },
             }
         elif ep.request_content != "application/json":
             op["requestBody"] = {"required": True, "content": {ep.request_content: {"schema": {}}}}

@@ -17,6 +17,7 @@ from ..db.client import Database
 
 if TYPE_CHECKING:
     from ..realtime.emitter import Emitter
+    from .engine import WorkerEngine
 
 
 class CatchUp(StrEnum):
@@ -82,24 +83,27 @@ class JobContext:
 
     job: Job
     slot: datetime
+    since: datetime  # the schedule's previous slot: this slot covers what happened in (since, slot]
     settings: Settings
     db: Database
     redis: Redis
     clock: Clock
-    emitter_factory: Callable[[], Emitter]
+    emitter_factory: Callable[[], Emitter]  # shared by the run's jobs, created on first use
+    engine_factory: Callable[[], WorkerEngine]
     crash_hook: CrashHook
     log: Any
     items: Counter[str] = field(default_factory=Counter)
-    _emitter: Emitter | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
 
     @property
     def emitter(self) -> Emitter:
-        if self._emitter is None:
-            self._emitter = self.emitter_factory()
-        return self._emitter
+        return self.emitter_factory()
+
+    @property
+    def engine(self) -> WorkerEngine:
+        return self.engine_factory()
 
     def done(self, kind: str, count: int = 1) -> None:
         """Record finished items; call it after an item's effects are stored."""

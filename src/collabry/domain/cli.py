@@ -1,0 +1,114 @@
+"""`collabry coupon ...` and `collabry payment confirm`: admin operations only the CLI offers.
+
+The CLI acts as ``policy.SYSTEM`` (admin role): whoever can run it holds the host's credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from ..db.client import iso
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("coupon", help="coupons (admin)")
+    csub = p.add_subparsers(dest="coupon_command", required=True)
+    c = csub.add_parser("create", help="create a coupon")
+    c.add_argument("--code", required=True, help="3-32 letters, digits, - or _ (stored upper-case)")
+    c.add_argument("--percent", type=int, required=True, help="discount, 1-100")
+    c.add_argument("--valid-from", type=_when, help="ISO 8601 start (default: now)")
+    c.add_argument("--valid-until", type=_when, help="ISO 8601 end (default: no end)")
+    c.add_argument("--max-redemptions", type=int, help="how many users may redeem it (default: no cap)")
+    c.add_argument("--plan", action="append", dest="plans", help="a plan it applies to (repeat; default: all)")
+    c.set_defaults(func=cmd_coupon_create)
+    ls = csub.add_parser("list", help="list coupons with their redemption counts")
+    ls.set_defaults(func=cmd_coupon_list)
+
+    p = sub.add_parser("payment", help="payments (admin)")
+    psub = p.add_subparsers(dest="payment_command", required=True)
+    c = psub.add_parser("confirm", help="confirm a manual-provider checkout as paid (same path as the webhook)")
+    c.add_argument("checkout_id")
+    c.set_defaults(func=cmd_payment_confirm)
+
+
+def _run(coro_fn: Any) -> int:
+    from ..cli import _settings
+
+    settings = _settings(process="admin")
+
+    async def main() -> int:
+        from ..db.client import create_client
+        from ..db.migrations import migrate
+        from .errors import DomainError
+
+        client = create_client(settings)
+        try:
+            db = client[settings.database_name]
+            await migrate(db)
+            return int(await coro_fn(settings, db))
+        except DomainError as exc:
+            print(f"collabry: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def cmd_coupon_create(args: argparse.Namespace) -> int:
+    from . import coupons
+    from .policy import SYSTEM
+
+    async def create(settings: Any, db: Any) -> int:
+        doc = await coupons.create(db, settings, SYSTEM, args.code, args.percent, valid_from=args.valid_from,
+                                   valid_until=args.valid_until, max_redemptions=args.max_redemptions,
+                                   plans=args.plans)
+        print(json.dumps(coupons.public(doc)))
+        return 0
+
+    return _run(create)
+
+
+def cmd_coupon_list(args: argparse.Namespace) -> int:
+    from . import coupons, slots
+
+    async def show(settings: Any, db: Any) -> int:
+        for doc in await coupons.list_all(db):
+            used = await slots.count(db["coupon_slots"], {"code": doc["_id"]})
+            print(json.dumps({**coupons.public(doc), "redemptions": used, "createdAt": iso(doc.get("created_at"))}))
+        return 0
+
+    return _run(show)
+
+
+def cmd_payment_confirm(args: argparse.Namespace) -> int:
+    from . import billing
+
+    async def confirm(settings: Any, db: Any) -> int:
+        from ..realtime.emitter import Emitter
+
+        emitter = Emitter(settings)
+        try:
+            event = {"eventId": f"manual:{args.checkout_id}", "type": "payment.succeeded",
+                     "checkoutId": args.checkout_id}
+            status = await billing.process_event(db, settings, emitter, event)
+        finally:
+            await emitter.close()
+        checkout = await db["checkouts"].find_one({"_id": args.checkout_id}, {"status": 1})
+        print(json.dumps({"status": status, "checkout": checkout["status"] if checkout else "unknown"}))
+        return 0 if checkout and checkout["status"] == "paid" else 1
+
+    return _run(confirm)

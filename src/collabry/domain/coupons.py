@@ -1,0 +1,154 @@
+"""Coupons: a percent off a plan's price, a validity window, a cap on redemptions, once per user,
+optionally only for some plans. Created by an admin (``collabry coupon create``).
+
+Collections:
+- ``coupons`` ``{_id: CODE, percent, valid_from, valid_until, max_redemptions, plans, created_at, created_by}``
+- ``coupon_redemptions`` ``{_id: "<CODE>:<userId>", code, user_id, checkout_id, status: reserved|redeemed,
+  created_at, redeemed_at}`` (the unique ``_id`` is the once-per-user rule)
+- ``coupon_slots`` (see ``slots``): one per redemption, at most ``max_redemptions``.
+A checkout reserves the user's redemption; a later checkout by the same user reuses it until one is
+paid, when it becomes ``redeemed``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from ..config import Settings
+from ..db.client import Database, iso, utcnow
+from . import policy, slots
+from .errors import Conflict, Invalid
+from .policy import Actor
+
+CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
+UNLIMITED = 10**9  # a coupon without a cap still counts its redemptions in slots
+
+
+def normalise(code: str) -> str:
+    return code.strip().upper()
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "code": doc["_id"],
+        "percent": doc["percent"],
+        "validFrom": iso(doc.get("valid_from")),
+        "validUntil": iso(doc.get("valid_until")),
+        "maxRedemptions": doc.get("max_redemptions"),
+        "plans": list(doc.get("plans") or []),
+    }
+
+
+async def create(
+    db: Database,
+    settings: Settings,
+    who: Actor,
+    code: str,
+    percent: int,
+    *,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    max_redemptions: int | None = None,
+    plans: list[str] | None = None,
+) -> dict[str, Any]:
+    policy.require_admin(who)
+    code = normalise(code)
+    if not CODE_PATTERN.match(code):
+        raise Invalid("a code is 3-32 letters, digits, '-' or '_'", code="invalid_coupon")
+    if not 1 <= percent <= 100:
+        raise Invalid("percent must be between 1 and 100", code="invalid_coupon")
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise Invalid("the validity window ends before it starts", code="invalid_coupon")
+    if max_redemptions is not None and max_redemptions < 1:
+        raise Invalid("max redemptions must be at least 1", code="invalid_coupon")
+    known = {plan.id for plan in settings.plans}
+    unknown = sorted(set(plans or ()) - known)
+    if unknown:
+        raise Invalid(f"unknown plans: {', '.join(unknown)}", code="invalid_coupon")
+    doc = {"_id": code, "percent": percent, "valid_from": valid_from, "valid_until": valid_until,
+           "max_redemptions": max_redemptions, "plans": sorted(set(plans or ())), "created_at": utcnow(),
+           "created_by": who.user_id}
+    try:
+        await db["coupons"].insert_one(doc)
+    except DuplicateKeyError:
+        raise Conflict(f"coupon {code} exists", code="coupon_exists") from None
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    coupon: dict[str, Any] | None
+    reason: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+
+async def check(db: Database, user_id: str, code: str, plan_id: str, *, now: datetime | None = None) -> Verdict:
+    """Whether ``user_id`` may use ``code`` for ``plan_id`` now, and if not, why."""
+    code = normalise(code)
+    if not CODE_PATTERN.match(code):
+        return Verdict(None, "not_found")
+    coupon = await db["coupons"].find_one({"_id": code})
+    if coupon is None:
+        return Verdict(None, "not_found")
+    now = now or utcnow()
+    if coupon.get("valid_from") and now < coupon["valid_from"]:
+        return Verdict(coupon, "not_yet_valid")
+    if coupon.get("valid_until") and now >= coupon["valid_until"]:
+        return Verdict(coupon, "expired")
+    if coupon.get("plans") and plan_id not in coupon["plans"]:
+        return Verdict(coupon, "plan_not_eligible")
+    mine = await db["coupon_redemptions"].find_one({"_id": f"{code}:{user_id}"})
+    if mine is not None:
+        return Verdict(coupon, "already_used" if mine.get("status") == "redeemed" else None)
+    limit = coupon.get("max_redemptions")
+    if limit is not None and await slots.count(db["coupon_slots"], {"code": code}) >= limit:
+        return Verdict(coupon, "exhausted")
+    return Verdict(coupon, None)
+
+
+async def reserve(db: Database, user_id: str, code: str, plan_id: str, checkout_id: str) -> dict[str, Any]:
+    """Hold the user's redemption of ``code`` for ``checkout_id``; the coupon, or ``Invalid``."""
+    verdict = await check(db, user_id, code, plan_id)
+    if verdict.reason is not None or verdict.coupon is None:
+        raise Invalid(f"the coupon cannot be used: {verdict.reason}", code="invalid_coupon",
+                      details={"reason": verdict.reason})
+    coupon = verdict.coupon
+    code = coupon["_id"]
+    key = f"{code}:{user_id}"
+    redemptions = db["coupon_redemptions"]
+    try:
+        await redemptions.insert_one({"_id": key, "code": code, "user_id": user_id, "checkout_id": checkout_id,
+                                      "status": "reserved", "created_at": utcnow(), "redeemed_at": None})
+    except DuplicateKeyError:
+        # The user already holds it (an earlier unpaid checkout): move it to this checkout.
+        result = await redemptions.update_one({"_id": key, "status": "reserved"},
+                                              {"$set": {"checkout_id": checkout_id}})
+        if not result.matched_count:
+            raise Invalid("the coupon cannot be used: already_used", code="invalid_coupon",
+                          details={"reason": "already_used"}) from None
+        return coupon
+    limit = coupon.get("max_redemptions") or UNLIMITED
+    if await slots.claim(db["coupon_slots"], f"coupon:{code}", {"code": code}, limit, {"user_id": user_id}) is None:
+        await redemptions.delete_one({"_id": key})
+        raise Invalid("the coupon cannot be used: exhausted", code="invalid_coupon", details={"reason": "exhausted"})
+    return coupon
+
+
+async def redeem(db: Database, code: str, user_id: str, checkout_id: str) -> None:
+    """The checkout was paid: the reservation becomes a redemption (idempotent)."""
+    await db["coupon_redemptions"].update_one(
+        {"_id": f"{normalise(code)}:{user_id}"},
+        {"$set": {"status": "redeemed", "checkout_id": checkout_id, "redeemed_at": utcnow()}},
+    )
+
+
+async def list_all(db: Database) -> list[dict[str, Any]]:
+    return await db["coupons"].find({}).sort("created_at", -1).to_list(None)

@@ -1,0 +1,148 @@
+"""The one authorisation layer: every handler and every domain service asks here.
+
+- Boards: roles owner > editor > viewer. Viewers read; editors also write (title, content);
+  only the owner deletes, restores and manages members. A board in the recycle bin is invisible
+  to everyone but its owner's restore; an archived board (plan downgrade) is read-only.
+- Notebooks, sources, planner tasks, notifications, checkouts: owner only.
+- Admin role: operations only the CLI offers (coupon creation).
+
+A resource the caller may not see is ``NotFound`` (404), never ``Forbidden``: other users' ids
+must not reveal that something exists. ``Forbidden`` (403) is only for a member lacking a role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ..db.client import Database
+from .errors import Forbidden, NotFound, Unauthorized
+
+ROLES = ("viewer", "editor", "owner")
+RANK = {role: i for i, role in enumerate(ROLES, start=1)}
+
+
+class BoardAction(Enum):
+    READ = "viewer"
+    WRITE = "editor"
+    MANAGE = "owner"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: str
+    role: str = "user"
+    plan: str = "free"
+    name: str = ""
+    email: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+# The CLI acts with full rights: only someone with the host's credentials can run it.
+SYSTEM = Actor("system", role="admin", name="system")
+
+
+async def actor(db: Database, user_id: str) -> Actor:
+    user = await db["users"].find_one({"_id": user_id}, {"role": 1, "plan": 1, "name": 1, "email": 1})
+    if user is None:
+        raise Unauthorized("the account no longer exists")
+    return Actor(user_id, user.get("role") or "user", user.get("plan") or "free", user.get("name", ""),
+                 user.get("email", ""))
+
+
+def require_admin(who: Actor) -> None:
+    if not who.is_admin:
+        raise Forbidden("this operation needs the admin role")
+
+
+# -- boards -----------------------------------------------------------------------------------
+
+
+def member_id(board_id: str, user_id: str) -> str:
+    return f"{board_id}:{user_id}"
+
+
+async def board_role(db: Database, board_id: str, user_id: str, *, board: dict[str, Any] | None = None) -> str | None:
+    """The caller's role on a live board, or None (no access, unknown or in the recycle bin).
+
+    Real-time code uses this for ``board:join`` / ``board:update`` so sockets follow the same rules.
+    """
+    if board is None:
+        board = await db["boards"].find_one({"_id": board_id, "deleted_at": None})
+    if board is None or board.get("deleted_at") is not None:
+        return None
+    if board["owner_id"] == user_id:
+        return "owner"
+    member = await db["board_members"].find_one({"_id": member_id(board_id, user_id)}, {"role": 1})
+    return str(member["role"]) if member else None
+
+
+def allows(role: str | None, action: BoardAction, *, archived: bool = False) -> bool:
+    if role is None:
+        return False
+    if archived and action is BoardAction.WRITE:
+        return False
+    return RANK[role] >= RANK[action.value]
+
+
+async def authorize_board(db: Database, board_id: str, user_id: str, action: BoardAction) -> tuple[dict[str, Any], str]:
+    board = await db["boards"].find_one({"_id": board_id, "deleted_at": None})
+    role = await board_role(db, board_id, user_id, board=board) if board else None
+    if board is None or role is None:
+        raise NotFound("board")
+    if not allows(role, action, archived=board.get("archived_at") is not None):
+        if board.get("archived_at") is not None and action is BoardAction.WRITE:
+            raise Forbidden("the board is archived and read-only")
+        raise Forbidden(f"this needs the {action.value} role on the board; you are {role}")
+    return board, role
+
+
+async def deleted_board(db: Database, board_id: str, user_id: str) -> dict[str, Any]:
+    """A board in the owner's recycle bin (only the owner sees it)."""
+    board = await db["boards"].find_one({"_id": board_id, "owner_id": user_id, "deleted_at": {"$ne": None}})
+    if board is None:
+        raise NotFound("board")
+    return board
+
+
+# -- owner-only resources ---------------------------------------------------------------------
+
+
+async def owned(db: Database, collection: str, doc_id: str, user_id: str, what: str,
+                *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = await db[collection].find_one({"_id": doc_id, "user_id": user_id, "deleted_at": None, **(extra or {})})
+    if doc is None:
+        raise NotFound(what)
+    return doc
+
+
+async def notebook(db: Database, notebook_id: str, user_id: str) -> dict[str, Any]:
+    return await owned(db, "notebooks", notebook_id, user_id, "notebook")
+
+
+async def deleted_notebook(db: Database, notebook_id: str, user_id: str) -> dict[str, Any]:
+    doc = await db["notebooks"].find_one({"_id": notebook_id, "user_id": user_id, "deleted_at": {"$ne": None}})
+    if doc is None:
+        raise NotFound("notebook")
+    return doc
+
+
+async def source(db: Database, notebook_id: str, source_id: str, user_id: str) -> dict[str, Any]:
+    await notebook(db, notebook_id, user_id)
+    return await owned(db, "sources", source_id, user_id, "source", extra={"notebook_id": notebook_id})
+
+
+async def task(db: Database, task_id: str, user_id: str) -> dict[str, Any]:
+    return await owned(db, "planner_tasks", task_id, user_id, "task")
+
+
+async def notification(db: Database, notification_id: str, user_id: str) -> dict[str, Any]:
+    return await owned(db, "notifications", notification_id, user_id, "notification")
+
+
+async def checkout(db: Database, checkout_id: str, user_id: str) -> dict[str, Any]:
+    return await owned(db, "checkouts", checkout_id, user_id, "checkout")

@@ -1,0 +1,245 @@
+"""Grounded chat answers, generated in the background into a Redis stream (cache.streams).
+
+``start`` validates the request, creates the session if needed, stores the question and creates
+the stream (event 1, ``meta``) before it returns, so the gateway can relay the stream at once.
+The answer then runs as a task: ``sources`` (the passages it may cite), ``token`` pieces, and one
+end event: ``done`` (finishReason ``stop``, ``length``, ``cancelled`` or ``retrieval_only``) or
+``error``. A cancel request is noticed within ``CANCEL_POLL`` seconds and stops generation.
+The final message, with its sources, is saved to the session whatever the ending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from ..cache.streams import StreamEnded, StreamExists, StreamWriter
+from ..config import Settings
+from ..db.client import Database, new_id, utcnow
+from ..web.errors import ApiError
+from .index.state import ModelMismatch
+from .llm.client import LLM, Generation, LLMError
+from .llm.prompt import chat_messages, retrieval_only_answer
+from .metrics import ANSWERS, FIRST_TOKEN_SECONDS
+from .retrieval import Passage, Retriever
+
+log = structlog.get_logger("collabry.chat")
+
+CANCEL_POLL = 0.2
+HISTORY_MESSAGES = 6
+RETRIEVAL_ONLY_PIECE = 120  # characters per token event in retrieval-only answers
+
+
+@dataclass
+class ChatRequest:
+    user_id: str
+    message: str
+    stream_id: str
+    session_id: str
+    message_id: str
+    notebook_id: str | None
+    source_ids: list[str] | None
+    request_id: str | None
+
+
+class ChatService:
+    def __init__(self, db: Database, redis: Redis, settings: Settings, retriever: Retriever, llm: LLM) -> None:
+        self.db = db
+        self.redis = redis
+        self.settings = settings
+        self.retriever = retriever
+        self.llm = llm
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self,
+        *,
+        user_id: str,
+        message: str,
+        stream_id: str,
+        session_id: str | None,
+        notebook_id: str | None,
+        source_ids: list[str] | None,
+        request_id: str | None,
+    ) -> dict[str, str]:
+        if notebook_id is not None:
+            notebook = await self.db.notebooks.find_one({"_id": notebook_id, "user_id": user_id, "deleted_at": None})
+            if notebook is None:
+                raise ApiError(404, "not_found", "notebook not found")
+        now = utcnow()
+        if session_id is not None:
+            session = await self.db.ai_sessions.find_one({"_id": session_id, "user_id": user_id})
+            if session is None:
+                raise ApiError(404, "not_found", "session not found")
+            if notebook_id is None:
+                notebook_id = session.get("notebook_id")
+        else:
+            session_id = new_id()
+            title = " ".join(message.split())[:80] or "New chat"
+            await self.db.ai_sessions.insert_one(
+                {
+                    "_id": session_id,
+                    "user_id": user_id,
+                    "notebook_id": notebook_id,
+                    "title": title,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        message_id = new_id()
+        writer = StreamWriter.for_settings(self.redis, stream_id, self.settings)
+        try:
+            await writer.start(user_id=user_id, session_id=session_id, message_id=message_id)
+        except StreamExists:
+            raise ApiError(409, "stream_exists", "this stream id is already in use") from None
+        await self.db.ai_messages.insert_one(
+            {
+                "_id": new_id(),
+                "session_id": session_id,
+                "user_id": user_id,
+                "role": "user",
+                "content": message,
+                "sources": [],
+                "stream_id": stream_id,
+                "created_at": now,
+            }
+        )
+        request = ChatRequest(user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id)
+        task = asyncio.create_task(self._answer(writer, request), name=f"answer:{stream_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return {"streamId": stream_id, "sessionId": session_id, "messageId": message_id}
+
+    async def _answer(self, writer: StreamWriter, req: ChatRequest) -> None:
+        structlog.contextvars.bind_contextvars(request_id=req.request_id, stream_id=req.stream_id)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"passages": [], "text": [], "cancelled": False, "first": None}
+        outcome = "error"
+        async with writer.heartbeating():
+            work = asyncio.create_task(self._generate(writer, req, state))
+            watcher = asyncio.create_task(self._watch_cancel(writer, work, state))
+            try:
+                finish, usage = await work
+                outcome = finish
+                await writer.finish("done", {"finishReason": finish, "usage": usage})
+            except asyncio.CancelledError:
+                if not state["cancelled"]:  # the engine is shutting down
+                    outcome = "interrupted"
+                    await _quietly(
+                        writer.finish(
+                            "error",
+                            {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"},
+                        )
+                    )
+                    raise
+                outcome = "cancelled"
+                await _quietly(writer.finish("done", {"finishReason": "cancelled", "usage": {}}))
+            except LLMError as exc:
+                await _quietly(writer.finish("error", {"code": "llm_failed", "message": str(exc)}))
+            except ModelMismatch as exc:
+                await _quietly(writer.finish("error", {"code": "index_model_mismatch", "message": str(exc)}))
+            except StreamEnded:
+                outcome = "stream_closed"  # closed as stale by a reader; nothing more to write
+            except Exception as exc:
+                log.exception("answer_failed")
+                await _quietly(writer.finish("error", {"code": "internal", "message": type(exc).__name__}))
+            finally:
+                watcher.cancel()
+                if not work.done():  # the engine is stopping: stop generating too
+                    work.cancel()
+                ANSWERS.labels(outcome).inc()
+                if state["first"] is not None:
+                    FIRST_TOKEN_SECONDS.observe(state["first"] - started)
+                await _quietly(self._save(req, state, outcome))
+
+    async def _watch_cancel(self, writer: StreamWriter, work: asyncio.Task[Any], state: dict[str, Any]) -> None:
+        while not work.done():
+            await asyncio.sleep(CANCEL_POLL)
+            with contextlib.suppress(Exception):  # a Redis blip delays a cancel, it does not break the answer
+                if await writer.cancel_requested():
+                    state["cancelled"] = True
+                    work.cancel()
+                    return
+
+    async def _generate(
+        self, writer: StreamWriter, req: ChatRequest, state: dict[str, Any]
+    ) -> tuple[str, dict[str, int]]:
+        passages = await self.retriever.retrieve(
+            req.user_id,
+            req.message,
+            notebook_id=req.notebook_id,
+            source_ids=req.source_ids,
+            k=self.settings.retrieval_k,
+        )
+        if not self.llm.enabled:
+            state["passages"] = passages
+            await writer.append("sources", {"sources": [p.public() for p in passages]})
+            answer = retrieval_only_answer(passages)
+            for i in range(0, len(answer), RETRIEVAL_ONLY_PIECE):
+                piece = answer[i : i + RETRIEVAL_ONLY_PIECE]
+                await writer.append("token", {"text": piece})
+                state["text"].append(piece)
+            return "retrieval_only", {}
+        history = await self._history(req)
+        messages, used = chat_messages(req.message, passages, history, budget_tokens=self.settings.tool_input_tokens)
+        state["passages"] = used
+        await writer.append("sources", {"sources": [p.public() for p in used]})
+        generation = Generation()
+        async for piece in self.llm.stream(messages, generation):
+            if state["first"] is None:
+                state["first"] = time.perf_counter()
+            state["text"].append(piece)
+            await writer.append("token", {"text": piece})
+        return generation.finish_reason or "stop", generation.usage
+
+    async def _history(self, req: ChatRequest) -> list[dict[str, Any]]:
+        cursor = (
+            self.db.ai_messages.find({"session_id": req.session_id, "user_id": req.user_id}, {"role": 1, "content": 1})
+            .sort("created_at", -1)
+            .limit(HISTORY_MESSAGES + 1)
+        )
+        recent = [doc async for doc in cursor][::-1]
+        # The newest stored message is the question being answered; it is added separately.
+        return recent[:-1] if recent else []
+
+    async def _save(self, req: ChatRequest, state: dict[str, Any], outcome: str) -> None:
+        content = "".join(state["text"])
+        passages: list[Passage] = state["passages"]
+        now = utcnow()
+        await self.db.ai_messages.insert_one(
+            {
+                "_id": req.message_id,
+                "session_id": req.session_id,
+                "user_id": req.user_id,
+                "role": "assistant",
+                "content": content,
+                "sources": [p.public() for p in passages],
+                "stream_id": req.stream_id,
+                "finish_reason": outcome,
+                "created_at": now,
+            }
+        )
+        await self.db.ai_sessions.update_one({"_id": req.session_id}, {"$set": {"updated_at": now}})
+
+    async def shutdown(self, timeout: float) -> None:
+        """Let answers finish within ``timeout``; the rest end with an ``error`` event."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log.warning("answer_cleanup_failed", error=str(exc))

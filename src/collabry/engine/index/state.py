@@ -1,0 +1,181 @@
+"""The database side of the indexes: the per-user index log and the chunk vectors.
+
+``index_state`` holds one document per user::
+
+    {_id: user_id, seq, next_vid, model, dim,
+     sources: {source_id: ingest_id},           # what is committed now
+     log: [{seq, op: "add"|"remove"|"reset", source_id, ingest_id}]}  # the last LOG_KEEP changes
+
+A chunk's ``seq`` is its vector id (the FAISS id), allocated per user from ``next_vid``. Chunks are
+written first and become visible only when their source's ``add`` is committed to the log; the
+commit is a compare-and-set on ``seq`` (one document, so it is atomic on MongoDB and FerretDB
+without transactions). A replica whose index is at sequence L replays log entries after L; if the
+log no longer reaches back to L (or says ``reset``), it reloads the user from ``sources``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pymongo.errors import DuplicateKeyError
+
+from ...db.client import Database, utcnow
+
+LOG_KEEP = 500
+STATE = "index_state"
+CHUNKS = "chunks"
+
+
+class ModelMismatch(Exception):
+    """Vectors of another embedding model (or dimension) are stored for this user."""
+
+    def __init__(self, user_id: str, stored: str, stored_dim: int, current: str, current_dim: int) -> None:
+        super().__init__(
+            f"this user's vectors were made with {stored} ({stored_dim} dims) but the engine embeds with "
+            f"{current} ({current_dim} dims); run `collabry index rebuild --user {user_id}` to re-embed them"
+        )
+        self.user_id = user_id
+
+
+@dataclass
+class IndexState:
+    user_id: str
+    seq: int = 0
+    model: str = ""
+    dim: int = 0
+    sources: dict[str, str] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def replayable_from(self, seq: int) -> list[dict[str, Any]] | None:
+        """Log entries after ``seq`` in order, or None when the log does not reach back that far."""
+        if seq >= self.seq:
+            return []
+        entries = [e for e in self.log if e["seq"] > seq]
+        if not entries or entries[0]["seq"] != seq + 1 or any(e["op"] == "reset" for e in entries):
+            return None
+        return entries
+
+
+def _state(doc: dict[str, Any] | None, user_id: str) -> IndexState:
+    if not doc:
+        return IndexState(user_id)
+    return IndexState(
+        user_id,
+        seq=int(doc.get("seq", 0)),
+        model=doc.get("model", ""),
+        dim=int(doc.get("dim", 0)),
+        sources=dict(doc.get("sources") or {}),
+        log=list(doc.get("log") or []),
+    )
+
+
+class IndexLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.states = db[STATE]
+        self.chunks = db[CHUNKS]
+
+    async def head(self, user_id: str) -> tuple[int, str, int]:
+        """(seq, model, dim) only: the cheap check done before every search."""
+        doc = await self.states.find_one({"_id": user_id}, {"seq": 1, "model": 1, "dim": 1})
+        if not doc:
+            return 0, "", 0
+        return int(doc.get("seq", 0)), doc.get("model", ""), int(doc.get("dim", 0))
+
+    async def state(self, user_id: str) -> IndexState:
+        return _state(await self.states.find_one({"_id": user_id}), user_id)
+
+    async def users(self) -> list[str]:
+        return [doc["_id"] async for doc in self.states.find({}, {"_id": 1})]
+
+    async def _ensure(self, user_id: str) -> None:
+        try:
+            await self.states.update_one(
+                {"_id": user_id},
+                {"$setOnInsert": {"seq": 0, "next_vid": 0, "model": "", "dim": 0, "sources": {}, "log": []}},
+                upsert=True,
+            )
+        except DuplicateKeyError:  # created concurrently
+            pass
+
+    async def check_model(self, user_id: str, model: str, dim: int) -> None:
+        _, stored, stored_dim = await self.head(user_id)
+        if stored and (stored != model or stored_dim != dim):
+            raise ModelMismatch(user_id, stored, stored_dim, model, dim)
+
+    async def allocate(self, user_id: str, count: int) -> int:
+        """Reserve ``count`` vector ids; returns the first. Gaps (failed ingestions) are harmless."""
+        await self._ensure(user_id)
+        doc = await self.states.find_one_and_update(
+            {"_id": user_id}, {"$inc": {"next_vid": count}}, return_document=True
+        )
+        return int(doc["next_vid"]) - count
+
+    async def commit(
+        self,
+        user_id: str,
+        op: str,
+        source_id: str,
+        ingest_id: str | None = None,
+        *,
+        model: str | None = None,
+        dim: int | None = None,
+    ) -> int:
+        """Append ``op`` to the user's log atomically; returns its sequence number.
+
+        ``add`` (with ``model``/``dim``) refuses to mix models: ``ModelMismatch``.
+        """
+        await self._ensure(user_id)
+        for _ in range(100):
+            state = await self.state(user_id)
+            sets: dict[str, Any] = {}
+            if op == "add":
+                if state.model and (state.model != model or state.dim != dim):
+                    raise ModelMismatch(user_id, state.model, state.dim, model or "", dim or 0)
+                sets.update({f"sources.{source_id}": ingest_id, "model": model, "dim": dim})
+                unset: dict[str, str] = {}
+            elif op == "remove":
+                unset = {f"sources.{source_id}": ""}
+            elif op == "reset":
+                sets.update({"model": model or state.model, "dim": dim or state.dim})
+                unset = {}
+            else:
+                raise ValueError(op)
+            seq = state.seq + 1
+            entry = {"seq": seq, "op": op, "source_id": source_id, "ingest_id": ingest_id, "at": utcnow()}
+            sets.update({"seq": seq, "log": [*state.log[-(LOG_KEEP - 1) :], entry]})
+            update: dict[str, Any] = {"$set": sets}
+            if unset:
+                update["$unset"] = unset
+            result = await self.states.update_one({"_id": user_id, "seq": state.seq}, update)
+            if result.modified_count == 1:
+                return seq
+        raise RuntimeError(f"index log of {user_id} is too contended")
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    async def source_vectors(self, user_id: str, source_id: str, ingest_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(vids, vectors) of one committed ingestion of a source."""
+        query = {"user_id": user_id, "source_id": source_id, "ingest_id": ingest_id}
+        return await _collect(self.chunks.find(query, {"seq": 1, "vector": 1}).sort("seq", 1))
+
+    async def user_vectors(self, state: IndexState) -> AsyncIterator[tuple[str, str, np.ndarray, np.ndarray]]:
+        """Every committed source of a user: (source_id, ingest_id, vids, vectors)."""
+        for source_id, ingest_id in state.sources.items():
+            vids, vectors = await self.source_vectors(state.user_id, source_id, ingest_id)
+            yield source_id, ingest_id, vids, vectors
+
+
+async def _collect(cursor: Any) -> tuple[np.ndarray, np.ndarray]:
+    vids: list[int] = []
+    rows: list[bytes] = []
+    async for doc in cursor:
+        vids.append(int(doc["seq"]))
+        rows.append(bytes(doc["vector"]))
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), -1)
+    return np.array(vids, dtype=np.int64), matrix

@@ -1,0 +1,303 @@
+"""The per-user FAISS indexes of one engine process: lazy loading, catch-up, LRU, snapshots, search.
+
+Each user has one ``IndexIDMap2(IndexFlatIP)`` (cosine on normalised vectors); FAISS ids are the
+chunks' ``seq``. Retrieval is filtered *before* ranking: the allowed sources become a bitmap over
+the index rows that FAISS consults while it scans, so other sources' vectors never compete for the
+top k (and another user's vectors are in another index altogether).
+
+Every search first asks the database for the user's log head (one small read by ``_id``) and
+replays what this replica has not seen, so replicas converge without sharing files. Indexes stay
+in memory in LRU order while their total size fits ``memory_budget``; dirty ones are snapshotted
+by a background task, on eviction and on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import structlog
+
+from .snapshot import SnapshotData, SnapshotError, read_snapshot, snapshot_path, write_snapshot
+from .state import IndexLog, IndexState, ModelMismatch
+
+log = structlog.get_logger("collabry.index")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    vid: int
+    score: float
+    source_id: str
+
+
+class UserIndex:
+    """One user's vectors. Not thread-safe: used from the event loop only."""
+
+    def __init__(self, user_id: str, model: str, dim: int) -> None:
+        self.user_id = user_id
+        self.model = model
+        self.dim = dim
+        self.seq = 0
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # Per row, aligned with the flat index's storage: its vector id and source number.
+        self.row_vid = np.zeros(0, dtype=np.int64)
+        self.row_source = np.zeros(0, dtype=np.int32)
+        self.source_names: list[str] = []
+        self.source_number: dict[str, int] = {}
+        self.ingests: dict[str, str] = {}  # source_id -> committed ingest_id
+        self.dirty = False
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def memory_bytes(self) -> int:
+        # vectors + FAISS id map + our two row arrays; the rest is small.
+        return self.ntotal * (self.dim * 4 + 8 + 8 + 4) + 64 * len(self.source_names) + 4096
+
+    def _number(self, source_id: str) -> int:
+        number = self.source_number.get(source_id)
+        if number is None:
+            number = len(self.source_names)
+            self.source_names.append(source_id)
+            self.source_number[source_id] = number
+        return number
+
+    def add_source(self, source_id: str, ingest_id: str, vids: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the source's rows with ``vectors`` (ids ``vids``)."""
+        self.remove_source(source_id)
+        self.ingests[source_id] = ingest_id
+        if len(vids) == 0:
+            return
+        if vectors.shape[1] != self.dim:
+            raise ModelMismatch(self.user_id, self.model, self.dim, self.model, int(vectors.shape[1]))
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index.add_with_ids(vectors, np.ascontiguousarray(vids, dtype=np.int64))
+        number = self._number(source_id)
+        self.row_vid = np.concatenate([self.row_vid, vids.astype(np.int64)])
+        self.row_source = np.concatenate([self.row_source, np.full(len(vids), number, dtype=np.int32)])
+        self.dirty = True
+
+    def remove_source(self, source_id: str) -> None:
+        self.ingests.pop(source_id, None)
+        number = self.source_number.get(source_id)
+        if number is None:
+            return
+        rows = self.row_source == number
+        if rows.any():
+            # IndexIDMap2 compacts its storage in order, exactly as this mask does.
+            self.index.remove_ids(faiss.IDSelectorBatch(self.row_vid[rows]))
+            self.row_vid = self.row_vid[~rows]
+            self.row_source = self.row_source[~rows]
+            self.dirty = True
+
+    def search(self, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
+        """Top ``k`` rows among ``allowed_sources`` only (the filter is applied inside the scan)."""
+        n = self.ntotal
+        if n == 0 or k <= 0:
+            return []
+        numbers = [self.source_number[s] for s in set(allowed_sources) if s in self.source_number]
+        if not numbers:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        k = min(k, n)
+        present = np.unique(self.row_source)
+        if len(numbers) >= len(present) and np.isin(present, numbers).all():
+            scores, rows = self.index.index.search(query, k)  # every row is allowed: no selector needed
+        else:
+            table = np.zeros(len(self.source_names), dtype=bool)
+            table[numbers] = True
+            bitmap = np.packbits(table[self.row_source], bitorder="little")
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+            scores, rows = self.index.index.search(query, k, params=faiss.SearchParameters(sel=selector))
+        hits = []
+        for score, row in zip(scores[0], rows[0], strict=True):
+            if row < 0:
+                continue
+            hits.append(Hit(int(self.row_vid[row]), float(score), self.source_names[self.row_source[row]]))
+        return hits
+
+    def snapshot_data(self) -> SnapshotData:
+        used = sorted(set(self.row_source.tolist()) | {self.source_number[s] for s in self.ingests})
+        header = {
+            "user_id": self.user_id,
+            "model": self.model,
+            "dim": self.dim,
+            "seq": self.seq,
+            "sources": [[self.source_names[i], self.ingests.get(self.source_names[i], "")] for i in used],
+        }
+        # Source numbers are renumbered densely in the snapshot.
+        renumber = np.full(max(len(self.source_names), 1), -1, dtype=np.int32)
+        renumber[used] = np.arange(len(used), dtype=np.int32)
+        return SnapshotData(
+            header,
+            faiss.serialize_index(self.index),
+            self.row_vid.copy(),
+            renumber[self.row_source] if len(self.row_source) else self.row_source.copy(),
+        )
+
+    @classmethod
+    def from_snapshot(cls, data: SnapshotData) -> UserIndex:
+        h = data.header
+        idx = cls(h["user_id"], h["model"], int(h["dim"]))
+        idx.index = faiss.deserialize_index(np.array(data.index_bytes))
+        if not isinstance(idx.index, faiss.IndexIDMap2):
+            idx.index = faiss.downcast_index(idx.index)
+        idx.seq = int(h["seq"])
+        idx.row_vid = np.array(data.row_vid, dtype=np.int64)
+        idx.row_source = np.array(data.row_source, dtype=np.int32)
+        for name, ingest in h["sources"]:
+            idx._number(name)
+            if ingest:
+                idx.ingests[name] = ingest
+        if idx.ntotal != len(idx.row_vid) or not np.array_equal(faiss.vector_to_array(idx.index.id_map), idx.row_vid):
+            raise SnapshotError(f"snapshot of {idx.user_id}: rows do not match the index")
+        return idx
+
+
+class IndexStore:
+    """All users' indexes in this process."""
+
+    def __init__(
+        self, index_log: IndexLog, state_dir: Path, *, model: str, dim: int, memory_budget: int = 512 * 2**20
+    ) -> None:
+        self.log = index_log
+        self.state_dir = state_dir
+        self.model = model
+        self.dim = dim
+        self.memory_budget = memory_budget
+        self._cache: OrderedDict[str, UserIndex] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, user_id: str) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        return lock
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(i.memory_bytes() for i in self._cache.values())
+
+    def cached(self, user_id: str) -> UserIndex | None:
+        return self._cache.get(user_id)
+
+    async def current(self, user_id: str) -> UserIndex:
+        """The user's index, loaded if needed and caught up with the database."""
+        async with self._lock(user_id):
+            head_seq, model, dim = await self.log.head(user_id)
+            if model and (model != self.model or dim != self.dim):
+                raise ModelMismatch(user_id, model, dim, self.model, self.dim)
+            idx = self._cache.get(user_id)
+            if idx is None:
+                idx = await self._load(user_id)
+                self._cache[user_id] = idx
+            self._cache.move_to_end(user_id)
+            if idx.seq < head_seq:
+                await self._catch_up(idx)
+            await self._evict()
+            return idx
+
+    async def search(self, user_id: str, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
+        idx = await self.current(user_id)
+        return idx.search(vector, allowed_sources, k)
+
+    async def _load(self, user_id: str) -> UserIndex:
+        path = snapshot_path(self.state_dir, user_id)
+        if path.exists():
+            try:
+                data = await asyncio.to_thread(read_snapshot, path)
+                idx = await asyncio.to_thread(UserIndex.from_snapshot, data)
+                if idx.model == self.model and idx.dim == self.dim and idx.user_id == user_id:
+                    return idx
+                log.warning("snapshot_ignored", user_id=user_id, reason="model or user differs")
+            except (SnapshotError, OSError, RuntimeError, KeyError, ValueError) as exc:
+                log.warning("snapshot_ignored", user_id=user_id, reason=str(exc))
+        return UserIndex(user_id, self.model, self.dim)
+
+    async def _catch_up(self, idx: UserIndex) -> None:
+        state = await self.log.state(idx.user_id)
+        entries = state.replayable_from(idx.seq)
+        if entries is None:
+            await self._reload(idx, state)
+        else:
+            for entry in entries:
+                if entry["op"] == "add":
+                    vids, vectors = await self.log.source_vectors(idx.user_id, entry["source_id"], entry["ingest_id"])
+                    idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors)
+                elif entry["op"] == "remove":
+                    idx.remove_source(entry["source_id"])
+                idx.seq = entry["seq"]
+        # Whatever the log says, the committed set is authoritative.
+        stale = set(idx.ingests) - set(state.sources)
+        for source_id in stale:
+            idx.remove_source(source_id)
+        idx.seq = max(idx.seq, state.seq)
+        idx.dirty = True
+
+    async def _reload(self, idx: UserIndex, state: IndexState) -> None:
+        """Rebuild from the database in place (log too short, or reset)."""
+        started = time.perf_counter()
+        for source_id in list(idx.ingests):
+            if state.sources.get(source_id) != idx.ingests[source_id]:
+                idx.remove_source(source_id)
+        for source_id, ingest_id in state.sources.items():
+            if idx.ingests.get(source_id) == ingest_id:
+                continue
+            vids, vectors = await self.log.source_vectors(idx.user_id, source_id, ingest_id)
+            idx.add_source(source_id, ingest_id, vids, vectors)
+        log.info(
+            "index_reloaded", user_id=idx.user_id, rows=idx.ntotal, ms=round((time.perf_counter() - started) * 1000)
+        )
+
+    async def _evict(self) -> None:
+        while len(self._cache) > 1 and self.memory_bytes > self.memory_budget:
+            user_id, idx = next(iter(self._cache.items()))
+            lock = self._lock(user_id)
+            if lock.locked():
+                break  # in use right now; try again on the next access
+            async with lock:
+                if idx.dirty:
+                    await self.snapshot(idx)
+                self._cache.pop(user_id, None)
+                log.info("index_evicted", user_id=user_id)
+
+    async def snapshot(self, idx: UserIndex) -> int:
+        data = idx.snapshot_data()  # copies taken on the loop, written from a thread
+        idx.dirty = False
+        try:
+            return await asyncio.to_thread(write_snapshot, snapshot_path(self.state_dir, idx.user_id), data)
+        except OSError:
+            idx.dirty = True
+            raise
+
+    async def flush(self) -> int:
+        """Snapshot every dirty index; returns how many were written."""
+        written = 0
+        for idx in list(self._cache.values()):
+            if idx.dirty:
+                try:
+                    await self.snapshot(idx)
+                    written += 1
+                except OSError as exc:
+                    log.error("snapshot_failed", user_id=idx.user_id, error=str(exc))
+        return written
+
+    async def flush_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def refresh(self, user_id: str) -> None:
+        """Catch up a loaded index now (after a local commit), so its snapshot follows soon."""
+        if user_id in self._cache:
+            await self.current(user_id)

@@ -1,0 +1,1 @@
+"""Generation through any OpenAI-compatible server, prompts, and the embedded local model server."""

@@ -1,0 +1,116 @@
+"""Retrieval for one user: the allowed sources come from the database, then the user's own index is
+searched with only those sources eligible (see ``index.store``), then passages are read back.
+
+The allowed set is the intersection of: the user's sources (never anyone else's, whatever ids the
+caller sends), not deleted, ``ready``, in the notebook if one is given, and among ``source_ids`` if
+given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..db.client import Database
+from .embeddings.base import Embedder
+from .index.store import IndexStore
+from .metrics import RETRIEVAL_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    source_id: str
+    title: str
+    chunk_id: str
+    score: float
+    text: str
+    page: int | None = None
+    ord: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """A source reference as API.md names its fields (plus the PDF page when known)."""
+        out: dict[str, Any] = {
+            "sourceId": self.source_id,
+            "title": self.title,
+            "chunkId": self.chunk_id,
+            "score": self.score,
+            "text": self.text,
+        }
+        if self.page is not None:
+            out["page"] = self.page
+        return out
+
+
+class Retriever:
+    def __init__(self, db: Database, embedder: Embedder, store: IndexStore, run_blocking: Callable[..., Any]) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.store = store
+        self.run_blocking = run_blocking
+
+    async def allowed_sources(
+        self, user_id: str, notebook_id: str | None, source_ids: list[str] | None
+    ) -> dict[str, str]:
+        """{source_id: title} the user may retrieve from under these filters."""
+        query: dict[str, Any] = {"user_id": user_id, "deleted_at": None, "status": "ready"}
+        if notebook_id is not None:
+            query["notebook_id"] = notebook_id
+        if source_ids is not None:
+            query["_id"] = {"$in": list(source_ids)}
+        return {doc["_id"]: doc.get("title") or "Untitled" async for doc in self.db.sources.find(query, {"title": 1})}
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        vectors = await self.run_blocking(self.embedder.embed, [text])
+        return vectors[0]
+
+    async def retrieve(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        notebook_id: str | None = None,
+        source_ids: list[str] | None = None,
+        k: int = 6,
+    ) -> list[Passage]:
+        started = time.perf_counter()
+        allowed_task = asyncio.ensure_future(self.allowed_sources(user_id, notebook_id, source_ids))
+        vector = await self.embed_query(query)
+        allowed = await allowed_task
+        if not allowed:
+            return []
+        hits = await self.store.search(user_id, vector, allowed.keys(), k)
+        passages = await self.passages(user_id, [(h.vid, h.score) for h in hits], allowed)
+        RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
+        return passages
+
+    async def passages(self, user_id: str, scored: list[tuple[int, float]], titles: dict[str, str]) -> list[Passage]:
+        if not scored:
+            return []
+        cursor = self.db.chunks.find(
+            {"user_id": user_id, "seq": {"$in": [vid for vid, _ in scored]}},
+            {"text": 1, "source_id": 1, "seq": 1, "page": 1, "ord": 1},
+        )
+        docs = {doc["seq"]: doc async for doc in cursor}
+        out = []
+        for vid, score in scored:
+            doc = docs.get(vid)
+            # A row deleted between the search and this read is dropped, never shown half-stale.
+            if doc is None or doc["source_id"] not in titles:
+                continue
+            out.append(
+                Passage(
+                    doc["source_id"],
+                    titles[doc["source_id"]],
+                    doc["_id"],
+                    round(score, 4),
+                    doc["text"],
+                    doc.get("page"),
+                    int(doc.get("ord", 0)),
+                )
+            )
+        return out

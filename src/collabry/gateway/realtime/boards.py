@@ -1,0 +1,164 @@
+"""Board events: join, update, awareness, leave, and the presence list they change.
+
+An update is checked (size, base64, Yjs structure), stored in the database, relayed to the board's
+room on every replica (Redis), and only then acknowledged. Awareness (cursors, selections) is
+relayed and never stored. Access is the policy layer's, cached per connection for
+``ACCESS_RECHECK`` seconds so a removed member loses write access within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from ...metrics import BOARD_UPDATES
+from ...realtime.boards import COMPACT_BATCH, InvalidUpdate, append_update, check_update, compact, load_board
+from ...realtime.emitter import board_room
+from .access import board_access
+from .connections import BoardAccess, Connection
+from .payloads import BoardAwareness, BoardRef, BoardUpdate, EventError, decode_base64, encode_base64, parse
+
+if TYPE_CHECKING:
+    from .server import RealtimeHub
+
+log = structlog.get_logger("collabry.realtime.boards")
+
+ACCESS_RECHECK = 30.0
+# Updates appended through this process to one board before it folds them into the snapshot.
+COMPACT_AFTER = 200
+
+
+class Compactor:
+    """Runs at most one compaction per board at a time in this process, in the background."""
+
+    def __init__(self, hub: RealtimeHub) -> None:
+        self.hub = hub
+        self.appended: dict[str, int] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def note_append(self, board_id: str) -> None:
+        count = self.appended.get(board_id, 0) + 1
+        self.appended[board_id] = count
+        if count >= COMPACT_AFTER:
+            self.request(board_id)
+
+    def request(self, board_id: str) -> None:
+        if board_id in self.tasks:
+            return
+        self.appended.pop(board_id, None)
+        self.tasks[board_id] = asyncio.create_task(self._run(board_id), name=f"compact:{board_id}")
+
+    async def _run(self, board_id: str) -> None:
+        try:
+            while await compact(self.hub.db, board_id) >= COMPACT_BATCH:
+                pass
+        except Exception as exc:  # the updates stay stored; the next trigger tries again
+            log.warning("board_compaction_failed", board_id=board_id, error=str(exc))
+        finally:
+            self.tasks.pop(board_id, None)
+
+    async def close(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class BoardEvents:
+    def __init__(self, hub: RealtimeHub) -> None:
+        self.hub = hub
+        self.compactor = Compactor(hub)
+
+    async def join(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        board_id = parse(BoardRef, args).boardId
+        access = await board_access(self.hub.db, board_id, conn.user_id)
+        if access is None:
+            raise EventError("not_found", "board not found")
+        room = board_room(board_id)
+        # Enter the room before reading the document: an update stored after the read is then
+        # relayed to this socket, one stored before it is in the state (both is harmless).
+        await self.hub.sio.enter_room(conn.sid, room)
+        conn.boards[board_id] = access
+        try:
+            state, backlog = await load_board(self.hub.db, board_id)
+            await self.hub.presence.join(board_id, conn)
+            peers = await self.hub.presence.users(board_id)
+        except Exception:
+            conn.boards.pop(board_id, None)
+            await self.hub.sio.leave_room(conn.sid, room)
+            raise
+        await self.hub.sio.emit("presence", {"boardId": board_id, "users": peers}, room=room)
+        if backlog >= COMPACT_AFTER:
+            self.compactor.request(board_id)
+        return {"ok": True, "state": encode_base64(state), "peers": peers}
+
+    async def update(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        msg = parse(BoardUpdate, args)
+        access = await self._access(conn, msg.boardId)
+        if not access.writable:
+            BOARD_UPDATES.labels("forbidden").inc()
+            raise EventError("forbidden", f"the {access.role} role cannot edit this board")
+        update = decode_base64(msg.update)
+        try:
+            check_update(update)
+        except InvalidUpdate as exc:
+            BOARD_UPDATES.labels("invalid").inc()
+            raise EventError(exc.code, str(exc)) from None
+        try:
+            await append_update(self.hub.db, msg.boardId, update, user_id=conn.user_id)
+        except PyMongoError as exc:
+            BOARD_UPDATES.labels("unavailable").inc()
+            log.warning("board_update_not_stored", board_id=msg.boardId, error=str(exc))
+            raise EventError("unavailable", "the update was not saved; send it again") from None
+        BOARD_UPDATES.labels("stored").inc()
+        await self.hub.sio.emit(
+            "board:update", {"boardId": msg.boardId, "update": msg.update}, room=board_room(msg.boardId),
+            skip_sid=conn.sid,
+        )
+        self.compactor.note_append(msg.boardId)
+        return {"ok": True}
+
+    async def awareness(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        msg = parse(BoardAwareness, args)
+        await self._access(conn, msg.boardId)
+        decode_base64(msg.update)
+        await self.hub.sio.emit(
+            "board:awareness", {"boardId": msg.boardId, "update": msg.update}, room=board_room(msg.boardId),
+            skip_sid=conn.sid,
+        )
+        return {"ok": True}
+
+    async def leave(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        board_id = parse(BoardRef, args).boardId
+        if conn.boards.pop(board_id, None) is not None:
+            await self.hub.sio.leave_room(conn.sid, board_room(board_id))
+            await self._left(board_id, conn.sid)
+        return {"ok": True}
+
+    async def disconnected(self, conn: Connection) -> None:
+        for board_id in list(conn.boards):
+            conn.boards.pop(board_id, None)
+            await self._left(board_id, conn.sid)
+
+    async def _left(self, board_id: str, sid: str) -> None:
+        await self.hub.presence.leave(board_id, sid)
+        peers = await self.hub.presence.users(board_id)
+        await self.hub.sio.emit("presence", {"boardId": board_id, "users": peers}, room=board_room(board_id))
+
+    async def _access(self, conn: Connection, board_id: str) -> BoardAccess:
+        access = conn.boards.get(board_id)
+        if access is None:
+            raise EventError("not_joined", "join the board first")
+        if time.monotonic() - access.checked_at > ACCESS_RECHECK:
+            fresh = await board_access(self.hub.db, board_id, conn.user_id)
+            if fresh is None:
+                conn.boards.pop(board_id, None)
+                await self.hub.sio.leave_room(conn.sid, board_room(board_id))
+                await self._left(board_id, conn.sid)
+                raise EventError("not_found", "board not found")
+            conn.boards[board_id] = access = fresh
+        return access

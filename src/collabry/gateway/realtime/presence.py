@@ -1,0 +1,109 @@
+"""Who is connected and who is on which board, across every gateway replica, in Redis.
+
+Two hashes per subject, keyed by socket id, each value carrying an expiry time: the replica
+holding a socket refreshes its entries every ``REFRESH`` seconds, so the entries of a replica that
+crashed fall out after ``TTL`` seconds instead of lingering forever.
+- ``presence:<board>``: sid -> {"id", "name", "exp"} (the board's ``presence`` list)
+- ``sockets:<user>``: sid -> exp (the sockets to disconnect on logout-all)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ...cache.keys import Keys
+from .connections import Connection
+
+TTL = 90
+REFRESH = 30
+
+
+class Presence:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    @staticmethod
+    def _exp() -> int:
+        return int(time.time()) + TTL
+
+    async def connected(self, conn: Connection) -> None:
+        key = self.keys.user_sockets(conn.user_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, conn.sid, self._exp())
+            pipe.expire(key, TTL)
+            await pipe.execute()
+
+    async def disconnected(self, conn: Connection) -> None:
+        await self.redis.hdel(self.keys.user_sockets(conn.user_id), conn.sid)
+
+    async def sockets_of(self, user_id: str) -> list[str]:
+        raw = await self.redis.hgetall(self.keys.user_sockets(user_id))
+        now = time.time()
+        return [_text(sid) for sid, exp in raw.items() if _int(exp) > now]
+
+    async def join(self, board_id: str, conn: Connection) -> None:
+        key = self.keys.board_presence(board_id)
+        value = json.dumps({"id": conn.user_id, "name": conn.name, "exp": self._exp()})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, conn.sid, value)
+            pipe.expire(key, TTL)
+            await pipe.execute()
+
+    async def leave(self, board_id: str, sid: str) -> None:
+        await self.redis.hdel(self.keys.board_presence(board_id), sid)
+
+    async def users(self, board_id: str) -> list[dict[str, str]]:
+        """Distinct users on the board, in a stable order; expired entries are removed."""
+        key = self.keys.board_presence(board_id)
+        raw = await self.redis.hgetall(key)
+        now = time.time()
+        users: dict[str, str] = {}
+        expired = []
+        for sid, value in raw.items():
+            entry = _json(value)
+            if entry is None or _int(entry.get("exp")) <= now:
+                expired.append(sid)
+                continue
+            users.setdefault(str(entry.get("id")), str(entry.get("name", "")))
+        if expired:
+            await self.redis.hdel(key, *expired)
+        return [{"id": uid, "name": name} for uid, name in sorted(users.items())]
+
+    async def refresh(self, connections: Iterable[Connection]) -> None:
+        """Extend the entries of every socket this process holds (one pipeline)."""
+        exp = self._exp()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for conn in connections:
+                sockets = self.keys.user_sockets(conn.user_id)
+                pipe.hset(sockets, conn.sid, exp)
+                pipe.expire(sockets, TTL)
+                for board_id in conn.boards:
+                    key = self.keys.board_presence(board_id)
+                    pipe.hset(key, conn.sid, json.dumps({"id": conn.user_id, "name": conn.name, "exp": exp}))
+                    pipe.expire(key, TTL)
+            await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _json(value: bytes | str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,255 @@
+"""The gateway's Socket.IO server: authentication, user rooms, event dispatch, drain.
+
+Every replica runs one ``AsyncServer`` whose client manager is an ``AsyncRedisManager`` on the
+channel from ``cache.keys``: an emit to a room on any replica (or from the worker's write-only
+``Emitter``) reaches that room's sockets on every replica.
+
+- Connect: ``auth: {token}`` must be a valid access token of a session that is still active;
+  otherwise the connection is refused with ``{"message": "unauthorized"}``. The socket joins
+  ``user:<id>``; identity comes only from the token, never from payloads.
+- Events: each one spends from the connection's budget, is parsed as a strict model and runs
+  inside a guard, so junk, floods and failures come back as error acks and never escape.
+- Logout-all: ``session_revoked`` goes to the user's room, then every socket of the user, on any
+  replica, is disconnected.
+- Drain (SIGTERM): new handshakes get 503 (nginx tries the next replica) and the open transports
+  are closed, so clients reconnect elsewhere instead of holding the drain open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import socketio
+import structlog
+from aiohttp import web
+
+from ...appkeys import DB, DRAIN, REDIS, SETTINGS
+from ...auth.tokens import InvalidToken
+from ...cache.keys import Keys
+from ...db.client import Database
+from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
+from ...realtime.emitter import NAMESPACE, socketio_manager, user_room
+from ...web.api import Routes
+from ...web.errors import ApiError
+from ..keys import ACCESS_TOKENS, REFRESH_TOKENS, USERS
+from ..routes.auth import LOGOUT_ALL_HOOKS
+from ..security import ip_of
+from .boards import BoardEvents
+from .connections import Connection, Connections, EventBudget
+from .payloads import EventError, error_ack
+from .presence import REFRESH, Presence
+
+log = structlog.get_logger("collabry.realtime")
+
+routes = Routes("realtime")  # no JSON routes; ``setup`` adds the Engine.IO endpoint
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_TOKEN_CHARS = 4096
+
+EventHandler = Callable[[Connection, tuple[Any, ...]], Awaitable[dict[str, Any]]]
+
+
+class RealtimeHub:
+    """One per gateway process: the Socket.IO server and what its handlers share."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        settings = app[SETTINGS]
+        self.settings = settings
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=socketio_manager(settings, write_only=False),
+            # None = same origin only; an explicit list otherwise. Never '*'.
+            cors_allowed_origins=list(settings.cors_origins) or None,
+            max_http_buffer_size=MAX_MESSAGE_BYTES,
+            ping_interval=25,
+            ping_timeout=20,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.connections = Connections()
+        self.boards = BoardEvents(self)
+        self._presence: Presence | None = None
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        for event, handler in {
+            "board:join": self.boards.join,
+            "board:update": self.boards.update,
+            "board:awareness": self.boards.awareness,
+            "board:leave": self.boards.leave,
+        }.items():
+            self.sio.on(event, self._guard(event, handler))
+        self.sio.on("*", self.on_unknown_event)
+
+    @property
+    def db(self) -> Database:
+        return self.app[DB]
+
+    @property
+    def presence(self) -> Presence:
+        if self._presence is None:
+            self._presence = Presence(self.app[REDIS], Keys(self.settings.redis_prefix))
+        return self._presence
+
+    # -- connection lifecycle -----------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        request = environ.get("aiohttp.request")
+        ip = ip_of(request) if isinstance(request, web.Request) else ""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        try:
+            claims = self.app[ACCESS_TOKENS].verify(token)
+        except InvalidToken:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
+        try:
+            active = await self.app[REFRESH_TOKENS].is_active(claims.session_id)
+            user = await self.app[USERS].by_id(claims.user_id) if active else None
+        except Exception as exc:
+            log.warning("socket_connect_unavailable", error=str(exc))
+            raise socketio.exceptions.ConnectionRefusedError("unavailable") from None
+        if user is None:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        conn = Connection(
+            sid=sid,
+            user_id=claims.user_id,
+            session_id=claims.session_id,
+            name=str(user.get("name", "")),
+            ip=ip,
+            budget=EventBudget(self.settings.socket_event_limit),
+        )
+        await self.sio.enter_room(sid, user_room(conn.user_id))
+        self.connections.add(conn)
+        SOCKETIO_CLIENTS.inc()
+        try:
+            await self.presence.connected(conn)
+        except Exception as exc:  # logout-all may then miss this socket until the next refresh
+            log.warning("socket_presence_failed", error=str(exc))
+        log.info("socket_connected", sid=sid, user_id=conn.user_id, client_ip=ip)
+        return True
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.connections.pop(sid)
+        if conn is None:
+            return
+        SOCKETIO_CLIENTS.dec()
+        try:
+            await self.boards.disconnected(conn)
+            await self.presence.disconnected(conn)
+        except Exception as exc:  # entries expire by themselves
+            log.warning("socket_presence_cleanup_failed", sid=sid, error=str(exc))
+        log.info("socket_disconnected", sid=sid, user_id=conn.user_id, reason=str(reason))
+
+    async def logout_all(self, app: web.Application, user_id: str) -> None:
+        """LOGOUT_ALL_HOOKS: tell every socket of the user, then disconnect them on every replica."""
+        try:
+            await self.sio.emit(
+                "session_revoked", {"reason": "logout_all"}, room=user_room(user_id), namespace=NAMESPACE
+            )
+            for sid in await self.presence.sockets_of(user_id):
+                await self.sio.disconnect(sid, namespace=NAMESPACE)
+        except Exception as exc:  # the sessions are revoked already; sockets end at the next check
+            log.warning("session_revoked_push_failed", user_id=user_id, error=str(exc))
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _guard(self, event: str, handler: EventHandler) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def guarded(sid: str, *args: Any) -> dict[str, Any]:
+            conn = self.connections.get(sid)
+            if conn is None:
+                return self._refuse(event, "unauthorized", "not connected")
+            if not conn.budget.take():
+                return self._refuse(event, "rate_limited", "too many events; slow down")
+            try:
+                result = await handler(conn, args)
+            except EventError as exc:
+                return self._refuse(event, exc.code, exc.message)
+            except Exception:
+                log.exception("socket_event_failed", socket_event=event, sid=sid)
+                return self._refuse(event, "internal", "internal error")
+            SOCKETIO_EVENTS.labels(event, "ok").inc()
+            return result
+
+        return guarded
+
+    @staticmethod
+    def _refuse(event: str, code: str, message: str) -> dict[str, Any]:
+        SOCKETIO_EVENTS.labels(event, code).inc()
+        return error_ack(code, message)
+
+    async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        conn = self.connections.get(sid)
+        if conn is not None and not conn.budget.take():
+            return self._refuse("unknown", "rate_limited", "too many events; slow down")
+        return self._refuse("unknown", "unknown_event", "unknown event")
+
+    # -- process lifecycle --------------------------------------------------------------------
+
+    async def close_transports(self) -> None:
+        """Close every engine.io connection of this process; clients reconnect (to another replica)."""
+        eio = self.sio.eio
+        sockets = list(eio.sockets.values())
+        if sockets:
+            await asyncio.gather(*(s.close(wait=False, abort=True) for s in sockets), return_exceptions=True)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH)
+            try:
+                await self.presence.refresh(self.connections)
+            except Exception as exc:
+                log.warning("presence_refresh_failed", error=str(exc))
+
+    async def _drain_watch(self) -> None:
+        await self.app[DRAIN].draining.wait()
+        log.info("socketio_draining", sockets=len(self.connections))
+        await self.close_transports()
+
+    async def ctx(self, app: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(self._refresh_loop(), name="presence-refresh"),
+            asyncio.create_task(self._drain_watch(), name="socketio-drain"),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.close_transports()
+        await self.boards.compactor.close()
+        await self.sio.shutdown()
+        manager = self.sio.manager
+        listener = getattr(manager, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        redis = getattr(manager, "redis", None)
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+
+HUB = web.AppKey("collabry.realtime_hub", RealtimeHub)
+
+
+def setup(app: web.Application) -> None:
+    hub = RealtimeHub(app)
+    app[HUB] = hub
+    app.cleanup_ctx.append(hub.ctx)
+    app.setdefault(LOGOUT_ALL_HOOKS, []).append(hub.logout_all)
+    # The Engine.IO endpoint is a transport, not part of the JSON API: it is served outside
+    # ``routes`` so the OpenAPI document lists only /api.
+    resource = app.router.add_resource("/socket.io/", name="socketio")
+    for method in ("GET", "POST", "OPTIONS"):
+        resource.add_route(method, _engineio)
+
+
+async def _engineio(request: web.Request) -> web.StreamResponse:
+    if request.app[DRAIN].draining.is_set() and "sid" not in request.query:
+        # A new session on a replica that is going away; nginx passes a 503 on to the next one.
+        raise ApiError(503, "unavailable", "this replica is shutting down", headers={"Retry-After": "1"})
+    response = await request.app[HUB].sio.handle_request(request)
+    return response if isinstance(response, web.StreamResponse) else web.Response(status=400)

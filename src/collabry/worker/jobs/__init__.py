@@ -1,0 +1,14 @@
+"""The jobs, one module each; ``JOBS`` is the list the worker schedules."""
+
+from __future__ import annotations
+
+from ..job import Job
+from . import cleanup, reminders, stale_streams, subscriptions, uploads
+
+JOBS: tuple[Job, ...] = (
+    reminders.JOB,
+    subscriptions.JOB,
+    stale_streams.JOB,
+    cleanup.JOB,
+    uploads.JOB,
+)

@@ -1,0 +1,205 @@
+"""The job ledger: one document per job slot in ``job_runs``, claimed by a unique insert.
+
+``{_id: "<job>:<slot>"}`` is inserted by whichever worker gets there first; every other worker's
+insert fails on the unique ``_id`` and it skips the slot. The winner holds a lease, renews it while
+it works and records the outcome. A slot whose lease ran out without a finished run (the process
+was killed, the host died) or whose run failed is taken over by a later run.
+
+Every ownership decision is a unique insert, never a conditional update: FerretDB 1.24 applies an
+update as read-modify-write without isolation, so fifty concurrent ``update_one({..., lease_until:
+{$lt: now}})`` calls can all report a match. A takeover of attempt ``n`` therefore inserts
+``{_id: "<job>:<slot>#<n>"}`` into ``job_claims``; the single winner then updates the slot document,
+which from that point only it writes. Attempt markers carry their own lease, so a worker that dies
+between winning a marker and updating the slot does not block the slot forever.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from ..db.client import Database
+from .schedule import slot_name
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+SCHEDULED, MANUAL = "schedule", "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    run_id: str
+    job: str
+    slot: str
+    slot_at: datetime
+    attempt: int
+    owner: str
+    previous: str | None  # status of the attempt taken over (running = it was abandoned)
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class JobLedger:
+    def __init__(self, db: Database, *, owner: str | None = None) -> None:
+        self.runs = db["job_runs"]
+        self.claims = db["job_claims"]
+        self.stats = db["job_stats"]
+        self.owner = owner or owner_name()
+
+    @staticmethod
+    def run_id(job: str, slot: str) -> str:
+        return f"{job}:{slot}"
+
+    async def claim(
+        self, job: str, slot_at: datetime, *, now: datetime, lease: timedelta, max_attempts: int,
+        trigger: str = SCHEDULED, slot: str | None = None,
+    ) -> Claim | None:
+        """Claim a slot; None when another worker holds it, it is done, or it has used its attempts."""
+        slot = slot or slot_name(slot_at)
+        run_id = self.run_id(job, slot)
+        try:
+            await self.runs.insert_one(
+                {
+                    "_id": run_id,
+                    "job": job,
+                    "slot": slot,
+                    "slot_at": slot_at,
+                    "trigger": trigger,
+                    "status": RUNNING,
+                    "attempt": 1,
+                    "owner": self.owner,
+                    "host": socket.gethostname(),
+                    "lease_until": now + lease,
+                    "started_at": now,
+                    "finished_at": None,
+                    "duration": None,
+                    "items": {},
+                    "error": None,
+                }
+            )
+        except DuplicateKeyError:
+            return await self._take_over(run_id, now=now, lease=lease, max_attempts=max_attempts)
+        return Claim(run_id, job, slot, slot_at, 1, self.owner, None)
+
+    async def _take_over(self, run_id: str, *, now: datetime, lease: timedelta, max_attempts: int) -> Claim | None:
+        doc = await self.runs.find_one({"_id": run_id})
+        if doc is None or not self._expired(doc, now) or doc["attempt"] >= max_attempts:
+            return None
+        attempt = int(doc["attempt"]) + 1
+        while attempt <= max_attempts:
+            try:
+                await self.claims.insert_one(
+                    {
+                        "_id": f"{run_id}#{attempt}",
+                        "run_id": run_id,
+                        "job": doc["job"],
+                        "attempt": attempt,
+                        "owner": self.owner,
+                        "lease_until": now + lease,
+                        "created_at": now,
+                    }
+                )
+            except DuplicateKeyError:
+                marker = await self.claims.find_one({"_id": f"{run_id}#{attempt}"})
+                # Its winner is working (or about to record its claim): leave the slot to it.
+                if marker is None or marker["lease_until"] > now:
+                    return None
+                # Its winner died before it could update the slot: the next attempt is open.
+                attempt += 1
+                continue
+            await self.runs.update_one(
+                {"_id": run_id},
+                {
+                    "$set": {
+                        "status": RUNNING,
+                        "attempt": attempt,
+                        "owner": self.owner,
+                        "host": socket.gethostname(),
+                        "lease_until": now + lease,
+                        "started_at": now,
+                        "finished_at": None,
+                        "previous_error": doc.get("error") or ("abandoned" if doc["status"] == RUNNING else None),
+                    }
+                },
+            )
+            if doc["status"] == RUNNING:
+                await self.count_failure(doc["job"])  # the abandoned attempt never recorded itself
+            return Claim(run_id, doc["job"], doc["slot"], doc["slot_at"], attempt, self.owner, doc["status"])
+        return None
+
+    @staticmethod
+    def _expired(doc: dict[str, Any], now: datetime) -> bool:
+        return doc["status"] != DONE and doc["lease_until"] <= now
+
+    async def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
+        """Extend the lease while the job works; False when another attempt has taken the slot."""
+        result = await self.runs.update_one(
+            {"_id": claim.run_id, "attempt": claim.attempt, "owner": claim.owner},
+            {"$set": {"lease_until": now + lease}},
+        )
+        return result.matched_count == 1
+
+    async def finish(
+        self, claim: Claim, *, now: datetime, started: datetime, items: dict[str, int], error: str | None,
+        retry_after: timedelta,
+    ) -> bool:
+        """Record the outcome; a failed slot becomes claimable again after ``retry_after``."""
+        status = FAILED if error else DONE
+        result = await self.runs.update_one(
+            {"_id": claim.run_id, "attempt": claim.attempt, "owner": claim.owner},
+            {
+                "$set": {
+                    "status": status,
+                    "finished_at": now,
+                    "duration": max((now - started).total_seconds(), 0.0),
+                    "items": dict(items),
+                    "error": error,
+                    "lease_until": now + retry_after if error else now,
+                }
+            },
+        )
+        if error:
+            await self.count_failure(claim.job)
+        return result.matched_count == 1
+
+    async def count_failure(self, job: str) -> None:
+        # A lost increment is possible on FerretDB when two runs of one job fail at the same
+        # instant; the counter only feeds a metric, so that is acceptable.
+        await self.stats.update_one({"_id": job}, {"$inc": {"failures": 1}}, upsert=True)
+
+    async def known_slots(self, job: str, since: datetime) -> dict[datetime, dict[str, Any]]:
+        """Scheduled runs of ``job`` whose slot is after ``since``, by slot time."""
+        cursor = self.runs.find(
+            {"job": job, "trigger": SCHEDULED, "slot_at": {"$gt": since}},
+            {"status": 1, "attempt": 1, "lease_until": 1, "slot_at": 1},
+        )
+        return {doc["slot_at"]: doc async for doc in cursor}
+
+    async def last_slot(self, job: str) -> datetime | None:
+        doc = await self.runs.find_one({"job": job, "trigger": SCHEDULED}, {"slot_at": 1}, sort=[("slot_at", -1)])
+        return doc["slot_at"] if doc else None
+
+    async def recent(self, *, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {} if job is None else {"job": job}
+        cursor = self.runs.find(query).sort("started_at", -1).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def last_success(self, job: str) -> dict[str, Any] | None:
+        return await self.runs.find_one({"job": job, "status": DONE}, sort=[("finished_at", -1)])
+
+    async def failures(self, job: str) -> int:
+        doc = await self.stats.find_one({"_id": job})
+        return int(doc["failures"]) if doc else 0
+
+    async def purge(self, before: datetime) -> int:
+        """Forget runs that started before ``before`` (the cleanup job keeps the ledger bounded)."""
+        removed = await self.runs.delete_many({"started_at": {"$lt": before}, "lease_until": {"$lt": before}})
+        await self.claims.delete_many({"created_at": {"$lt": before}})
+        return removed.deleted_count

@@ -1,0 +1,64 @@
+"""A worker killed in the middle of a slot: the next run after the lease finishes the slot and
+repeats none of the items the dead one completed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from .conftest import schedules, stamp
+from .seed import add_task, add_user, reminder_key
+
+NOW = datetime(2030, 2, 1, 12, 0, 10, tzinfo=UTC)
+SLOT = "2030-02-01T12:00:00Z"
+LEASE = timedelta(minutes=2)  # the reminders job's lease
+
+
+async def test_crashed_reminder_slot_is_completed_without_repeats(db, run_worker):
+    user = await add_user(db)
+    tasks = [await add_task(db, user["_id"], NOW.replace(second=0) + timedelta(hours=1) - timedelta(seconds=i))
+             for i in range(6)]
+    wanted = {reminder_key("task_due_soon", t) for t in tasks}
+    env = {"COLLABRY_WORKER_SCHEDULES": schedules(reminders="* * * * *")}
+
+    crashed = run_worker("run-due", "--now", stamp(NOW),
+                         extra_env={**env, "COLLABRY_WORKER_CRASH_AFTER_ITEMS": "reminders:2"})
+    assert crashed.returncode == 70  # exited abruptly, recording nothing
+    run = await db["job_runs"].find_one({"_id": f"reminders:{SLOT}"})
+    assert (run["status"], run["attempt"]) == ("running", 1)
+    assert await db["notifications"].count_documents({}) == 2
+
+    # Within the lease the slot still belongs to the dead process: nobody touches it.
+    early = run_worker("run-due", "--now", stamp(NOW + LEASE - timedelta(seconds=5)), extra_env=env)
+    assert early.returncode == 0
+    assert SLOT not in {line["slot"] for line in early.lines("job_run")}
+    assert await db["notifications"].count_documents({}) == 2
+
+    late = run_worker("run-due", "--now", stamp(NOW + LEASE + timedelta(seconds=5)), extra_env=env)
+    assert late.returncode == 0, late.stderr
+    retry = next(line for line in late.lines("job_run") if line["slot"] == SLOT)
+    assert (retry["attempt"], retry["outcome"], retry["took_over"]) == (2, "done", "running")
+    assert retry["items"] == {"task_due_soon": 4}  # only the four the dead process had not sent
+    run = await db["job_runs"].find_one({"_id": f"reminders:{SLOT}"})
+    assert (run["status"], run["attempt"], run["previous_error"]) == ("done", 2, "abandoned")
+    notifications = await db["notifications"].find().to_list(None)
+    assert sorted(n["dedupe_key"] for n in notifications) == sorted(wanted)
+    assert (await db["job_stats"].find_one({"_id": "reminders"}))["failures"] == 1
+
+
+async def test_a_failed_slot_is_retried_and_gives_up_after_its_attempts(db, run_worker):
+    user = await add_user(db)
+    await add_task(db, user["_id"], NOW.replace(second=0))
+    # A task the job cannot read makes every attempt fail.
+    await db["planner_tasks"].insert_one({"_id": "broken", "user_id": user["_id"], "done": False,
+                                          "due_at": NOW.replace(second=0) - timedelta(seconds=1)})
+    env = {"COLLABRY_WORKER_SCHEDULES": schedules(reminders="0 12 * * *")}  # one slot a day: no newer slots
+    outcomes = []
+    for minutes in range(0, 7):
+        result = run_worker("run-due", "--now", stamp(NOW + timedelta(minutes=minutes)), extra_env=env)
+        outcomes.append((result.returncode, [line["outcome"] for line in result.lines("job_run")]))
+    # 5 attempts (one per minute, the retry delay is 30 s), each failing with exit 1; then it stays failed.
+    assert outcomes == [(1, ["failed"])] * 5 + [(0, [])] * 2
+    run = await db["job_runs"].find_one({"_id": f"reminders:{SLOT}"})
+    assert (run["status"], run["attempt"]) == ("failed", 5)
+    assert "KeyError" in run["error"]
+    assert (await db["job_stats"].find_one({"_id": "reminders"}))["failures"] == 5
