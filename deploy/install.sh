@@ -40,6 +40,8 @@ ROLLOUT=1
 APT=auto
 IP_ALLOW=()
 KEEP_RELEASES=3
+REDIS_CHANGED=0
+FERRETDB_CHANGED=0
 
 MODE=install
 RENDER_DIR=
@@ -304,6 +306,7 @@ fi
 
 if [[ -n $FERRETDB_BIN ]]; then
   install -d -m 0755 "$PREFIX/bin"
+  cmp -s "$FERRETDB_BIN" "$PREFIX/bin/ferretdb" || FERRETDB_CHANGED=1
   install -m 0755 "$FERRETDB_BIN" "$PREFIX/bin/ferretdb.new" && mv "$PREFIX/bin/ferretdb.new" "$PREFIX/bin/ferretdb"
   render "$SRC/systemd/ferretdb.service" "$UNIT_DIR/ferretdb.service"
 fi
@@ -321,11 +324,15 @@ printf '%s\nprefix=%s\nports=%s\nnginx=%s\nlisten=%s\nferretdb=%s\nlocal_redis=%
 
 # --- Redis ----------------------------------------------------------------------------------------
 if [[ $LOCAL_REDIS == 1 ]]; then
-  sed "s|@REDIS_MAXMEMORY@|$REDIS_MAXMEMORY|" "$SRC/deploy/redis-collabry.conf" >/etc/redis/collabry.conf
-  getent group redis >/dev/null && chown root:redis /etc/redis/collabry.conf
-  chmod 0640 /etc/redis/collabry.conf
-  grep -qx 'include /etc/redis/collabry.conf' /etc/redis/redis.conf ||
+  sed "s|@REDIS_MAXMEMORY@|$REDIS_MAXMEMORY|" "$SRC/deploy/redis-collabry.conf" >/etc/redis/collabry.conf.new
+  getent group redis >/dev/null && chown root:redis /etc/redis/collabry.conf.new
+  chmod 0640 /etc/redis/collabry.conf.new
+  cmp -s /etc/redis/collabry.conf.new /etc/redis/collabry.conf || REDIS_CHANGED=1
+  mv /etc/redis/collabry.conf.new /etc/redis/collabry.conf
+  if ! grep -qx 'include /etc/redis/collabry.conf' /etc/redis/redis.conf; then
     printf '\n%s\ninclude /etc/redis/collabry.conf\n' "$MARKER" >>/etc/redis/redis.conf
+    REDIS_CHANGED=1
+  fi
 fi
 
 # --- nginx ----------------------------------------------------------------------------------------
@@ -377,9 +384,10 @@ if [[ $first_install == 1 ]]; then
     "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --check
   fi
 elif [[ $ROLLOUT == 1 && $START == yes ]]; then
-  [[ $LOCAL_REDIS == 1 ]] && sysctl_ try-reload-or-restart redis-server.service
-  [[ -n $FERRETDB_BIN ]] && sysctl_ try-restart ferretdb.service
-  [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service
+  # Only what changed: a Redis or database restart is an outage for every replica at once.
+  [[ $REDIS_CHANGED == 1 ]] && sysctl_ try-restart redis-server.service
+  [[ $FERRETDB_CHANGED == 1 ]] && sysctl_ try-restart ferretdb.service
+  [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service  # graceful
   "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --to "$RELEASE"
 elif [[ $ROLLOUT == 1 ]]; then
   atomic_link "$(readlink "$PREFIX/current")" "$PREFIX/previous"

@@ -49,10 +49,9 @@ if ((running)); then
   systemctl stop 'collabry-*' 2>/dev/null || true
   for u in "${ours[@]}"; do [[ $u == ferretdb.service ]] && systemctl stop ferretdb.service || true; done
 fi
-for u in "${instances[@]}" "${ours[@]}"; do
-  [[ $u == *@.service ]] && continue
-  systemctl disable --quiet "$u" 2>/dev/null || true
-done
+to_disable=()
+for u in "${instances[@]}" "${ours[@]}"; do [[ $u == *@.service ]] || to_disable+=("$u"); done
+((${#to_disable[@]})) && { systemctl disable --quiet "${to_disable[@]}" 2>/dev/null || true; }
 for u in "${ours[@]}"; do rm -f "$UNIT_DIR/$u"; done
 rm -rf "$UNIT_DIR"/collabry*.d "$UNIT_DIR"/collabry.target.wants
 if ((running)); then systemctl daemon-reload; systemctl reset-failed 'collabry-*' 2>/dev/null || true; fi

@@ -30,3 +30,12 @@ def _domain(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 PARSERS.append(_domain)
+
+
+def _index(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .engine.index.cli import register
+
+    register(sub)
+
+
+PARSERS.append(_index)

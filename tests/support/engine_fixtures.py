@@ -60,6 +60,7 @@ class EngineHandle:
     token: str
     process: Process
     fake_llm: FakeOpenAI
+    state_dir: Path
 
     @property
     def headers(self) -> dict[str, str]:
@@ -68,15 +69,27 @@ class EngineHandle:
 
 @pytest.fixture
 def start_engine(
-    spawn: Callable[..., Process], engine_env: dict[str, str], secrets_dir: Path, fake_llm: FakeOpenAI
+    spawn: Callable[..., Process], engine_env: dict[str, str], secrets_dir: Path, fake_llm: FakeOpenAI, tmp_path: Path
 ) -> Callable[..., EngineHandle]:
-    """Start another engine process (e.g. a second replica, or one with other settings)."""
+    """Start an engine process (a second replica, or one with other settings).
 
-    def start(extra_env: dict[str, str] | None = None, *, name: str = "engine") -> EngineHandle:
-        port = free_port()
-        proc = spawn(f"{name}-{port}", "engine", "--port", str(port), port=port, extra_env=extra_env)
+    Each gets its own state directory (as separate hosts would) unless ``state_dir`` is given,
+    e.g. to restart an engine on the snapshots of a previous one.
+    """
+
+    def start(
+        extra_env: dict[str, str] | None = None,
+        *,
+        name: str = "engine",
+        state_dir: Path | None = None,
+        port: int | None = None,
+    ) -> EngineHandle:
+        port = port or free_port()
+        state = state_dir or tmp_path / f"state-{name}-{port}"
+        env = {**engine_env, "COLLABRY_STATE_DIR": str(state), **(extra_env or {})}
+        proc = spawn(f"{name}-{port}", "engine", "--port", str(port), port=port, extra_env=env)
         token = (secrets_dir / "service-token").read_text().strip()
-        return EngineHandle(f"http://127.0.0.1:{port}", port, token, proc, fake_llm)
+        return EngineHandle(f"http://127.0.0.1:{port}", port, token, proc, fake_llm, state)
 
     return start
 

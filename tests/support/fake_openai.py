@@ -166,6 +166,9 @@ class FakeOpenAI:
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
             await response.write(_sse(_chunk(body, {}, reply.finish_reason)))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {**reply.usage, "total_tokens": sum(reply.usage.values())}
+                await response.write(_sse({**_chunk(body, {}, None), "choices": [], "usage": usage}))
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):

@@ -11,6 +11,7 @@ fail when COLLABRY_SYSTEM_TESTS=require (CI sets it so a missing tool cannot pas
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -91,8 +92,16 @@ def build_wheelhouse(rootfs: Path) -> Path:
     target = CACHE / f"wheelhouse-{key}"
     if (target / ".complete").exists():
         return target
-    t0 = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".wheelhouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a waiting session reuses it
+        if not (target / ".complete").exists():
+            _build_wheelhouse(rootfs, target)
+    return target
+
+
+def _build_wheelhouse(rootfs: Path, target: Path) -> None:
+    t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=CACHE))
     pip_cache = Path(os.environ.get("PIP_CACHE_DIR") or Path.home() / ".cache/pip")
     pip_cache.mkdir(parents=True, exist_ok=True)
@@ -124,7 +133,6 @@ def build_wheelhouse(rootfs: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     _log(f"wheelhouse built in {time.monotonic() - t0:.0f}s: {target}")
-    return target
 
 
 @pytest.fixture(scope="session")
@@ -157,8 +165,16 @@ def _ferretdb_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def system_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("system-logs")
+def system_logs() -> Path:
+    """Install output, journal and console of the last runs, kept outside pytest's rotation."""
+    base = Path(os.environ.get("COLLABRY_SYSTEM_LOGS") or "/var/tmp/collabry-system-logs")
+    base.mkdir(parents=True, exist_ok=True)
+    for old in sorted(base.iterdir())[:-4]:
+        shutil.rmtree(old, ignore_errors=True)
+    path = base / time.strftime("%Y%m%dT%H%M%S")
+    path = path.with_name(f"{path.name}-{os.getpid()}")
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -185,12 +201,8 @@ def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs:
         _log(f"booted and ready in {time.monotonic() - t0:.0f}s")
         yield machine
     finally:
-        if machine.booted:
-            (system_logs / "journal.log").write_text(machine.journal(lines=5000))
-        if machine.console_log.exists():
-            shutil.copy2(machine.console_log, system_logs / "console.log")
+        machine.cleanup(keep_logs=system_logs)
         _log(f"logs in {system_logs}")
-        machine.cleanup()
 
 
 def install(machine: Machine) -> str:

@@ -172,10 +172,13 @@ class Machine:
         return None
 
     def shutdown(self, timeout: float = 60) -> None:
-        """Power the container off (SIGTERM to nspawn = clean shutdown of its systemd)."""
+        """Power the container off (SIGTERM to nspawn = clean shutdown of its systemd). The journal
+        of the boot is appended to ``workdir/journal.log`` first (it lives in /run only)."""
         if self._nspawn is None:
             return
         if self._nspawn.poll() is None:
+            with open(self.workdir / "journal.log", "a") as log:
+                log.write(self.journal(lines=20000))
             self._nspawn.send_signal(signal.SIGTERM)
             try:
                 self._nspawn.wait(timeout)
@@ -193,8 +196,14 @@ class Machine:
         self._nspawn = None
         self._leader = None
 
-    def cleanup(self) -> None:
+    def cleanup(self, keep_logs: Path | None = None) -> None:
+        """Shut down, unmount and delete the session's tree; ``keep_logs``: copy the journal and
+        console logs there first."""
         self.shutdown()
+        if keep_logs is not None:
+            for log in (self.console_log, self.workdir / "journal.log"):
+                if log.exists():
+                    shutil.copy2(log, keep_logs / log.name)
         if self._mounted:
             _run(["umount", str(self.root)], check=False)
             self._mounted = False

@@ -40,6 +40,7 @@ p.add_argument("--concurrency", type=int, default=4)
 p.add_argument("--duration", type=float, default=120)
 p.add_argument("--stop-file", required=True)
 p.add_argument("--out", required=True)
+p.add_argument("--pause", type=float, default=0.01)
 a = p.parse_args()
 headers = dict(h.split(": ", 1) for h in a.header)
 lock = threading.Lock()
@@ -66,6 +67,7 @@ def worker(n):
                 if len(stats["errors"]) < 20:
                     stats["errors"].append({"t": round(time.time() - stats["started"], 3), "url": url.path,
                                             "status": status, "error": err})
+        time.sleep(a.pause)
 threads = [threading.Thread(target=worker, args=(n,)) for n in range(a.concurrency)]
 for t in threads: t.start()
 for t in threads: t.join()
@@ -329,7 +331,7 @@ def start_load(
     token: str | None,
     *,
     concurrency: int = 4,
-    duration: float = 240,
+    duration: float = 600,
     base: str = NGINX,
     name: str = "load",
 ) -> dict[str, str]:

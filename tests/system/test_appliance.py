@@ -43,6 +43,24 @@ def test_rolling_restart_under_load_fails_no_request(appliance: Machine, state: 
     print("rolling restart load:", stats)
 
 
+def test_upgrade_and_rollback_switch_releases_under_load(appliance: Machine, state: dict[str, Any]) -> None:
+    """Running the installer again builds a new release and rolls it out replica by replica;
+    `rollout.sh --rollback` returns to the previous one the same way. No client request fails."""
+    token = state.get("account", {}).get("token")
+    first = appliance.succeed(f"readlink {PREFIX}/current").strip()
+    secret = appliance.succeed("sha256sum /etc/collabry/secrets/jwt-secret")
+    upgrade = "/mnt/src/deploy/install.sh --no-apt --wheelhouse /mnt/wheelhouse --wheelhouse /mnt/wheels"
+    stats = scenarios.rolling_restart_under_load(appliance, PORTS, upgrade, token)
+    second = appliance.succeed(f"readlink {PREFIX}/current").strip()
+    assert second != first and appliance.succeed(f"readlink {PREFIX}/previous").strip() == first
+    assert appliance.succeed("sha256sum /etc/collabry/secrets/jwt-secret") == secret
+    print("upgrade load:", stats)
+    stats = scenarios.rolling_restart_under_load(appliance, PORTS, f"{PREFIX}/rollout.sh --rollback", token)
+    assert appliance.succeed(f"readlink {PREFIX}/current").strip() == first
+    assert appliance.succeed(f"readlink {PREFIX}/previous").strip() == second
+    print("rollback load:", stats)
+
+
 def test_failed_gate_rolls_back_to_the_previous_release(appliance: Machine, state: dict[str, Any]) -> None:
     token = state.get("account", {}).get("token")
     result = scenarios.rollback_on_failed_gate(appliance, PORTS, token, prefix=PREFIX)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from .errors import Invalid, UnsupportedType
 
@@ -82,7 +83,8 @@ def text_of(data: bytes) -> str | None:
 
 def safe_title(name: str | None, fallback: str = "Untitled") -> str:
     """A display title from a client-supplied file name: last path component, printable, bounded."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    # Some clients percent-encode the name (``..%2F..%2Fx``): decode first so no separator hides.
+    base = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
     base = base.strip(". ") if set(base) <= {"."} else base
     return base[:200] or fallback

@@ -108,5 +108,6 @@ async def global_limit_middleware(request: web.Request, handler: Any) -> web.Str
             exc.headers.update(headers)
         raise
     if not response.prepared:
-        response.headers.update(headers)
+        for name, value in headers.items():  # a route's own, stricter rule keeps its headers
+            response.headers.setdefault(name, value)
     return response

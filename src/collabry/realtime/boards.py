@@ -98,11 +98,11 @@ def merge(updates: list[bytes]) -> bytes:
     doc = pycrdt.Doc()
     doc.apply_update(merged)
     have = state_vector(doc.get_state())
-    if state_vector(pycrdt.get_state(merged)) != have:
-        return merged
-    for client, clock, length in inspect_update(merged).deletions:
-        if clock + length > have.get(client, 0):
-            return merged
+    shape = inspect_update(merged)
+    if any(have.get(client, 0) < end for client, end in shape.ends.items()):
+        return merged  # structs waiting for a missing dependency
+    if any(have.get(client, 0) < clock + length for client, clock, length in shape.deletions):
+        return merged  # deletions of structs not received yet
     return doc.get_update()
 
 

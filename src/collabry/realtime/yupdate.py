@@ -35,9 +35,10 @@ class MalformedUpdate(ValueError):
 
 @dataclass
 class UpdateShape:
-    """What the walk learnt: the deleted ranges, as (client, clock, length)."""
+    """What the walk learnt: where each client's structs end, and the deleted ranges."""
 
-    deletions: list[tuple[int, int, int]] = field(default_factory=list)
+    ends: dict[int, int] = field(default_factory=dict)  # client -> clock after its last struct
+    deletions: list[tuple[int, int, int]] = field(default_factory=list)  # (client, clock, length)
 
 
 class _Reader:
@@ -88,6 +89,17 @@ class _Reader:
     def varstring(self) -> None:
         self.skip(self.varuint())
 
+    def utf16_length(self) -> int:
+        """Skip a string; its length in UTF-16 code units (what Yjs clocks count)."""
+        length = self.varuint()
+        start = self.pos
+        self.skip(length)
+        try:
+            text = self.data[start : self.pos].decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedUpdate("a string is not UTF-8") from None
+        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
 
 def _any(r: _Reader, depth: int) -> None:
     if depth > MAX_DEPTH:
@@ -115,7 +127,7 @@ def _any(r: _Reader, depth: int) -> None:
 
 
 def _content(r: _Reader, kind: int) -> int:
-    """Skip one item's content; return an upper bound of its length in clock units."""
+    """Skip one item's content; return its length in clock units."""
     if kind == DELETED:
         return max(1, r.varuint())
     if kind == JSON:
@@ -127,9 +139,7 @@ def _content(r: _Reader, kind: int) -> int:
         r.varstring()
         return 1
     if kind == STRING:
-        length = r.varuint()
-        r.skip(length)
-        return max(1, length)
+        return r.utf16_length()
     if kind == EMBED:
         r.varstring()
         return 1
@@ -156,11 +166,12 @@ def _content(r: _Reader, kind: int) -> int:
     raise MalformedUpdate(f"unsupported content kind {kind}")
 
 
-def _struct(r: _Reader) -> int:
+def _struct(r: _Reader) -> tuple[int, bool]:
+    """Skip one struct; its length in clock units, and whether it is real (not a gap marker)."""
     info = r.byte()
     kind = info & CONTENT_MASK
     if kind in (GC, SKIP):
-        return r.varuint()
+        return r.varuint(), kind == GC
     if info & HAS_ORIGIN:
         r.varuint()
         r.varuint()
@@ -175,7 +186,7 @@ def _struct(r: _Reader) -> int:
             r.varuint()
         if info & HAS_PARENT_SUB:
             r.varstring()
-    return _content(r, kind)
+    return _content(r, kind), True
 
 
 def inspect_update(update: bytes) -> UpdateShape:
@@ -184,12 +195,18 @@ def inspect_update(update: bytes) -> UpdateShape:
     shape = UpdateShape()
     for _ in range(r.count()):
         structs = r.count()
-        r.varuint()  # client
+        client = r.varuint()
         clock = r.varuint()
+        end = 0
         for _ in range(structs):
-            clock += _struct(r)
-        if clock > MAX_CLOCK:  # lengths here are upper bounds (strings count bytes, not UTF-16 units)
+            length, real = _struct(r)
+            clock += length
+            if real:
+                end = clock
+        if clock > MAX_CLOCK:
             raise MalformedUpdate("clock out of range")
+        if end:
+            shape.ends[client] = max(shape.ends.get(client, 0), end)
     for _ in range(r.count()):
         client = r.varuint()
         for _ in range(r.count()):

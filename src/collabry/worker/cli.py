@@ -33,7 +33,9 @@ def _instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time such as 2025-01-31T09:00:00Z, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2025-01-31T09:00:00Z, got {text!r}"
+        ) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -77,8 +79,9 @@ async def _with_worker(settings: Settings, clock: Clock, fn: Callable[[Worker], 
     from .runner import Worker
 
     jobs = resolve(settings)  # a bad schedule is a configuration error before anything connects
-    client = create_client(settings)
-    redis = create_redis(settings)
+    # A batch process can wait longer than a request handler before calling a dependency down.
+    client = create_client(settings, timeout_ms=15000)
+    redis = create_redis(settings, timeout=10.0, retries=2)
     worker = Worker(
         settings, client[settings.database_name], redis, jobs, clock=clock, crash_hook=CrashHook.from_env()
     )

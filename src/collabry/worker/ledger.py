@@ -148,9 +148,12 @@ class JobLedger:
 
     async def finish(
         self, claim: Claim, *, now: datetime, started: datetime, items: dict[str, int], error: str | None,
-        retry_after: timedelta,
+        retry_at: datetime | None = None, counts_as_failure: bool = True,
     ) -> bool:
-        """Record the outcome; a failed slot becomes claimable again after ``retry_after``."""
+        """Record the outcome; a failed slot becomes claimable again at ``retry_at``.
+
+        An interrupted attempt (the process was asked to stop) is recorded like a failure, so it is
+        retried, but ``counts_as_failure=False`` keeps it out of the failure metric."""
         status = FAILED if error else DONE
         result = await self.runs.update_one(
             {"_id": claim.run_id, "attempt": claim.attempt, "owner": claim.owner},
@@ -161,11 +164,11 @@ class JobLedger:
                     "duration": max((now - started).total_seconds(), 0.0),
                     "items": dict(items),
                     "error": error,
-                    "lease_until": now + retry_after if error else now,
+                    "lease_until": (retry_at or now) if error else now,
                 }
             },
         )
-        if error:
+        if error and counts_as_failure:
             await self.count_failure(claim.job)
         return result.matched_count == 1
 

@@ -180,7 +180,6 @@ class Worker:
         started = time.monotonic()
         renewer = asyncio.create_task(self._keep_lease(claim, job.lease), name=f"lease:{claim.run_id}")
         error: str | None = None
-        retry_after = job.retry_after
         interrupted = False
         try:
             async with asyncio.timeout(job.timeout.total_seconds()):
@@ -189,7 +188,7 @@ class Worker:
             error = f"timed out after {job.timeout.total_seconds():.0f} s"
         except asyncio.CancelledError:
             # SIGTERM: record the attempt so the next run can take the slot over at once.
-            error, retry_after, interrupted = "interrupted", timedelta(0), True
+            error, interrupted = "interrupted", True
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             bound.error("job_exception", exc_info=True)
@@ -198,9 +197,10 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
         duration = time.monotonic() - started
+        finished_at = started_at + timedelta(seconds=duration)
         recorded = await self.ledger.finish(
-            claim, now=started_at + timedelta(seconds=duration), started=started_at, items=dict(ctx.items),
-            error=error, retry_after=retry_after,
+            claim, now=finished_at, started=started_at, items=dict(ctx.items), error=error,
+            retry_at=started_at if interrupted else finished_at + job.retry_after, counts_as_failure=not interrupted,
         )
         fields: dict[str, Any] = {
             "outcome": "failed" if error else "done",

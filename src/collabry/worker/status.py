@@ -6,18 +6,21 @@ from datetime import datetime
 from typing import Any
 
 from ..db.client import iso
-from .ledger import JobLedger
+from .ledger import RUNNING, JobLedger
 from .registry import Scheduled
 from .schedule import slot_name
 
 
-def _run(doc: dict[str, Any]) -> dict[str, Any]:
+def _run(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    status = doc["status"]
+    if status == RUNNING and doc["lease_until"] <= now:
+        status = "abandoned"  # its process died; a later run takes it over or a newer slot supersedes it
     return {
         "id": doc["_id"],
         "job": doc["job"],
         "slot": doc["slot"],
         "trigger": doc.get("trigger"),
-        "status": doc["status"],
+        "status": status,
         "attempt": doc.get("attempt"),
         "host": doc.get("host"),
         "startedAt": iso(doc.get("started_at")),
@@ -48,7 +51,7 @@ async def gather(ledger: JobLedger, jobs: list[Scheduled], *, now: datetime, lim
             }
         )
     ledger_name = next((i.ledger_name for i in jobs if i.name == job), job)
-    runs = [_run(doc) for doc in await ledger.recent(job=ledger_name, limit=limit)]
+    runs = [_run(doc, now) for doc in await ledger.recent(job=ledger_name, limit=limit)]
     return {"now": iso(now), "jobs": summary, "runs": runs}
 
 
@@ -60,12 +63,12 @@ def render_text(status: dict[str, Any]) -> str:
             f"{job['lastSuccessAt'] or '-':<26} {job['failures']}"
         )
     lines.append("")
-    lines.append(f"{'RUN':<48} {'STATUS':<8} {'TRY':>3} {'SECONDS':>8} {'HOST':<20} ITEMS / ERROR")
+    lines.append(f"{'RUN':<48} {'STATUS':<9} {'TRY':>3} {'SECONDS':>8} {'HOST':<20} ITEMS / ERROR")
     for run in status["runs"]:
         seconds = f"{run['durationSeconds']:.2f}" if run["durationSeconds"] is not None else "-"
         detail = run["error"] or " ".join(f"{k}={v}" for k, v in sorted(run["items"].items())) or "-"
         lines.append(
-            f"{run['id']:<48} {run['status']:<8} {run['attempt'] or 0:>3} {seconds:>8} "
+            f"{run['id']:<48} {run['status']:<9} {run['attempt'] or 0:>3} {seconds:>8} "
             f"{(run['host'] or '-')[:20]:<20} {detail}"
         )
     return "\n".join(lines)

@@ -74,6 +74,7 @@ async def render(ledger: JobLedger, jobs: list[Scheduled], report: RunReport | N
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as fh:

@@ -73,13 +73,18 @@ def bert_reference(weights: dict[str, np.ndarray], ids: np.ndarray, heads: int =
         def dense(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
             return v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
-        q, k, v = (dense(x, f"attention.self.{m}").reshape(n, heads, d).transpose(1, 0, 2) for m in ("query", "key", "value"))
+        q, k, v = (
+            dense(x, f"attention.self.{m}").reshape(n, heads, d).transpose(1, 0, 2) for m in ("query", "key", "value")
+        )
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         attn = scores / scores.sum(-1, keepdims=True)
         context = (attn @ v).transpose(1, 0, 2).reshape(n, hidden)
-        x = layer_norm(dense(context, "attention.output.dense") + x, w[p + "attention.output.LayerNorm.weight"],
-                       w[p + "attention.output.LayerNorm.bias"])
+        x = layer_norm(
+            dense(context, "attention.output.dense") + x,
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+        )
         ff = dense(gelu(dense(x, "intermediate.dense")), "output.dense")
         x = layer_norm(ff + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
     pooled = x.mean(0)

@@ -66,7 +66,8 @@ def test_slots_between_is_half_open_and_ordered() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "* * * *", "61 * * * *", "* 24 * * *", "*/0 * * * *", "5-1 * * * *", "0 0 30 2 *", "every 0m", "x y z a b"]
+    "spec",
+    ["", "* * * *", "61 * * * *", "* 24 * * *", "*/0 * * * *", "5-1 * * * *", "0 0 30 2 *", "every 0m", "x y z a b"],
 )
 def test_bad_schedules_are_refused(spec: str) -> None:
     with pytest.raises(ScheduleError):

@@ -163,6 +163,15 @@ class UserIndex:
         return idx
 
 
+async def build_from_database(index_log: IndexLog, state: IndexState, model: str, dim: int) -> UserIndex:
+    """A user's index built only from the database (``collabry index rebuild``)."""
+    idx = UserIndex(state.user_id, model, dim)
+    async for source_id, ingest_id, vids, vectors in index_log.user_vectors(state):
+        idx.add_source(source_id, ingest_id, vids, vectors)
+    idx.seq = state.seq
+    return idx
+
+
 class IndexStore:
     """All users' indexes in this process."""
 
@@ -202,7 +211,7 @@ class IndexStore:
                 self._cache[user_id] = idx
             self._cache.move_to_end(user_id)
             if idx.seq < head_seq:
-                await self._catch_up(idx)
+                idx = self._cache[user_id] = await self._catch_up(idx)
             await self._evict()
             return idx
 
@@ -223,40 +232,31 @@ class IndexStore:
                 log.warning("snapshot_ignored", user_id=user_id, reason=str(exc))
         return UserIndex(user_id, self.model, self.dim)
 
-    async def _catch_up(self, idx: UserIndex) -> None:
+    async def _catch_up(self, idx: UserIndex) -> UserIndex:
+        """Replay the log after ``idx.seq``; rebuild from the database when the log cannot reach back."""
         state = await self.log.state(idx.user_id)
         entries = state.replayable_from(idx.seq)
         if entries is None:
-            await self._reload(idx, state)
-        else:
-            for entry in entries:
-                if entry["op"] == "add":
-                    vids, vectors = await self.log.source_vectors(idx.user_id, entry["source_id"], entry["ingest_id"])
-                    idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors)
-                elif entry["op"] == "remove":
-                    idx.remove_source(entry["source_id"])
-                idx.seq = entry["seq"]
+            started = time.perf_counter()
+            idx = await build_from_database(self.log, state, self.model, self.dim)
+            idx.dirty = True
+            log.info(
+                "index_reloaded", user_id=idx.user_id, rows=idx.ntotal, ms=round((time.perf_counter() - started) * 1000)
+            )
+            return idx
+        for entry in entries:
+            if entry["op"] == "add":
+                vids, vectors = await self.log.source_vectors(idx.user_id, entry["source_id"], entry["ingest_id"])
+                idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors)
+            elif entry["op"] == "remove":
+                idx.remove_source(entry["source_id"])
+            idx.seq = entry["seq"]
         # Whatever the log says, the committed set is authoritative.
-        stale = set(idx.ingests) - set(state.sources)
-        for source_id in stale:
+        for source_id in set(idx.ingests) - set(state.sources):
             idx.remove_source(source_id)
         idx.seq = max(idx.seq, state.seq)
         idx.dirty = True
-
-    async def _reload(self, idx: UserIndex, state: IndexState) -> None:
-        """Rebuild from the database in place (log too short, or reset)."""
-        started = time.perf_counter()
-        for source_id in list(idx.ingests):
-            if state.sources.get(source_id) != idx.ingests[source_id]:
-                idx.remove_source(source_id)
-        for source_id, ingest_id in state.sources.items():
-            if idx.ingests.get(source_id) == ingest_id:
-                continue
-            vids, vectors = await self.log.source_vectors(idx.user_id, source_id, ingest_id)
-            idx.add_source(source_id, ingest_id, vids, vectors)
-        log.info(
-            "index_reloaded", user_id=idx.user_id, rows=idx.ntotal, ms=round((time.perf_counter() - started) * 1000)
-        )
+        return idx
 
     async def _evict(self) -> None:
         while len(self._cache) > 1 and self.memory_bytes > self.memory_budget:

@@ -70,6 +70,7 @@ class LLM:
                     stream=True,
                     max_tokens=max_tokens or self.settings.llm_max_tokens,
                     temperature=0.2,
+                    stream_options={"include_usage": True},
                 )
                 try:
                     async for chunk in stream:
@@ -89,8 +90,12 @@ class LLM:
                     await stream.close()
                 if not generation.finish_reason:
                     raise LLMError("the model server ended the answer without finishing it")
+                if not generation.usage:  # servers that ignore stream_options: count the pieces
+                    generation.usage = {"promptTokens": 0, "completionTokens": len(generation.text)}
                 return
-            except (openai.APIError, openai.APIConnectionError) as exc:
+            except Exception as exc:
+                # Transport errors surface unwrapped (not as openai.APIError) when a connection drops
+                # in the middle of a stream, so every failure of the server counts here.
                 log.warning("llm_failed", attempt=attempt, sent=sent, error=str(exc))
                 if sent or attempt == 2:
                     raise LLMError(_describe(exc)) from exc

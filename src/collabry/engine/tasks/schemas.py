@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -73,3 +73,27 @@ EXAMPLES = {
     "flashcards": '{"cards": [{"front": "...", "back": "..."}]}',
     "mindmap": '{"root": {"title": "...", "children": [{"title": "...", "children": []}]}}',
 }
+
+
+_UNBOUNDED = {"maxLength", "title", "default"}
+
+
+def grammar_schema(model: type[Output]) -> dict[str, Any]:
+    """The model's JSON Schema without upper bounds, for servers that compile it into a grammar.
+
+    llama.cpp expands ``maxLength``/``maxItems`` into nested optional rules, which for a few
+    hundred characters exceeds its grammar limits; large bounds are enforced by validation instead.
+    """
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: strip(v)
+                for k, v in node.items()
+                if k not in _UNBOUNDED and not (k == "maxItems" and isinstance(v, int) and v > 8)
+            }
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(model.model_json_schema())

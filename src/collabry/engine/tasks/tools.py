@@ -20,7 +20,7 @@ from ...web.errors import ApiError
 from ..llm.client import LLM, LLMError, loads_json
 from ..llm.prompt import CHARS_PER_TOKEN, defuse
 from ..metrics import TOOL_RUNS
-from .schemas import EXAMPLES, SCHEMAS, Output
+from .schemas import EXAMPLES, SCHEMAS, Output, grammar_schema
 
 log = structlog.get_logger("collabry.tools")
 
@@ -86,7 +86,7 @@ class ToolRunner:
             {"role": "system", "content": TOOL_RULES.format(example=EXAMPLES[name])},
             {"role": "user", "content": f"{material}\n\n{TASKS[name].format(count=count)}"},
         ]
-        schema = schema_model.model_json_schema()
+        schema = grammar_schema(schema_model)
         max_tokens = self._output_tokens(name, count)
         try:
             raw = await self.llm.complete_json(messages, schema, max_tokens=max_tokens)

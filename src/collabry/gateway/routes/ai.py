@@ -1,7 +1,229 @@
-"""/api/ai (to be filled in)."""
+"""/api/ai: study tools (summary, quiz, flashcards, mind map) and the chat session history.
+
+The tools run in the engine (``engine_client``): the gateway authenticates, applies the per-user AI
+rate limit and the plan's daily AI quota, and passes the engine's answer or error through (a unit
+of quota is given back when the engine could not do the work). Chat itself and its streams are
+served by ``ai_stream``; the sessions and messages it produces are read here from the database.
+"""
 
 from __future__ import annotations
 
-from ...web.api import Routes
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from ...appkeys import DB, SETTINGS
+from ...db.client import iso
+from ...domain import usage
+from ...web.api import RequestModel, Routes
+from ...web.errors import ApiError
+from ..engine_client import EngineError, engine_of, install_engine_client
+from ..security import current_user_id, enforce
 
 routes = Routes("ai")
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ToolBody(RequestModel):
+    notebookId: Id
+    sourceIds: list[Id] | None = Field(default=None, max_length=200)
+
+
+class QuizBody(ToolBody):
+    count: int = Field(default=5, ge=1, le=20)
+
+
+class FlashcardsBody(ToolBody):
+    count: int = Field(default=10, ge=1, le=50)
+
+
+class SummaryOut(BaseModel):
+    summary: str
+    keyPoints: list[str]
+
+
+class QuestionOut(BaseModel):
+    question: str
+    options: list[str]
+    answerIndex: int
+    explanation: str
+
+
+class QuizOut(BaseModel):
+    questions: list[QuestionOut]
+
+
+class CardOut(BaseModel):
+    front: str
+    back: str
+
+
+class FlashcardsOut(BaseModel):
+    cards: list[CardOut]
+
+
+class NodeOut(BaseModel):
+    title: str
+    children: list[NodeOut] = []
+
+
+class MindMapOut(BaseModel):
+    root: NodeOut
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    notebookId: str | None
+    updatedAt: str
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+
+
+class SourceRef(BaseModel):
+    sourceId: str
+    title: str
+    chunkId: str
+    score: float
+    text: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: str
+    content: str
+    sources: list[SourceRef] | None = None
+    createdAt: str
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
+
+
+def setup(app: web.Application) -> None:
+    install_engine_client(app)
+
+
+async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int | None = None) -> web.Response:
+    user_id = current_user_id(request)
+    settings = request.app[SETTINGS]
+    db = request.app[DB]
+    await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
+    if not await usage.consume_for_plan(db, settings, user_id, "ai"):
+        raise ApiError(429, "quota_exceeded", "today's AI requests for your plan are used up")
+    payload: dict[str, Any] = {"userId": user_id, "notebookId": body.notebookId, "sourceIds": body.sourceIds}
+    if count is not None:
+        payload["count"] = count
+    try:
+        result = await engine_of(request).tool(name, payload)
+    except EngineError:
+        await usage.refund(db, user_id, "ai")  # the work did not happen
+        raise
+    return web.json_response(result)
+
+
+@routes.post(
+    "/api/ai/summarize",
+    summary="Summarise a notebook's sources",
+    body=ToolBody,
+    responses={200: SummaryOut},
+    rate_limited=True,
+)
+async def summarize(request: web.Request, body: ToolBody) -> web.Response:
+    return await _run_tool(request, "summarize", body)
+
+
+@routes.post(
+    "/api/ai/quiz",
+    summary="Multiple-choice quiz from a notebook's sources",
+    body=QuizBody,
+    responses={200: QuizOut},
+    rate_limited=True,
+)
+async def quiz(request: web.Request, body: QuizBody) -> web.Response:
+    return await _run_tool(request, "quiz", body, body.count)
+
+
+@routes.post(
+    "/api/ai/flashcards",
+    summary="Flashcards from a notebook's sources",
+    body=FlashcardsBody,
+    responses={200: FlashcardsOut},
+    rate_limited=True,
+)
+async def flashcards(request: web.Request, body: FlashcardsBody) -> web.Response:
+    return await _run_tool(request, "flashcards", body, body.count)
+
+
+@routes.post(
+    "/api/ai/mindmap",
+    summary="Mind map of a notebook's sources",
+    body=ToolBody,
+    responses={200: MindMapOut},
+    rate_limited=True,
+)
+async def mindmap(request: web.Request, body: ToolBody) -> web.Response:
+    return await _run_tool(request, "mindmap", body)
+
+
+@routes.get("/api/ai/sessions", summary="The user's chat sessions, most recent first", responses={200: SessionList})
+async def list_sessions(request: web.Request) -> web.Response:
+    user_id = current_user_id(request)
+    cursor = request.app[DB].ai_sessions.find({"user_id": user_id}).sort("updated_at", -1).limit(200)
+    sessions = [
+        {
+            "id": doc["_id"],
+            "title": doc.get("title", ""),
+            "notebookId": doc.get("notebook_id"),
+            "updatedAt": iso(doc.get("updated_at")),
+        }
+        async for doc in cursor
+    ]
+    return web.json_response({"sessions": sessions})
+
+
+async def _own_session(request: web.Request) -> dict[str, Any]:
+    doc = await request.app[DB].ai_sessions.find_one(
+        {"_id": request.match_info["sessionId"], "user_id": current_user_id(request)}
+    )
+    if doc is None:
+        raise ApiError(404, "not_found", "session not found")
+    return dict(doc)
+
+
+@routes.get(
+    "/api/ai/sessions/{sessionId}/messages", summary="A session's messages in order", responses={200: MessageList}
+)
+async def session_messages(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    cursor = (
+        request.app[DB]
+        .ai_messages.find({"session_id": session["_id"], "user_id": session["user_id"]})
+        .sort("created_at", 1)
+        .limit(1000)
+    )
+    messages = []
+    async for doc in cursor:
+        message: dict[str, Any] = {
+            "id": doc["_id"],
+            "role": doc["role"],
+            "content": doc.get("content", ""),
+            "createdAt": iso(doc.get("created_at")),
+        }
+        if doc["role"] == "assistant":
+            message["sources"] = doc.get("sources") or []
+        messages.append(message)
+    return web.json_response({"messages": messages})
+
+
+@routes.delete("/api/ai/sessions/{sessionId}", summary="Delete a chat session and its messages", responses={204: None})
+async def delete_session(request: web.Request) -> web.Response:
+    session = await _own_session(request)
+    db = request.app[DB]
+    await db.ai_messages.delete_many({"session_id": session["_id"], "user_id": session["user_id"]})
+    await db.ai_sessions.delete_one({"_id": session["_id"], "user_id": session["user_id"]})
+    return web.Response(status=204)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field
@@ -25,7 +25,7 @@ class TaskBody(RequestModel):
 
 class TaskPatch(RequestModel):
     # Optional, but not nullable: the schema offers no null, and a null sent anyway is a 400.
-    title: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    title: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")] | SkipJsonSchema[None] = None
     dueAt: AwareDatetime | SkipJsonSchema[None] = None
     done: bool | SkipJsonSchema[None] = None
 

@@ -1,0 +1,214 @@
+"""/api/ai/chat and /api/ai/streams: AI answers delivered as resumable Server-Sent Events.
+
+Generation is decoupled from delivery: the engine writes each answer's events into a Redis stream
+(``cache.streams``); this module only relays that stream. So:
+
+- ``POST /api/ai/chat`` checks auth, the per-user AI rate and the plan's daily quota (429
+  ``quota_exceeded`` before anything starts), asks the engine to start, then relays from event 1.
+- ``GET /api/ai/streams/{id}`` with ``Last-Event-ID: n`` relays from event n+1, on any replica,
+  while the stream is retained. Only the owner sees it (404 otherwise).
+- A client that goes away stops only its relay; the answer is still generated and saved. Only
+  ``POST /api/ai/streams/{id}/cancel`` stops generation.
+- Heartbeats (``: ping``) at least every ``Settings.sse_heartbeat`` seconds while waiting.
+- Memory per client is bounded: events are read from Redis in small batches and the next batch
+  is read only after the last one was written, so a slow client slows only its own relay.
+- On SIGTERM each relay ends within about a second with a ``retry:`` hint; the client reconnects
+  with ``Last-Event-ID`` and nginx sends it to another replica (this one answers 503 meanwhile).
+  Relays stuck writing to a client that stopped reading are closed after ``DRAIN_GRACE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from ...appkeys import DB, DRAIN, REDIS, SETTINGS
+from ...cache.streams import StreamReader
+from ...db.client import new_id
+from ...domain import usage
+from ...metrics import AI_STREAMS, SSE_CLIENTS
+from ...web.api import RequestModel, Routes
+from ...web.errors import ApiError, not_found
+from ..engine_client import EngineError, engine_of, install_engine_client
+from ..security import current_user_id, enforce
+
+routes = Routes("ai")
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# How long a relay waits on Redis before it looks at the clock, the drain flag and its client.
+POLL_MS = 1000
+RETRY_MS = 1000  # the reconnect delay suggested to clients when a relay ends early
+DRAIN_GRACE = 3.0
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+READER = web.AppKey("collabry.stream_reader", StreamReader)
+RELAYS = web.AppKey("collabry.sse_relays", set)
+
+
+class ChatBody(RequestModel):
+    message: str = Field(min_length=1, max_length=8000)
+    notebookId: Id | None = None
+    sessionId: Id | None = None
+    sourceIds: list[Id] | None = Field(default=None, max_length=200)
+
+
+class CancelResult(BaseModel):
+    streamId: str
+    cancelling: bool
+
+
+async def _relays_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[READER] = StreamReader.for_settings(app[REDIS], app[SETTINGS])
+    relays: set[web.Request] = set()
+    app[RELAYS] = relays
+
+    async def close_stuck_relays() -> None:
+        await app[DRAIN].draining.wait()
+        await asyncio.sleep(DRAIN_GRACE)
+        for request in list(relays):
+            if request.transport is not None:
+                request.transport.close()
+
+    watcher = asyncio.create_task(close_stuck_relays(), name="sse-drain")
+    yield
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+
+
+def setup(app: web.Application) -> None:
+    install_engine_client(app)
+    app.cleanup_ctx.append(_relays_ctx)
+
+
+def _refuse_while_draining(request: web.Request) -> None:
+    if request.app[DRAIN].draining.is_set():
+        # nginx retries a GET on the next replica; a client retries a POST after the hint.
+        raise ApiError(503, "unavailable", "this replica is shutting down", headers={"Retry-After": "1"})
+
+
+@routes.post(
+    "/api/ai/chat",
+    summary="Ask a question; the answer streams back as Server-Sent Events",
+    body=ChatBody,
+    responses={200: "text/event-stream"},
+    rate_limited=True,
+)
+async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
+    user_id = current_user_id(request)
+    settings = request.app[SETTINGS]
+    db = request.app[DB]
+    _refuse_while_draining(request)
+    await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
+    if not await usage.consume_for_plan(db, settings, user_id, "ai"):
+        raise ApiError(429, "quota_exceeded", "today's AI requests for your plan are used up")
+    stream_id = new_id()
+    try:
+        await engine_of(request).start_chat(
+            user_id, body.message, stream_id, body.sessionId, body.notebookId, body.sourceIds
+        )
+    except EngineError:
+        await usage.refund(db, user_id, "ai")  # nothing was generated
+        raise
+    return await _relay(request, stream_id, after=0)
+
+
+async def _owned_stream(request: web.Request) -> str:
+    stream_id = request.match_info["streamId"]
+    if not _valid_id(stream_id):
+        raise not_found("stream")
+    meta = await request.app[READER].meta(stream_id)
+    if meta is None or meta.user_id != current_user_id(request):
+        raise not_found("stream")
+    return stream_id
+
+
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(400, "invalid_request", "Last-Event-ID must be the id of an event of this stream")
+    return int(raw)
+
+
+@routes.get(
+    "/api/ai/streams/{streamId}",
+    summary="Resume an answer's event stream after the event named by Last-Event-ID",
+    responses={200: "text/event-stream"},
+)
+async def stream(request: web.Request) -> web.StreamResponse:
+    _refuse_while_draining(request)
+    after = _last_event_id(request)
+    stream_id = await _owned_stream(request)
+    return await _relay(request, stream_id, after=after)
+
+
+@routes.post(
+    "/api/ai/streams/{streamId}/cancel",
+    summary="Stop generating an answer; its stream ends with done/cancelled",
+    responses={202: CancelResult},
+)
+async def cancel(request: web.Request) -> web.Response:
+    stream_id = await _owned_stream(request)
+    running = await request.app[READER].request_cancel(stream_id)
+    return web.json_response({"streamId": stream_id, "cancelling": running}, status=202)
+
+
+async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.StreamResponse:
+    """Copy the stream's events after ``after`` to the client until the end event."""
+    app = request.app
+    reader = app[READER]
+    draining = app[DRAIN].draining
+    heartbeat = app[SETTINGS].sse_heartbeat
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await response.prepare(request)
+    relays = app[RELAYS]
+    relays.add(request)
+    SSE_CLIENTS.inc()
+    outcome = "vanished"  # the stream expired before its end event
+    last_write = time.monotonic()
+    block_ms = int(min(POLL_MS, heartbeat * 500))
+    try:
+        async for event in reader.follow(stream_id, after, block_ms=block_ms):
+            if event is not None:
+                await response.write(event.sse())
+                last_write = time.monotonic()
+                if event.is_end:
+                    outcome = event.event
+                    break
+            elif request.transport is None or request.transport.is_closing():
+                outcome = "client_gone"
+                break
+            elif time.monotonic() - last_write >= heartbeat:
+                await response.write(b": ping\n\n")
+                last_write = time.monotonic()
+            if draining.is_set():
+                outcome = "drained"
+                await response.write(f"retry: {RETRY_MS}\n\n".encode())
+                break
+    except ConnectionResetError:
+        outcome = "client_gone"  # the answer goes on; the client can resume with Last-Event-ID
+    except asyncio.CancelledError:
+        outcome = "client_gone"
+        raise
+    finally:
+        relays.discard(request)
+        SSE_CLIENTS.dec()
+        AI_STREAMS.labels(outcome).inc()
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response

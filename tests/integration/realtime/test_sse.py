@@ -1,0 +1,199 @@
+"""AI answers as resumable SSE: nginx, two gateway replicas, the engine and the OpenAI-protocol stand-in."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from collabry.domain import usage
+from tests.support.fake_openai import Reply
+
+from .conftest import REPLICA_ENV
+from .sse import read_sse, sse_headers
+from .support import account, eventually
+
+pytestmark = pytest.mark.slow
+
+WORDS = "Photosynthesis turns light water and carbon dioxide into sugar and oxygen in the chloroplasts"
+
+
+@pytest.fixture
+def cluster_env(engine):
+    return {**REPLICA_ENV, "COLLABRY_ENGINE_URL": engine.url, "COLLABRY_SSE_HEARTBEAT": "1"}
+
+
+async def ask(http: aiohttp.ClientSession, base: str, token: str, message: str = "What is photosynthesis?"):
+    return await http.post(f"{base}/api/ai/chat", json={"message": message}, headers=sse_headers(token))
+
+
+def expected_tokens() -> list[str]:
+    words = WORDS.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+async def test_tokens_arrive_incrementally_through_nginx(cluster, engine):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=WORDS, delay=0.15))
+    async with aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        resp = await ask(http, cluster.url, user.token)
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert resp.headers["Cache-Control"] == "no-cache"
+        read = await read_sse(resp)
+    names = [e.event for e in read.events]
+    assert names[0] == "meta" and names[1] == "sources" and names[-1] == "done"
+    assert [e.id for e in read.events] == list(range(1, len(read.events) + 1))
+    tokens = [e for e in read.events if e.event == "token"]
+    assert [t.data["text"] for t in tokens] == expected_tokens()
+    assert read.events[-1].data["finishReason"] == "stop"
+    # Incremental: tokens arrive spread over the generation time, not in one burst at the end.
+    gaps = [b.at - a.at for a, b in itertools.pairwise(tokens)]
+    assert tokens[-1].at - tokens[0].at >= 0.15 * (len(tokens) - 1) * 0.8
+    assert sum(g >= 0.1 for g in gaps) >= len(gaps) - 2, gaps
+    assert tokens[0].at - started < 1.5
+
+
+async def test_resume_on_the_other_replica_gets_exactly_the_rest(cluster, engine, mongo):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=WORDS, delay=0.1))
+    a, b = cluster.replica_url(0), cluster.replica_url(1)
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, a, user.token)
+        first = await read_sse(resp, stop_after=5)
+        resp.close()  # the client drops mid-answer
+        stream_id = first.events[0].data["streamId"]
+        last = first.events[-1].id
+        async with http.get(f"{b}/api/ai/streams/{stream_id}", headers=sse_headers(user.token, last)) as resumed:
+            assert resumed.status == 200
+            rest = await read_sse(resumed)
+        async with http.get(f"{b}/api/ai/streams/{stream_id}", headers=sse_headers(user.token)) as whole:
+            everything = await read_sse(whole)
+    got = first.events + rest.events
+    assert [e.id for e in got] == [e.id for e in everything.events] == list(range(1, len(got) + 1))
+    assert [(e.event, e.data) for e in got] == [(e.event, e.data) for e in everything.events]
+    assert rest.events[0].id == last + 1 and rest.events[-1].event == "done"
+    # dropping the connection did not cancel the answer: it finished and was saved
+    assert rest.events[-1].data["finishReason"] == "stop"
+    meta = first.events[0].data
+    await eventually(lambda: mongo["ai_messages"].find_one({"_id": meta["messageId"]}) is not None,
+                     what="the saved answer")
+    saved = mongo["ai_messages"].find_one({"_id": meta["messageId"]})
+    assert saved["content"] == WORDS and saved["role"] == "assistant"
+
+
+async def test_resume_after_kill_9_of_the_serving_replica(cluster, engine):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=WORDS, delay=0.1))
+    a, b = cluster.replica_url(0), cluster.replica_url(1)
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, a, user.token)
+        first = await read_sse(resp, stop_after=4)
+        cluster.replicas[0].send(signal.SIGKILL)
+        tail = await read_sse(resp)  # whatever was in flight, then the broken connection
+        assert tail.ended
+        seen = first.events + tail.events
+        stream_id = seen[0].data["streamId"]
+        async with http.get(f"{b}/api/ai/streams/{stream_id}",
+                            headers=sse_headers(user.token, seen[-1].id)) as resumed:
+            rest = await read_sse(resumed)
+    got = seen + rest.events
+    assert [e.id for e in got] == list(range(1, len(got) + 1))  # no gap, no duplicate
+    assert [e.data["text"] for e in got if e.event == "token"] == expected_tokens()
+    assert got[-1].event == "done" and got[-1].data["finishReason"] == "stop"
+
+
+async def test_cancel_ends_the_stream_with_cancelled(cluster, engine):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=" ".join(["word"] * 60), delay=0.1))
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, cluster.url, user.token)
+        first = await read_sse(resp, stop_after=4)
+        stream_id = first.events[0].data["streamId"]
+        async with http.post(f"{cluster.url}/api/ai/streams/{stream_id}/cancel", headers=user.headers) as c:
+            assert c.status == 202
+            assert (await c.json()) == {"streamId": stream_id, "cancelling": True}
+        rest = await read_sse(resp)
+    end = rest.events[-1]
+    assert end.event == "done" and end.data["finishReason"] == "cancelled"
+    assert sum(e.event == "token" for e in first.events + rest.events) < 60
+
+
+async def test_quota_exceeded_is_429_before_any_stream(cluster, engine, infra, db_name):
+    user = await account(cluster.url)
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        for _ in range(20):  # the free plan's daily AI answers
+            assert await usage.consume(client[db_name], user.id, "ai", 20)
+    finally:
+        await client.close()
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, cluster.url, user.token)
+        assert resp.status == 429
+        assert (await resp.json())["error"]["code"] == "quota_exceeded"
+    assert engine.fake_llm.chat_requests == []  # nothing was generated
+
+
+async def test_only_the_owner_sees_a_stream(cluster, engine):
+    owner = await account(cluster.url)
+    other = await account(cluster.url)
+    engine.fake_llm.push(Reply(text="short answer"))
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, cluster.url, owner.token)
+        stream_id = (await read_sse(resp)).events[0].data["streamId"]
+        for path, method in ((f"/api/ai/streams/{stream_id}", "GET"), (f"/api/ai/streams/{stream_id}/cancel", "POST"),
+                             ("/api/ai/streams/no-such-stream", "GET"), ("/api/ai/streams/bad%20id!", "GET")):
+            async with http.request(method, cluster.url + path, headers=sse_headers(other.token)) as r:
+                assert r.status == 404, path
+                assert (await r.json())["error"]["code"] == "not_found"
+        async with http.get(f"{cluster.url}/api/ai/streams/{stream_id}") as r:
+            assert r.status == 401
+        async with http.get(f"{cluster.url}/api/ai/streams/{stream_id}",
+                            headers={**sse_headers(owner.token), "Last-Event-ID": "x1"}) as r:
+            assert r.status == 400
+        # the owner can still read it, from any event on
+        async with http.get(f"{cluster.url}/api/ai/streams/{stream_id}", headers=sse_headers(owner.token, 2)) as r:
+            assert r.status == 200
+            assert (await read_sse(r)).events[0].id == 3
+
+
+async def test_heartbeats_while_the_model_is_silent(cluster, engine):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text="late answer", first_delay=3.5))
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, cluster.url, user.token)
+        read = await read_sse(resp)
+    first_token = next(e.at for e in read.events if e.event == "token")
+    pings = [at for text, at in read.comments if text == ": ping" and at < first_token]
+    assert len(pings) >= 2  # heartbeat period 1 s in this test; 15 s by default
+    assert read.events[-1].event == "done"
+
+
+async def test_sigterm_ends_streams_with_a_retry_hint_and_they_resume_elsewhere(cluster, engine):
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=WORDS, delay=0.25))
+    async with aiohttp.ClientSession() as http:
+        resp = await ask(http, cluster.replica_url(0), user.token)
+        first = await read_sse(resp, stop_after=3)
+        stopping = time.monotonic()
+        cluster.replicas[0].send(signal.SIGTERM)
+        tail = await read_sse(resp)
+        assert tail.ended and tail.retry is not None
+        assert time.monotonic() - stopping < 3  # the relay does not hold the drain
+        seen = first.events + tail.events
+        assert seen[-1].event != "done"  # ended early, mid-answer
+        stream_id = seen[0].data["streamId"]
+        # a browser reconnects through nginx; the draining replica passes it on
+        async with http.get(f"{cluster.url}/api/ai/streams/{stream_id}",
+                            headers=sse_headers(user.token, seen[-1].id)) as resumed:
+            assert resumed.status == 200
+            rest = await read_sse(resumed)
+    got = seen + rest.events
+    assert [e.id for e in got] == list(range(1, len(got) + 1))
+    assert [e.data["text"] for e in got if e.event == "token"] == expected_tokens()
+    assert cluster.replicas[0].proc.wait(10) == 0
