@@ -39,6 +39,7 @@ RELEASE=
 ROLLOUT=1
 APT=auto
 IP_ALLOW=()
+declare -A LIMITS=()
 KEEP_RELEASES=3
 REDIS_CHANGED=0
 FERRETDB_CHANGED=0
@@ -69,6 +70,8 @@ usage: $0 [options]
   --no-local-redis        do not configure the host's redis-server (COLLABRY_REDIS_URL elsewhere)
   --redis-maxmemory SIZE  Redis memory cap (default $REDIS_MAXMEMORY, policy noeviction)
   --ip-allow CIDR         also allow the collabry units to reach CIDR (repeatable; default: loopback only)
+  --limits UNIT=MEM:CPU   resource limits other than the units' own, e.g. engine=8G:400%
+                          (UNIT: gateway, engine, worker, llm; written as a drop-in)
   --release NAME          release directory name (default: UTC timestamp)
   --no-rollout            upgrade: build and record the release, do not switch to it
   --no-start              write and enable everything, start nothing (no running systemd needed)
@@ -98,6 +101,9 @@ while [[ $# -gt 0 ]]; do
     --no-local-redis) LOCAL_REDIS=0; shift ;;
     --redis-maxmemory) REDIS_MAXMEMORY=$2; shift 2 ;;
     --ip-allow) IP_ALLOW+=("$2"); shift 2 ;;
+    --limits)
+      [[ $2 =~ ^(gateway|engine|worker|llm)=([0-9]+[KMGT]?):([0-9]+%)$ ]] || die "bad --limits $2 (e.g. engine=8G:400%)"
+      LIMITS[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"; shift 2 ;;
     --release) RELEASE=$2; shift 2 ;;
     --no-rollout) ROLLOUT=0; shift ;;
     --no-start) START=no; shift ;;
@@ -286,8 +292,17 @@ for unit in collabry-gateway@.service collabry-engine.service collabry-worker.se
   fi
   if (( ${#IP_ALLOW[@]} )); then
     dropin "$unit" 40-ip-allow "[Service]"$'\n'"IPAddressAllow=${IP_ALLOW[*]}"
-  else
-    rm -f "$UNIT_DIR/$unit.d/40-ip-allow.conf"
+  fi
+done
+
+# Resource limits other than the unit files' own. Like --ip-allow, a later run without the option
+# keeps the drop-in (an upgrade must not change them silently); delete the file to go back.
+for role in gateway engine worker llm; do
+  unit=collabry-$role.service
+  [[ $role == gateway ]] && unit=collabry-gateway@.service
+  if [[ -n ${LIMITS[$role]:-} ]]; then
+    read -r mem cpu <<<"${LIMITS[$role]}"
+    dropin "$unit" 30-limits "[Service]"$'\n'"MemoryMax=$mem"$'\n'"CPUQuota=$cpu"
   fi
 done
 

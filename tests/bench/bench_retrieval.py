@@ -23,12 +23,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from engine_common import infra, timed, unit_rows  # type: ignore[import-not-found]
 from pymongo import AsyncMongoClient
 
 from collabry.db.client import new_id, utcnow
 from collabry.db.migrations import migrate
-
-from engine_common import infra, timed, unit_rows  # type: ignore[import-not-found]
 
 
 async def amedian(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
@@ -71,16 +70,37 @@ async def main() -> None:
         for s in range(args.sources):
             source, ingest = new_id(), new_id()
             notebook = notebooks[s % 2]
-            await db.sources.insert_one({"_id": source, "user_id": user, "notebook_id": notebook, "title": f"S{s}",
-                                         "status": "ready", "deleted_at": None, "created_at": utcnow()})
+            await db.sources.insert_one(
+                {
+                    "_id": source,
+                    "user_id": user,
+                    "notebook_id": notebook,
+                    "title": f"S{s}",
+                    "status": "ready",
+                    "deleted_at": None,
+                    "created_at": utcnow(),
+                }
+            )
             first = await log.allocate(user, per_source)
             rows = vectors[s * per_source : (s + 1) * per_source]
-            await db.chunks.insert_many([
-                {"_id": new_id(), "user_id": user, "notebook_id": notebook, "source_id": source,
-                 "ingest_id": ingest, "seq": first + i, "ord": i, "text": f"chunk {i} of source {s}",
-                 "vector": rows[i].tobytes(), "model": embedder.model, "dim": embedder.dim}
-                for i in range(per_source)
-            ])
+            await db.chunks.insert_many(
+                [
+                    {
+                        "_id": new_id(),
+                        "user_id": user,
+                        "notebook_id": notebook,
+                        "source_id": source,
+                        "ingest_id": ingest,
+                        "seq": first + i,
+                        "ord": i,
+                        "text": f"chunk {i} of source {s}",
+                        "vector": rows[i].tobytes(),
+                        "model": embedder.model,
+                        "dim": embedder.dim,
+                    }
+                    for i in range(per_source)
+                ]
+            )
             await log.commit(user, "add", source, ingest, model=embedder.model, dim=embedder.dim)
             sources.append((source, notebook))
 
@@ -101,8 +121,9 @@ async def main() -> None:
             return fn(*a)
 
         retriever = Retriever(db, embedder, store, run_blocking)
-        full = await amedian(lambda: retriever.retrieve(user, "How do plants make sugar?", k=10),
-                             max(args.repeat // 5, 20))
+        full = await amedian(
+            lambda: retriever.retrieve(user, "How do plants make sugar?", k=10), max(args.repeat // 5, 20)
+        )
 
         print(f"user with {idx.ntotal} chunks in {args.sources} sources, top-10, median of {args.repeat} calls")
         print(f"{'call':<44} {'ms':>8} {'vs raw':>8}")

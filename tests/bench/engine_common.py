@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+# One BLAS/OpenMP thread, set before numpy loads: several threads on 2 shared cores are slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collabry.devstack import components  # noqa: E402
+import numpy as np
+
+from collabry.devstack import components
 
 
 @dataclass

@@ -196,3 +196,21 @@ async def test_request_id_echo_and_generation(gateway):
     assert resp.headers["X-Request-ID"] == "abc-123"
     resp = await gateway.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert resp.headers["X-Request-ID"] != "bad id with spaces" and len(resp.headers["X-Request-ID"]) == 16
+
+
+async def test_concurrent_use_of_one_refresh_token_has_one_winner(gateway):
+    import asyncio
+
+    user = await register(gateway)
+    tokens = await login(gateway, user["email"])
+    responses = await asyncio.gather(
+        *(gateway.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]}) for _ in range(10))
+    )
+    statuses = sorted(r.status for r in responses)
+    assert statuses.count(200) <= 1
+    assert statuses.count(401) >= 9
+    # any replay means theft: the family is gone, including a winner's fresh token
+    for r in responses:
+        if r.status == 200:
+            newest = (await r.json())["refreshToken"]
+            assert (await gateway.post("/api/auth/refresh", json={"refreshToken": newest})).status == 401

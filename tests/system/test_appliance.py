@@ -97,3 +97,17 @@ def test_uninstall_keeps_data_unless_purged(appliance: Machine) -> None:
     appliance.succeed("systemctl is-active nginx redis-server")
     appliance.succeed("/mnt/src/deploy/uninstall.sh --purge")
     appliance.fail("test -e /etc/collabry", "test -e /var/lib/collabry", "getent passwd collabry")
+
+
+def test_first_install_on_a_running_host_starts_everything(appliance: Machine) -> None:
+    """The installer on a booted host (after the purge above): starts Redis, FerretDB, the units
+    and nginx itself and returns once every gateway is ready."""
+    appliance.succeed(
+        "/mnt/src/deploy/install.sh --no-apt --wheelhouse /mnt/wheelhouse --wheelhouse /mnt/wheels "
+        "--ferretdb-bin /mnt/ferretdb",
+        timeout=600,
+    )
+    for port in PORTS:
+        appliance.succeed(f"curl -fsS -m 5 http://127.0.0.1:{port}/ready")
+    scenarios.wait_for_appliance(appliance, PORTS)
+    scenarios.register_and_login(appliance)

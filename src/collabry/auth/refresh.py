@@ -1,8 +1,12 @@
 """Rotating refresh tokens grouped in families (one family = one login = one session).
 
-Only a SHA-256 of each token is stored. Each token can be used once: using it marks it used and
-issues the next one in the family. Presenting a used token again means it was stolen or replayed,
-so the whole family is revoked, including the newest token.
+Only a SHA-256 of each token is stored. Each token can be used once: using it issues the next one
+in the family. Presenting a used token again means it was stolen or replayed, so the whole family
+is revoked, including the newest token.
+
+"Used once" is enforced by a unique index on each token's ``parent`` (the digest of the token it
+replaced), not by a conditional update: FerretDB 1.24 does not apply filtered updates atomically
+under concurrency, while a unique insert has exactly one winner on every MongoDB-wire server.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
+
+from pymongo.errors import DuplicateKeyError
 
 from ..db.client import Database, new_id, utcnow
 
@@ -45,12 +51,14 @@ class RefreshTokenStore:
         self.sessions = db["auth_sessions"]
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    async def _issue(self, user_id: str, session_id: str) -> str:
+    async def _issue(self, user_id: str, session_id: str, parent: str) -> str:
+        """Insert the next token of a family; DuplicateKeyError if ``parent`` already has a child."""
         token = secrets.token_urlsafe(32)
         now = utcnow()
         await self.tokens.insert_one(
             {
                 "_id": _digest(token),
+                "parent": parent,
                 "family_id": session_id,
                 "user_id": user_id,
                 "created_at": now,
@@ -75,28 +83,36 @@ class RefreshTokenStore:
                 "revoked_at": None,
             }
         )
-        return Rotation(user_id, session_id, await self._issue(user_id, session_id))
+        return Rotation(user_id, session_id, await self._issue(user_id, session_id, parent=f"root:{session_id}"))
 
     async def rotate(self, token: str) -> Rotation:
         now = utcnow()
         digest = _digest(token)
-        doc = await self.tokens.find_one_and_update({"_id": digest, "used_at": None}, {"$set": {"used_at": now}})
+        doc = await self.tokens.find_one({"_id": digest})
         if doc is None:
-            used = await self.tokens.find_one({"_id": digest})
-            if used is None:
-                raise RefreshError("unknown refresh token")
-            await self.revoke(used["family_id"], reason="reuse")
-            raise TokenReused(used["user_id"])
+            raise RefreshError("unknown refresh token")
+        if doc.get("used_at") is not None:
+            await self._reused(doc)
         if doc["expires_at"] <= now:
             raise RefreshError("refresh token expired")
-        session = await self.sessions.find_one_and_update(
-            {"_id": doc["family_id"], "revoked_at": None, "expires_at": {"$gt": now}},
-            {"$set": {"last_used_at": now, "expires_at": now + self.ttl}},
+        session = await self.sessions.find_one(
+            {"_id": doc["family_id"], "revoked_at": None, "expires_at": {"$gt": now}}
         )
         if session is None:
             raise RefreshError("session revoked")
-        new_token = await self._issue(doc["user_id"], doc["family_id"])
+        try:
+            new_token = await self._issue(doc["user_id"], doc["family_id"], parent=digest)
+        except DuplicateKeyError:
+            await self._reused(doc)  # a concurrent use of the same token won the insert
+        await self.tokens.update_one({"_id": digest}, {"$set": {"used_at": now}})
+        await self.sessions.update_one(
+            {"_id": doc["family_id"]}, {"$set": {"last_used_at": now, "expires_at": now + self.ttl}}
+        )
         return Rotation(doc["user_id"], doc["family_id"], new_token)
+
+    async def _reused(self, doc: dict[str, Any]) -> NoReturn:
+        await self.revoke(doc["family_id"], reason="reuse")
+        raise TokenReused(doc["user_id"])
 
     async def session_of(self, token: str) -> dict[str, Any] | None:
         doc = await self.tokens.find_one({"_id": _digest(token)})

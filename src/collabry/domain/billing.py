@@ -334,6 +334,12 @@ async def set_user_plan(db: Database, user_id: str, plan_id: str) -> None:
     await db["users"].update_one({"_id": user_id}, {"$set": {"plan": plan_id}})
 
 
+async def unarchive_boards(db: Database, user_id: str) -> None:
+    """A paid plan again: boards archived by a downgrade become writable (they kept their slots)."""
+    await db["boards"].update_many({"owner_id": user_id, "archived_at": {"$ne": None}},
+                                   {"$set": {"archived_at": None, "updated_at": utcnow()}})
+
+
 async def apply_payment(db: Database, settings: Settings, emitter: UserEmitter | None, checkout: dict[str, Any],
                         *, event_id: str) -> None:
     """Every effect of a paid checkout; each step is idempotent, so a retry completes a partial run."""
@@ -341,6 +347,7 @@ async def apply_payment(db: Database, settings: Settings, emitter: UserEmitter |
     await record_invoice(db, checkout, start, end)
     await activate_subscription(db, checkout, start, end)
     await set_user_plan(db, checkout["user_id"], checkout["plan_id"])
+    await unarchive_boards(db, checkout["user_id"])
     if checkout.get("coupon_code"):
         await coupons.redeem(db, checkout["coupon_code"], checkout["user_id"], checkout["_id"])
     await db["checkouts"].update_one(

@@ -1,4 +1,7 @@
-"""Plan limits on how many boards and notebooks a user keeps (live ones; the recycle bin is free).
+"""Plan limits on how many boards and notebooks a user keeps.
+
+Live ones count, archived boards included (a downgrade archives the boards over the new limit, so
+making room means deleting some); the recycle bin does not.
 
 Collection ``quota_slots``: ``{_id: "<user>:<kind>:<n>", user_id, kind, n, resource_id, at}``; a
 board or notebook holds one slot from creation (or restore) until it goes to the recycle bin.
@@ -22,6 +25,8 @@ def limit_of(settings: Settings, plan_id: str, kind: str) -> int:
 async def take(db: Database, settings: Settings, who: Actor, kind: str, resource_id: str) -> None:
     limit = limit_of(settings, who.plan, kind)
     scope = {"user_id": who.user_id, "kind": kind}
+    if await db["quota_slots"].find_one({**scope, "resource_id": resource_id}, {"_id": 1}) is not None:
+        return  # already counted (a repeated restore)
     taken = await slots.claim(db["quota_slots"], f"{who.user_id}:{kind}", scope, limit, {"resource_id": resource_id})
     if taken is None:
         raise PlanLimit(f"your plan allows {limit} {kind}; delete one or upgrade",
@@ -29,7 +34,7 @@ async def take(db: Database, settings: Settings, who: Actor, kind: str, resource
 
 
 async def give_back(db: Database, user_id: str, kind: str, resource_id: str) -> None:
-    await db["quota_slots"].delete_one({"user_id": user_id, "kind": kind, "resource_id": resource_id})
+    await db["quota_slots"].delete_many({"user_id": user_id, "kind": kind, "resource_id": resource_id})
 
 
 async def held(db: Database, user_id: str, kind: str) -> int:

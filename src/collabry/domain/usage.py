@@ -5,7 +5,8 @@
 ``slots``). ``refund`` gives one back when the work it paid for could not start.
 
 Collection ``usage``: one document per spent unit,
-``{_id: "<user>:<YYYY-MM-DD>:<kind>:<n>", user_id, date, kind, n, at}``.
+``{_id: "<user>:<YYYY-MM-DD>:<kind>:<n>", user_id, date, kind, n, at}``, plus one hint document
+``{_id: "<user>:<YYYY-MM-DD>:<kind>:top", user_id, date, kind, n: 0, top}`` per counter.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ async def consume(db: Database, user_id: str, kind: str, limit: int, *, date: st
 
 async def refund(db: Database, user_id: str, kind: str, *, date: str | None = None) -> bool:
     """Give back one unit spent today (the work it paid for did not happen)."""
-    _, scope = _scope(user_id, kind, date or today())
-    return await slots.release_highest(db["usage"], scope)
+    key, scope = _scope(user_id, kind, date or today())
+    return await slots.release_highest(db["usage"], key, scope)
 
 
 async def used(db: Database, user_id: str, kind: str, *, date: str | None = None) -> int:

@@ -90,7 +90,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         run_blocking=run_blocking,
     )
     app[CHAT] = ChatService(db, app[REDIS], settings, retriever, llm)
-    app[TOOLS] = ToolRunner(db, llm, settings)
+    app[TOOLS] = ToolRunner(db, llm, settings, store)
     app[BACKGROUND] = set()
     checks = app[READY_CHECKS]
 

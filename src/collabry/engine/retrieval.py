@@ -1,6 +1,9 @@
 """Retrieval for one user: the allowed sources come from the database, then the user's own index is
 searched with only those sources eligible (see ``index.store``), then passages are read back.
 
+Passages come from the index itself (it keeps each vector's text), so a search reads only two
+small documents from the database: the user's allowed sources and the index log head.
+
 The allowed set is the intersection of: the user's sources (never anyone else's, whatever ids the
 caller sends), not deleted, ``ready``, in the notebook if one is given, and among ``source_ids`` if
 given.
@@ -84,33 +87,8 @@ class Retriever:
         if not allowed:
             return []
         hits = await self.store.search(user_id, vector, allowed.keys(), k)
-        passages = await self.passages(user_id, [(h.vid, h.score) for h in hits], allowed)
         RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
-        return passages
-
-    async def passages(self, user_id: str, scored: list[tuple[int, float]], titles: dict[str, str]) -> list[Passage]:
-        if not scored:
-            return []
-        cursor = self.db.chunks.find(
-            {"user_id": user_id, "seq": {"$in": [vid for vid, _ in scored]}},
-            {"text": 1, "source_id": 1, "seq": 1, "page": 1, "ord": 1},
-        )
-        docs = {doc["seq"]: doc async for doc in cursor}
-        out = []
-        for vid, score in scored:
-            doc = docs.get(vid)
-            # A row deleted between the search and this read is dropped, never shown half-stale.
-            if doc is None or doc["source_id"] not in titles:
-                continue
-            out.append(
-                Passage(
-                    doc["source_id"],
-                    titles[doc["source_id"]],
-                    doc["_id"],
-                    round(score, 4),
-                    doc["text"],
-                    doc.get("page"),
-                    int(doc.get("ord", 0)),
-                )
-            )
-        return out
+        return [
+            Passage(h.source_id, allowed[h.source_id], h.chunk_id, round(h.score, 4), h.text, h.page, h.ord)
+            for h in hits
+        ]

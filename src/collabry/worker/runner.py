@@ -139,10 +139,7 @@ class Worker:
         outcomes: list[SlotOutcome] = []
         try:
             for slot_at in await self.due_slots(item, self.clock.now()):
-                claim = await self.ledger.claim(
-                    item.ledger_name, slot_at, now=self.clock.now(), lease=item.job.lease,
-                    max_attempts=item.job.max_attempts,
-                )
+                claim = await self._claim(item, slot_at)
                 if claim is None:
                     log.debug("job_slot_skipped", job=item.name, slot=slot_name(slot_at))
                     outcomes.append(SlotOutcome(item.name, slot_name(slot_at), "skipped"))
@@ -156,6 +153,22 @@ class Worker:
             log.error("job_ledger_error", job=item.name, error=f"{type(exc).__name__}: {exc}")
             report.errors.append(message)
         return outcomes
+
+    async def _claim(self, item: Scheduled, slot_at: datetime) -> Claim | None:
+        """Claim a slot; a stop that lands while the claim is in flight still leaves it claimable at once."""
+        pending = asyncio.ensure_future(self.ledger.claim(
+            item.ledger_name, slot_at, now=self.clock.now(), lease=item.job.lease, max_attempts=item.job.max_attempts,
+        ))
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # stopping: a ledger error now changes nothing
+                claim = await pending
+                if claim is not None:
+                    now = self.clock.now()
+                    await self.ledger.finish(claim, now=now, started=now, items={}, error="interrupted",
+                                             retry_at=now, counts_as_failure=False)
+            raise
 
     async def run_manual(self, item: Scheduled) -> SlotOutcome:
         """`collabry worker run JOB`: a fresh ledger entry, whatever the schedule says."""
@@ -181,11 +194,16 @@ class Worker:
         renewer = asyncio.create_task(self._keep_lease(claim, job.lease), name=f"lease:{claim.run_id}")
         error: str | None = None
         interrupted = False
+        deadline = asyncio.timeout(job.timeout.total_seconds())
         try:
-            async with asyncio.timeout(job.timeout.total_seconds()):
+            async with deadline:
                 await job.body(ctx)
-        except TimeoutError:
-            error = f"timed out after {job.timeout.total_seconds():.0f} s"
+        except TimeoutError as exc:
+            if deadline.expired():
+                error = f"timed out after {job.timeout.total_seconds():.0f} s"
+            else:  # a client timeout inside the job (aiohttp's is a TimeoutError too)
+                error = f"{type(exc).__name__}: {exc}"
+                bound.error("job_exception", exc_info=True)
         except asyncio.CancelledError:
             # SIGTERM: record the attempt so the next run can take the slot over at once.
             error, interrupted = "interrupted", True

@@ -19,7 +19,8 @@ from ..helpers import user_with_token
 
 KIB = 1024
 TEST_PLANS = (
-    Plan("free", "Free", 0, PlanLimits(ai_per_day=10, uploads_per_day=4, storage_bytes=64 * KIB, boards=3, notebooks=3)),
+    Plan("free", "Free", 0, PlanLimits(ai_per_day=10, uploads_per_day=4, storage_bytes=64 * KIB, boards=3,
+                                       notebooks=3)),
     Plan("starter", "Starter", 900, PlanLimits(50, 20, 1024 * KIB, 10, 10)),
     Plan("pro", "Pro", 1900, PlanLimits(500, 100, 8192 * KIB, 50, 50)),
 )

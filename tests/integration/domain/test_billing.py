@@ -218,3 +218,12 @@ async def test_coupon_discount_is_applied_on_the_server(api, db, settings, alice
     if expected == 0:  # nothing to pay: active at once
         assert co["status"] == "paid"
         assert (await db["users"].find_one({"_id": alice["id"]}))["plan"] == "starter"
+
+
+async def test_paying_again_unarchives_boards(api, db, settings, alice):
+    board = (await (await api.post("/api/boards", json={"title": "b"}, headers=alice["headers"])).json())["board"]
+    await db["boards"].update_one({"_id": board["id"]}, {"$set": {"archived_at": datetime(2030, 1, 1)}})
+    co = await checkout(api, alice)
+    assert (await deliver(api, settings, _event(co["id"], "evt-u"))).status == 200
+    resp = await api.patch(f"/api/boards/{board['id']}", json={"title": "writable again"}, headers=alice["headers"])
+    assert resp.status == 200

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from collabry.devstack.components import free_port
+
 
 async def test_crud(api, alice):
     h = alice["headers"]
@@ -40,3 +44,39 @@ async def test_wrong_content_type_for_a_source_is_415(api, alice):
     resp = await api.post(f"/api/notebooks/{nb['id']}/sources", data=b"hello",
                           headers={**alice["headers"], "Content-Type": "text/plain"})
     assert resp.status == 415
+
+
+@pytest.fixture
+def settings(settings):
+    # No engine listens here: the hand-off fails and the upload must leave nothing behind.
+    return settings.with_overrides(engine_url=f"http://127.0.0.1:{free_port()}")
+
+
+async def test_an_engine_outage_undoes_the_upload(api, db, alice, settings):
+    nb = (await (await api.post("/api/notebooks", json={"title": "x"}, headers=alice["headers"])).json())["notebook"]
+    resp = await api.post(f"/api/notebooks/{nb['id']}/sources", json={"title": "t", "text": "Some notes."},
+                          headers=alice["headers"])
+    assert resp.status == 503 and (await resp.json())["error"]["code"] == "engine_unavailable"
+    assert await db["sources"].count_documents({}) == 0
+    uploads = settings.state_dir / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    used = (await (await api.get("/api/usage", headers=alice["headers"])).json())["used"]
+    assert used["uploads"] == 0 and used["storageBytes"] == 0
+
+
+async def test_malformed_multipart_is_400(api, db, alice):
+    nb = (await (await api.post("/api/notebooks", json={"title": "x"}, headers=alice["headers"])).json())["notebook"]
+    bodies = [
+        b"--B\r\n\x0cKq\xf1\x82\x8e+--B--\r\n",  # a part whose header line is garbage
+        b"--B\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nonly a title\r\n--B--\r\n",
+        b"--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n",
+        b"no boundary at all",
+    ]
+    for body in bodies:
+        resp = await api.post(f"/api/notebooks/{nb['id']}/sources", data=body,
+                              headers={**alice["headers"], "Content-Type": "multipart/form-data; boundary=B"})
+        assert resp.status == 400, (body, await resp.text())
+    resp = await api.post(f"/api/notebooks/{nb['id']}/sources", data=b"x",
+                          headers={**alice["headers"], "Content-Type": "multipart/form-data"})
+    assert resp.status == 400
+    assert await db["sources"].count_documents({}) == 0

@@ -64,7 +64,7 @@ async def test_storage_ledger_never_overshoots_under_concurrency(db, alice):
     assert await storage.used_bytes(db, alice["id"]) == 900
     granted = [f"s{i}" for i, ok in enumerate(results) if ok]
     # releasing twice counts once
-    await asyncio.gather(storage.release(db, alice["id"], granted[0], 300), storage.release(db, alice["id"], granted[0], 300))
+    await asyncio.gather(*[storage.release(db, alice["id"], granted[0], 300) for _ in range(2)])
     assert await storage.used_bytes(db, alice["id"]) == 600
     await storage.release(db, alice["id"], "never-reserved", 300)
     assert await storage.used_bytes(db, alice["id"]) == 600
@@ -86,3 +86,17 @@ async def test_consume_for_plan_follows_the_users_plan(db, alice, settings):
     await db["users"].update_one({"_id": alice["id"]}, {"$set": {"plan": "starter"}})
     results = await asyncio.gather(*[usage.consume_for_plan(db, settings, alice["id"], "ai") for _ in range(60)])
     assert results.count(True) == 50
+
+
+async def test_a_stale_hint_never_lets_the_limit_be_passed(db, alice):
+    key = f"{alice['id']}:{usage.today()}:ai"
+    for _ in range(7):
+        assert await usage.consume(db, alice["id"], "ai", 10)
+    # a lost raise of the hint (two writers at once) leaves it behind the real top
+    await db["usage"].update_one({"_id": f"{key}:top"}, {"$set": {"top": 2}})
+    results = await asyncio.gather(*[usage.consume(db, alice["id"], "ai", 10) for _ in range(10)])
+    assert results.count(True) == 3 and await usage.used(db, alice["id"], "ai") == 10
+    # refunds far below a hint that is too high still find their unit
+    await db["usage"].update_one({"_id": f"{key}:top"}, {"$set": {"top": 500}})
+    assert await usage.refund(db, alice["id"], "ai")
+    assert await usage.used(db, alice["id"], "ai") == 9

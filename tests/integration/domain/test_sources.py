@@ -46,7 +46,8 @@ def form(data: bytes, filename: str, content_type: str = "application/octet-stre
 
 
 async def upload(api, user, notebook, data: bytes, filename: str, **kw) -> Any:
-    return await api.post(f"/api/notebooks/{notebook}/sources", data=form(data, filename, **kw), headers=user["headers"])
+    return await api.post(f"/api/notebooks/{notebook}/sources", data=form(data, filename, **kw),
+                          headers=user["headers"])
 
 
 async def wait_ready(api, user, notebook, source_id, timeout=60.0) -> dict[str, Any]:

@@ -59,8 +59,9 @@ async def test_lru_keeps_within_budget_and_snapshots_evicted_indexes(db: Any, tm
     log = IndexLog(db)
     users = [new_id() for _ in range(3)]
     sources = {u: await add_source(log, u, rows(500, n)) for n, u in enumerate(users)}
-    one_index = 500 * (DIM * 4 + 20) + 4096 + 64
-    store = IndexStore(log, tmp_path, model="m", dim=DIM, memory_budget=int(one_index * 2.5))
+    store = IndexStore(log, tmp_path, model="m", dim=DIM, memory_budget=2**40)
+    one_index = (await store.current(users[0])).memory_bytes()
+    store.memory_budget = int(one_index * 2.5)  # room for two of the three
     query = rows(1, 99)[0]
     first = [[h.vid for h in await store.search(u, query, {sources[u]}, 5)] for u in users]
 

@@ -45,6 +45,10 @@ def cluster_env() -> dict[str, str]:
 @pytest.fixture
 def cluster(spawn, nginx_for, cluster_env) -> Cluster:
     ports = [free_port(), free_port()]
-    replicas = [spawn(f"gateway-{p}", "gateway", "--port", str(p), port=p, extra_env=cluster_env) for p in ports]
+    # Started together, then awaited: the two replicas boot in parallel.
+    replicas = [spawn(f"gateway-{p}", "gateway", "--port", str(p), port=p, extra_env=cluster_env, wait=False)
+                for p in ports]
+    for proc in replicas:
+        proc.wait_ready(60)
     nginx, public = nginx_for(ports)
     return Cluster(ports, replicas, nginx, public, spawn, cluster_env)

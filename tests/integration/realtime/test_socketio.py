@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
+import time
 
 import aiohttp
 import pycrdt
@@ -262,3 +264,27 @@ async def test_bad_input_gets_error_acks_and_never_harms_the_board(cluster, mong
     finally:
         await sock.close()
         await intruder.close()
+
+
+async def test_sigterm_moves_sockets_to_the_other_replica(cluster):
+    user = await account(cluster.url)
+    socks = [await open_socket(cluster.url, user.token, ip=f"127.0.0.{i}", reconnection=True) for i in range(80, 92)]
+    try:
+        per_replica = await sockets_per_replica(cluster.ports)
+        assert per_replica[0] > 0 and per_replica[1] > 0
+        stopping = time.monotonic()
+        cluster.replicas[0].send(signal.SIGTERM)
+        # the replica closes its transports at once instead of waiting out the drain budget (10 s here)
+        await eventually(lambda: not cluster.replicas[0].running, timeout=8, what="the replica to exit")
+        assert cluster.replicas[0].proc.returncode == 0
+        assert time.monotonic() - stopping < 5
+        await eventually(lambda: all(s.client.connected for s in socks), timeout=15, what="reconnection")
+        assert (await sockets_per_replica(cluster.ports[1:])) == [len(socks)]
+        # and they still get their pushes
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{cluster.url}/api/auth/logout-all", headers=user.headers) as resp:
+                assert resp.status == 204
+        await eventually(lambda: all(s.received("session_revoked") for s in socks), what="pushes after the move")
+    finally:
+        for s in socks:
+            await s.close()

@@ -55,7 +55,7 @@ async def test_tokens_arrive_incrementally_through_nginx(cluster, engine):
     # Incremental: tokens arrive spread over the generation time, not in one burst at the end.
     gaps = [b.at - a.at for a, b in itertools.pairwise(tokens)]
     assert tokens[-1].at - tokens[0].at >= 0.15 * (len(tokens) - 1) * 0.8
-    assert sum(g >= 0.1 for g in gaps) >= len(gaps) - 2, gaps
+    assert sorted(gaps)[len(gaps) // 2] >= 0.075, gaps  # the typical gap is the model's pace (0.15 s)
     assert tokens[0].at - started < 1.5
 
 
@@ -196,4 +196,5 @@ async def test_sigterm_ends_streams_with_a_retry_hint_and_they_resume_elsewhere(
     got = seen + rest.events
     assert [e.id for e in got] == list(range(1, len(got) + 1))
     assert [e.data["text"] for e in got if e.event == "token"] == expected_tokens()
-    assert cluster.replicas[0].proc.wait(10) == 0
+    await eventually(lambda: not cluster.replicas[0].running, timeout=10, what="the replica to exit")
+    assert cluster.replicas[0].proc.returncode == 0

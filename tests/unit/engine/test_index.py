@@ -18,13 +18,17 @@ def unit_rows(n: int, seed: int) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+def metas(source: str, vids: np.ndarray) -> list[tuple[str, int, int | None, str]]:
+    return [(f"{source}-chunk-{v}", i, None, f"text of {source} row {i}") for i, v in enumerate(vids.tolist())]
+
+
 def make_index() -> tuple[UserIndex, dict[str, tuple[np.ndarray, np.ndarray]]]:
     idx = UserIndex("u1", "test-model", DIM)
     data = {}
     for n, source in enumerate(["a", "b", "c", "d"]):
         vids = np.arange(n * 1000, n * 1000 + 50, dtype=np.int64)
         rows = unit_rows(50, n)
-        idx.add_source(source, f"ingest-{source}", vids, rows)
+        idx.add_source(source, f"ingest-{source}", vids, rows, metas(source, vids))
         data[source] = (vids, rows)
     return idx, data
 
@@ -44,6 +48,8 @@ def test_filtered_search_equals_brute_force_over_allowed_rows(allowed: set[str])
     query = unit_rows(1, 99)[0]
     hits = idx.search(query, allowed, 10)
     assert [h.vid for h in hits] == brute_force(data, query, allowed & set(data), 10)
+    for hit in hits:  # each hit carries its own passage
+        assert hit.chunk_id == f"{hit.source_id}-chunk-{hit.vid}" and hit.text.startswith(f"text of {hit.source_id}")
     assert {h.source_id for h in hits} <= allowed
 
 
@@ -59,9 +65,11 @@ def test_remove_and_replace_a_source() -> None:
     assert idx.ntotal == 150
     assert all(h.source_id != "b" for h in idx.search(data["b"][1][0], {"a", "b", "c", "d"}, 20))
     new_vids = np.arange(9000, 9010, dtype=np.int64)
-    idx.add_source("a", "ingest-a2", new_vids, unit_rows(10, 7))
+    idx.add_source("a", "ingest-a2", new_vids, unit_rows(10, 7), metas("a2", new_vids))
     assert idx.ntotal == 110 and idx.ingests["a"] == "ingest-a2"
     assert {h.vid for h in idx.search(unit_rows(1, 5)[0], {"a"}, 50)} == set(new_vids.tolist())
+    assert [m[3] for m in idx.passages_of("a")] == [f"text of a2 row {i}" for i in range(10)]
+    assert idx.passages_of("b") == []
 
 
 def test_snapshot_round_trip_gives_identical_results(tmp_path: Path) -> None:
@@ -76,9 +84,7 @@ def test_snapshot_round_trip_gives_identical_results(tmp_path: Path) -> None:
     for seed in range(5):
         query = unit_rows(1, 100 + seed)[0]
         for allowed in ({"a", "b", "d"}, {"d"}):
-            assert [(h.vid, h.source_id) for h in loaded.search(query, allowed, 7)] == [
-                (h.vid, h.source_id) for h in idx.search(query, allowed, 7)
-            ]
+            assert loaded.search(query, allowed, 7) == idx.search(query, allowed, 7)
 
 
 def test_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:

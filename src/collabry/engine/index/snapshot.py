@@ -1,12 +1,12 @@
 """Index snapshots in the state directory: one file per user, written atomically with a checksum.
 
 Layout: ``MAGIC`` | 8-byte little-endian header length | header (JSON) | payload. The header holds
-the user, model, dimension, the log sequence the index reflects, the committed sources with their
-row counts, and the sha256 of the payload; the payload is the serialised FAISS index followed by
-the rows' vector ids and source numbers. Written to a temp file in the same directory, fsynced,
-renamed over the old file, and the directory fsynced: a crash leaves the old or the new snapshot,
-never half of one. A snapshot that fails its checksum is ignored (the index is rebuilt from the
-database).
+the user, model, dimension, the log sequence the index reflects, the committed sources, the part
+sizes and the sha256 of the payload; the payload is the serialised FAISS index, the rows' vector
+ids and source numbers, and their passages (chunk id, order, page, text; JSON). Written to a temp
+file in the same directory, fsynced, renamed over the old file, and the directory fsynced: a crash
+leaves the old or the new snapshot, never half of one. A snapshot that fails its checksum is
+ignored (the index is rebuilt from the database).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class SnapshotData:
     index_bytes: np.ndarray  # uint8, faiss.serialize_index output
     row_vid: np.ndarray  # int64
     row_source: np.ndarray  # int32
+    meta_bytes: bytes = b"[]"  # JSON: per row [chunk_id, ord, page, text]
 
 
 def snapshot_dir(state_dir: Path) -> Path:
@@ -54,11 +55,18 @@ def write_snapshot(path: Path, data: SnapshotData) -> int:
         np.ascontiguousarray(data.index_bytes, dtype=np.uint8).tobytes(),
         np.ascontiguousarray(data.row_vid, dtype=np.int64).tobytes(),
         np.ascontiguousarray(data.row_source, dtype=np.int32).tobytes(),
+        data.meta_bytes,
     ]
     digest = hashlib.sha256()
     for part in payload:
         digest.update(part)
-    header = {**data.header, "index_bytes": len(payload[0]), "rows": len(data.row_vid), "sha256": digest.hexdigest()}
+    header = {
+        **data.header,
+        "index_bytes": len(payload[0]),
+        "rows": len(data.row_vid),
+        "meta_bytes": len(payload[3]),
+        "sha256": digest.hexdigest(),
+    }
     head = json.dumps(header, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -110,10 +118,10 @@ def read_snapshot(path: Path) -> SnapshotData:
     view = memoryview(raw)[offset:]
     if hashlib.sha256(view).hexdigest() != header.get("sha256"):
         raise SnapshotError(f"{path}: checksum mismatch")
-    n_index, rows = int(header["index_bytes"]), int(header["rows"])
-    if len(view) != n_index + rows * 12:
+    n_index, rows, n_meta = int(header["index_bytes"]), int(header["rows"]), int(header["meta_bytes"])
+    if len(view) != n_index + rows * 12 + n_meta:
         raise SnapshotError(f"{path}: wrong length")
     index_bytes = np.frombuffer(view[:n_index], dtype=np.uint8)
     row_vid = np.frombuffer(view[n_index : n_index + rows * 8], dtype=np.int64)
-    row_source = np.frombuffer(view[n_index + rows * 8 :], dtype=np.int32)
-    return SnapshotData(header, index_bytes, row_vid, row_source)
+    row_source = np.frombuffer(view[n_index + rows * 8 : n_index + rows * 12], dtype=np.int32)
+    return SnapshotData(header, index_bytes, row_vid, row_source, bytes(view[n_index + rows * 12 :]))

@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ...db.client import Database, utcnow
 
-LOG_KEEP = 500
+LOG_KEEP = 200
 STATE = "index_state"
 CHUNKS = "chunks"
 
@@ -157,25 +157,29 @@ class IndexLog:
 
     # -- chunks ------------------------------------------------------------------------------
 
-    async def source_vectors(self, user_id: str, source_id: str, ingest_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(vids, vectors) of one committed ingestion of a source."""
+    async def source_vectors(self, user_id: str, source_id: str, ingest_id: str) -> SourceRows:
+        """(vids, vectors, passages) of one committed ingestion of a source."""
         query = {"user_id": user_id, "source_id": source_id, "ingest_id": ingest_id}
-        return await _collect(self.chunks.find(query, {"seq": 1, "vector": 1}).sort("seq", 1))
+        projection = {"seq": 1, "vector": 1, "text": 1, "ord": 1, "page": 1}
+        return await _collect(self.chunks.find(query, projection))
 
-    async def user_vectors(self, state: IndexState) -> AsyncIterator[tuple[str, str, np.ndarray, np.ndarray]]:
-        """Every committed source of a user: (source_id, ingest_id, vids, vectors)."""
+    async def user_vectors(
+        self, state: IndexState
+    ) -> AsyncIterator[tuple[str, str, np.ndarray, np.ndarray, list[Any]]]:
+        """Every committed source of a user: (source_id, ingest_id, vids, vectors, passages)."""
         for source_id, ingest_id in state.sources.items():
-            vids, vectors = await self.source_vectors(state.user_id, source_id, ingest_id)
-            yield source_id, ingest_id, vids, vectors
+            vids, vectors, metas = await self.source_vectors(state.user_id, source_id, ingest_id)
+            yield source_id, ingest_id, vids, vectors, metas
 
 
-async def _collect(cursor: Any) -> tuple[np.ndarray, np.ndarray]:
-    vids: list[int] = []
-    rows: list[bytes] = []
-    async for doc in cursor:
-        vids.append(int(doc["seq"]))
-        rows.append(bytes(doc["vector"]))
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    matrix = np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), -1)
-    return np.array(vids, dtype=np.int64), matrix
+SourceRows = tuple[np.ndarray, np.ndarray, list[tuple[str, int, int | None, str]]]
+
+
+async def _collect(cursor: Any) -> SourceRows:
+    docs = sorted([doc async for doc in cursor], key=lambda d: d["seq"])
+    if not docs:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), []
+    vids = np.array([int(d["seq"]) for d in docs], dtype=np.int64)
+    matrix = np.frombuffer(b"".join(bytes(d["vector"]) for d in docs), dtype=np.float32).reshape(len(docs), -1)
+    metas = [(str(d["_id"]), int(d.get("ord", 0)), d.get("page"), str(d.get("text", ""))) for d in docs]
+    return vids, matrix, metas

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -31,15 +32,26 @@ from .state import IndexLog, IndexState, ModelMismatch
 log = structlog.get_logger("collabry.index")
 
 
+RowMeta = tuple[str, int, int | None, str]  # chunk id, order in its source, PDF page, text
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     vid: int
     score: float
     source_id: str
+    chunk_id: str
+    ord: int
+    page: int | None
+    text: str
 
 
 class UserIndex:
-    """One user's vectors. Not thread-safe: used from the event loop only."""
+    """One user's vectors and the passages they stand for. Not thread-safe: event loop only.
+
+    The passages' text is kept with the vectors (and in the snapshot) so a search never has to read
+    chunks back from the database; FerretDB's SQLite backend would scan the whole collection.
+    """
 
     def __init__(self, user_id: str, model: str, dim: int) -> None:
         self.user_id = user_id
@@ -47,12 +59,15 @@ class UserIndex:
         self.dim = dim
         self.seq = 0
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        # Per row, aligned with the flat index's storage: its vector id and source number.
+        # Per row, aligned with the flat index's storage: vector id, source number, passage.
         self.row_vid = np.zeros(0, dtype=np.int64)
         self.row_source = np.zeros(0, dtype=np.int32)
+        self.row_meta: list[RowMeta] = []
         self.source_names: list[str] = []
         self.source_number: dict[str, int] = {}
+        self.source_rows: dict[int, int] = {}  # source number -> rows held
         self.ingests: dict[str, str] = {}  # source_id -> committed ingest_id
+        self.text_bytes = 0
         self.dirty = False
 
     @property
@@ -60,8 +75,8 @@ class UserIndex:
         return int(self.index.ntotal)
 
     def memory_bytes(self) -> int:
-        # vectors + FAISS id map + our two row arrays; the rest is small.
-        return self.ntotal * (self.dim * 4 + 8 + 8 + 4) + 64 * len(self.source_names) + 4096
+        # vectors + FAISS id map + our row arrays + passages (text and per-row object overhead).
+        return self.ntotal * (self.dim * 4 + 8 + 8 + 4 + 160) + self.text_bytes + 64 * len(self.source_names) + 4096
 
     def _number(self, source_id: str) -> int:
         number = self.source_number.get(source_id)
@@ -71,8 +86,10 @@ class UserIndex:
             self.source_number[source_id] = number
         return number
 
-    def add_source(self, source_id: str, ingest_id: str, vids: np.ndarray, vectors: np.ndarray) -> None:
-        """Replace the source's rows with ``vectors`` (ids ``vids``)."""
+    def add_source(
+        self, source_id: str, ingest_id: str, vids: np.ndarray, vectors: np.ndarray, metas: list[RowMeta]
+    ) -> None:
+        """Replace the source's rows with ``vectors`` (ids ``vids``, passages ``metas``)."""
         self.remove_source(source_id)
         self.ingests[source_id] = ingest_id
         if len(vids) == 0:
@@ -84,49 +101,66 @@ class UserIndex:
         number = self._number(source_id)
         self.row_vid = np.concatenate([self.row_vid, vids.astype(np.int64)])
         self.row_source = np.concatenate([self.row_source, np.full(len(vids), number, dtype=np.int32)])
+        self.row_meta.extend(metas)
+        self.source_rows[number] = len(vids)
+        self.text_bytes += sum(len(m[3]) for m in metas)
         self.dirty = True
 
     def remove_source(self, source_id: str) -> None:
         self.ingests.pop(source_id, None)
         number = self.source_number.get(source_id)
-        if number is None:
+        if number is None or not self.source_rows.get(number):
             return
         rows = self.row_source == number
-        if rows.any():
-            # IndexIDMap2 compacts its storage in order, exactly as this mask does.
-            self.index.remove_ids(faiss.IDSelectorBatch(self.row_vid[rows]))
-            self.row_vid = self.row_vid[~rows]
-            self.row_source = self.row_source[~rows]
-            self.dirty = True
+        # IndexIDMap2 compacts its storage in order, exactly as this mask does.
+        self.index.remove_ids(faiss.IDSelectorBatch(self.row_vid[rows]))
+        self.row_vid = self.row_vid[~rows]
+        self.row_source = self.row_source[~rows]
+        kept = (~rows).tolist()
+        self.text_bytes -= sum(len(m[3]) for m, keep in zip(self.row_meta, kept, strict=True) if not keep)
+        self.row_meta = [m for m, keep in zip(self.row_meta, kept, strict=True) if keep]
+        del self.source_rows[number]
+        self.dirty = True
+
+    def passages_of(self, source_id: str) -> list[RowMeta]:
+        """A source's passages in reading order."""
+        number = self.source_number.get(source_id)
+        if number is None or not self.source_rows.get(number):
+            return []
+        rows = np.flatnonzero(self.row_source == number)
+        return sorted((self.row_meta[r] for r in rows), key=lambda m: m[1])
 
     def search(self, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
         """Top ``k`` rows among ``allowed_sources`` only (the filter is applied inside the scan)."""
         n = self.ntotal
         if n == 0 or k <= 0:
             return []
-        numbers = [self.source_number[s] for s in set(allowed_sources) if s in self.source_number]
+        numbers = {
+            self.source_number[s] for s in allowed_sources if self.source_rows.get(self.source_number.get(s, -1))
+        }
         if not numbers:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
         k = min(k, n)
-        present = np.unique(self.row_source)
-        if len(numbers) >= len(present) and np.isin(present, numbers).all():
+        if len(numbers) == len(self.source_rows):
             scores, rows = self.index.index.search(query, k)  # every row is allowed: no selector needed
         else:
             table = np.zeros(len(self.source_names), dtype=bool)
-            table[numbers] = True
+            table[list(numbers)] = True
             bitmap = np.packbits(table[self.row_source], bitorder="little")
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             scores, rows = self.index.index.search(query, k, params=faiss.SearchParameters(sel=selector))
         hits = []
-        for score, row in zip(scores[0], rows[0], strict=True):
+        for score, row in zip(scores[0].tolist(), rows[0].tolist(), strict=True):
             if row < 0:
                 continue
-            hits.append(Hit(int(self.row_vid[row]), float(score), self.source_names[self.row_source[row]]))
+            chunk_id, ord_, page, text = self.row_meta[row]
+            source = self.source_names[self.row_source[row]]
+            hits.append(Hit(int(self.row_vid[row]), score, source, chunk_id, ord_, page, text))
         return hits
 
     def snapshot_data(self) -> SnapshotData:
-        used = sorted(set(self.row_source.tolist()) | {self.source_number[s] for s in self.ingests})
+        used = sorted(set(self.source_rows) | {self.source_number[s] for s in self.ingests})
         header = {
             "user_id": self.user_id,
             "model": self.model,
@@ -142,6 +176,7 @@ class UserIndex:
             faiss.serialize_index(self.index),
             self.row_vid.copy(),
             renumber[self.row_source] if len(self.row_source) else self.row_source.copy(),
+            json.dumps(self.row_meta, ensure_ascii=False, separators=(",", ":")).encode(),
         )
 
     @classmethod
@@ -154,11 +189,16 @@ class UserIndex:
         idx.seq = int(h["seq"])
         idx.row_vid = np.array(data.row_vid, dtype=np.int64)
         idx.row_source = np.array(data.row_source, dtype=np.int32)
+        idx.row_meta = [tuple(m) for m in json.loads(data.meta_bytes)]  # type: ignore[misc]
+        idx.text_bytes = sum(len(m[3]) for m in idx.row_meta)
         for name, ingest in h["sources"]:
             idx._number(name)
             if ingest:
                 idx.ingests[name] = ingest
-        if idx.ntotal != len(idx.row_vid) or not np.array_equal(faiss.vector_to_array(idx.index.id_map), idx.row_vid):
+        numbers, counts = np.unique(idx.row_source, return_counts=True)
+        idx.source_rows = dict(zip(numbers.tolist(), counts.tolist(), strict=True))
+        consistent = idx.ntotal == len(idx.row_vid) == len(idx.row_meta)
+        if not consistent or not np.array_equal(faiss.vector_to_array(idx.index.id_map), idx.row_vid):
             raise SnapshotError(f"snapshot of {idx.user_id}: rows do not match the index")
         return idx
 
@@ -166,8 +206,8 @@ class UserIndex:
 async def build_from_database(index_log: IndexLog, state: IndexState, model: str, dim: int) -> UserIndex:
     """A user's index built only from the database (``collabry index rebuild``)."""
     idx = UserIndex(state.user_id, model, dim)
-    async for source_id, ingest_id, vids, vectors in index_log.user_vectors(state):
-        idx.add_source(source_id, ingest_id, vids, vectors)
+    async for source_id, ingest_id, vids, vectors, metas in index_log.user_vectors(state):
+        idx.add_source(source_id, ingest_id, vids, vectors, metas)
     idx.seq = state.seq
     return idx
 
@@ -246,8 +286,10 @@ class IndexStore:
             return idx
         for entry in entries:
             if entry["op"] == "add":
-                vids, vectors = await self.log.source_vectors(idx.user_id, entry["source_id"], entry["ingest_id"])
-                idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors)
+                vids, vectors, metas = await self.log.source_vectors(
+                    idx.user_id, entry["source_id"], entry["ingest_id"]
+                )
+                idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors, metas)
             elif entry["op"] == "remove":
                 idx.remove_source(entry["source_id"])
             idx.seq = entry["seq"]

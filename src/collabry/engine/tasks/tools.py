@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ...config import Settings
 from ...db.client import Database
 from ...web.errors import ApiError
+from ..index.store import IndexStore
 from ..llm.client import LLM, LLMError, loads_json
 from ..llm.prompt import CHARS_PER_TOKEN, defuse
 from ..metrics import TOOL_RUNS
@@ -39,8 +40,9 @@ TASKS = {
 
 
 class ToolRunner:
-    def __init__(self, db: Database, llm: LLM, settings: Settings) -> None:
+    def __init__(self, db: Database, llm: LLM, settings: Settings, store: IndexStore) -> None:
         self.db = db
+        self.store = store
         self.llm = llm
         self.settings = settings
 
@@ -48,22 +50,20 @@ class ToolRunner:
         query: dict[str, Any] = {"user_id": user_id, "notebook_id": notebook_id, "deleted_at": None, "status": "ready"}
         if source_ids is not None:
             query["_id"] = {"$in": list(source_ids)}
-        sources = [doc async for doc in self.db.sources.find(query, {"title": 1, "chunks": 1}).sort("_id", 1)]
+        sources = [doc async for doc in self.db.sources.find(query, {"title": 1}).sort("_id", 1)]
         if not sources:
             raise ApiError(409, "no_sources", "there are no ready sources to work from in this notebook")
         budget = int(self.settings.tool_input_tokens * CHARS_PER_TOKEN) - 900
         per_source = max(budget // len(sources), 300)
         per_chunk = max(self.settings.chunk_chars, 1)
         parts: list[str] = []
+        idx = await self.store.current(user_id)
         for source in sources:
-            total = int(source.get("chunks") or 0)
-            wanted = max(1, min(total, per_source // per_chunk)) if total else 1
+            passages = idx.passages_of(source["_id"])
+            wanted = max(1, min(len(passages), per_source // per_chunk)) if passages else 0
             # Evenly spaced passages, so a summary covers the whole document, not just its start.
-            ords = sorted({round(i * max(total - 1, 0) / max(wanted - 1, 1)) for i in range(wanted)})
-            cursor = self.db.chunks.find(
-                {"user_id": user_id, "source_id": source["_id"], "ord": {"$in": ords}}, {"text": 1, "ord": 1}
-            ).sort("ord", 1)
-            texts = [doc["text"] async for doc in cursor]
+            picks = sorted({round(i * max(len(passages) - 1, 0) / max(wanted - 1, 1)) for i in range(wanted)})
+            texts = [passages[i][3] for i in picks]
             body = defuse("\n".join(texts))[:per_source]
             title = defuse(" ".join(str(source.get("title") or "Untitled").split()))[:200]
             parts.append(f"<<<MATERIAL: {title}>>>\n{body}\n<<<END MATERIAL>>>")

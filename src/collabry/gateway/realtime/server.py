@@ -70,6 +70,8 @@ class RealtimeHub:
             engineio_logger=False,
         )
         self.connections = Connections()
+        # TCP connections of the Engine.IO requests in progress (websockets, long polls)
+        self.transports: set[asyncio.BaseTransport] = set()
         self.boards = BoardEvents(self)
         self._presence: Presence | None = None
         self.sio.on("connect", self.on_connect)
@@ -189,11 +191,16 @@ class RealtimeHub:
     # -- process lifecycle --------------------------------------------------------------------
 
     async def close_transports(self) -> None:
-        """Close every engine.io connection of this process; clients reconnect (to another replica)."""
-        eio = self.sio.eio
-        sockets = list(eio.sockets.values())
+        """Drop every Engine.IO connection of this process; clients reconnect (to another replica).
+
+        The TCP connections are closed rather than sent a polite CLOSE packet: clients treat a
+        lost connection as a reason to reconnect, but a CLOSE from the server as final.
+        """
+        sockets = list(self.sio.eio.sockets.values())
         if sockets:
             await asyncio.gather(*(s.close(wait=False, abort=True) for s in sockets), return_exceptions=True)
+        for transport in list(self.transports):
+            transport.close()
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -251,5 +258,13 @@ async def _engineio(request: web.Request) -> web.StreamResponse:
     if request.app[DRAIN].draining.is_set() and "sid" not in request.query:
         # A new session on a replica that is going away; nginx passes a 503 on to the next one.
         raise ApiError(503, "unavailable", "this replica is shutting down", headers={"Retry-After": "1"})
-    response = await request.app[HUB].sio.handle_request(request)
+    hub = request.app[HUB]
+    transport = request.transport
+    if transport is not None:
+        hub.transports.add(transport)
+    try:
+        response = await hub.sio.handle_request(request)
+    finally:
+        if transport is not None:
+            hub.transports.discard(transport)
     return response if isinstance(response, web.StreamResponse) else web.Response(status=400)

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -38,6 +39,7 @@ from ...web.errors import ApiError, not_found
 from ..engine_client import EngineError, engine_of, install_engine_client
 from ..security import current_user_id, enforce
 
+log = structlog.get_logger("collabry.sse")
 routes = Routes("ai")
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -52,7 +54,7 @@ SSE_HEADERS = {
 }
 
 READER = web.AppKey("collabry.stream_reader", StreamReader)
-RELAYS = web.AppKey("collabry.sse_relays", set)
+RELAYS = web.AppKey("collabry.sse_relays", set)  # transports of the open relays
 
 
 class ChatBody(RequestModel):
@@ -69,15 +71,14 @@ class CancelResult(BaseModel):
 
 async def _relays_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READER] = StreamReader.for_settings(app[REDIS], app[SETTINGS])
-    relays: set[web.Request] = set()
+    relays: set[asyncio.BaseTransport] = set()
     app[RELAYS] = relays
 
     async def close_stuck_relays() -> None:
         await app[DRAIN].draining.wait()
         await asyncio.sleep(DRAIN_GRACE)
-        for request in list(relays):
-            if request.transport is not None:
-                request.transport.close()
+        for transport in list(relays):
+            transport.close()
 
     watcher = asyncio.create_task(close_stuck_relays(), name="sse-drain")
     yield
@@ -176,8 +177,10 @@ async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.Str
     heartbeat = app[SETTINGS].sse_heartbeat
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
+    transport = request.transport
     relays = app[RELAYS]
-    relays.add(request)
+    if transport is not None:
+        relays.add(transport)
     SSE_CLIENTS.inc()
     outcome = "vanished"  # the stream expired before its end event
     last_write = time.monotonic()
@@ -190,7 +193,7 @@ async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.Str
                 if event.is_end:
                     outcome = event.event
                     break
-            elif request.transport is None or request.transport.is_closing():
+            elif transport is None or transport.is_closing():
                 outcome = "client_gone"
                 break
             elif time.monotonic() - last_write >= heartbeat:
@@ -205,8 +208,13 @@ async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.Str
     except asyncio.CancelledError:
         outcome = "client_gone"
         raise
+    except Exception:
+        # Headers are sent: no error response is possible any more. The client resumes.
+        outcome = "failed"
+        log.exception("sse_relay_failed", stream_id=stream_id)
     finally:
-        relays.discard(request)
+        if transport is not None:
+            relays.discard(transport)
         SSE_CLIENTS.dec()
         AI_STREAMS.labels(outcome).inc()
     with contextlib.suppress(ConnectionResetError):

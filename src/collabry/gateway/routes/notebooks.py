@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, Field
 
 from ...appkeys import SETTINGS
@@ -194,7 +195,7 @@ async def _read_multipart(request: web.Request, limit: int) -> tuple[bytes, str 
                 title = raw.decode("utf-8", "replace").strip()[:200] or None
             else:
                 raise ApiError(400, "invalid_request", f"unexpected multipart field {part.name!r}; send file and title")
-    except (ValueError, AssertionError, aiohttp.ClientPayloadError, UnicodeDecodeError) as exc:
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError, HttpProcessingError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_multipart", f"the multipart body cannot be read: {exc}") from None
     if data is None:
         raise ApiError(400, "invalid_request", "a multipart field named file is required")

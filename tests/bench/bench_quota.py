@@ -1,0 +1,98 @@
+"""Quota metering on FerretDB 1.24: our unique-insert slots (``collabry.domain.usage.consume``) side
+by side with the textbook single conditional update (``{n: {$lt: limit}}`` + ``$inc``).
+
+    .venv/bin/python tests/bench/bench_quota.py [--rounds 5] [--requests 50] [--limit 10] [--serial 300]
+
+Prints, per method: how many of ``--requests`` concurrent consumptions against ``--limit`` succeeded
+and the final counter (correct = exactly ``limit``), the wall time of that burst, and the latency
+of one consumption with no contention (p50/p99 over ``--serial`` calls, a fresh counter per call so
+neither method is ever at its limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pymongo import AsyncMongoClient
+
+from collabry.devstack import components
+from collabry.domain import usage
+
+
+async def conditional_update(db, key: str, limit: int) -> bool:
+    result = await db["naive"].update_one({"_id": key, "n": {"$lt": limit}}, {"$inc": {"n": 1}})
+    return result.modified_count == 1
+
+
+async def burst(db, method: str, key: str, requests: int, limit: int) -> tuple[int, int, float]:
+    if method == "conditional update":
+        await db["naive"].insert_one({"_id": key, "n": 0})
+        call = lambda: conditional_update(db, key, limit)  # noqa: E731
+    else:
+        call = lambda: usage.consume(db, key, "ai", limit)  # noqa: E731
+    started = time.perf_counter()
+    results = await asyncio.gather(*(call() for _ in range(requests)))
+    elapsed = time.perf_counter() - started
+    if method == "conditional update":
+        final = int((await db["naive"].find_one({"_id": key}))["n"])
+    else:
+        final = await usage.used(db, key, "ai")
+    return sum(results), final, elapsed
+
+
+async def serial(db, method: str, calls: int) -> list[float]:
+    times = []
+    for i in range(calls):
+        key = f"serial-{method[:4]}-{i}"
+        if method == "conditional update":
+            await db["naive"].insert_one({"_id": key, "n": 0})
+        started = time.perf_counter()
+        if method == "conditional update":
+            await conditional_update(db, key, 10)
+        else:
+            await usage.consume(db, key, "ai", 10)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def main(args: argparse.Namespace, port: int) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/", retryWrites=False, tz_aware=True)
+    db = client["bench"]
+    await db["usage"].create_index([("user_id", 1), ("date", 1), ("kind", 1), ("n", -1)])
+    print(f"{args.requests} concurrent consumptions against a limit of {args.limit}, {args.rounds} rounds; "
+          f"uncontended latency over {args.serial} calls")
+    print(f"| method | successes per round (want {args.limit}) | final counter | burst ms (median) | p50 ms | p99 ms |")
+    print("|---|---|---|---:|---:|---:|")
+    for method in ("conditional update", "unique-insert slots"):
+        successes, finals, bursts = [], [], []
+        for r in range(args.rounds):
+            ok, final, elapsed = await burst(db, method, f"{method[:4]}-{r}", args.requests, args.limit)
+            successes.append(ok)
+            finals.append(final)
+            bursts.append(elapsed * 1000)
+        lat = sorted(await serial(db, method, args.serial))
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"| {method} | {', '.join(map(str, successes))} | {', '.join(map(str, finals))} | "
+              f"{statistics.median(bursts):.0f} | {statistics.median(lat):.2f} | {p99:.2f} |")
+    await client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--serial", type=int, default=300)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = components.free_port()
+        ferret = components.ferretdb(port, Path(tmp)).start().wait_ready()
+        try:
+            asyncio.run(main(arguments, port))
+        finally:
+            ferret.stop()

@@ -1,0 +1,226 @@
+"""SSE delivery of AI answers: added time to first token, and open streams per gateway process.
+
+    .venv/bin/python tests/bench/bench_sse.py ttft [--concurrency 1,50,200]
+    .venv/bin/python tests/bench/bench_sse.py streams [--streams 5000]
+
+``ttft``: real Redis, FerretDB, engine (its model calls go to the OpenAI-protocol stand-in, in its
+own process, first token after 100 ms), two gateway replicas behind the project's nginx rules.
+Two paths, side by side, at each concurrency:
+- nginx + gateway: ``POST /api/ai/chat`` until the first ``token`` event (auth, rate limit, quota,
+  engine call, relay);
+- the peer: the engine's internal ``POST /internal/chat`` then reading the answer's Redis stream
+  directly (``cache.streams.StreamReader``) until the first token.
+It also reports, for the SSE answers, how much later the first token reached the SSE client than a
+reader of the Redis stream watching the same answer (the relay's own delay).
+
+``streams``: one gateway process; N answers held open (running, no new events) and N SSE clients
+following them. Prints the process's RSS per open stream, then appends one token to every stream
+and reports how long delivery to all clients takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import aiohttp
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from realtime_common import percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
+from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
+
+from collabry.cache.keys import Keys
+from collabry.cache.streams import StreamReader, StreamWriter
+from collabry.db.client import new_id
+from collabry.devstack.components import free_port
+
+ANSWER = "Light becomes sugar in the chloroplasts"
+
+
+async def sse_events(resp: aiohttp.ClientResponse):  # type: ignore[no-untyped-def]
+    fields: dict[str, str] = {}
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":") or line.startswith("retry:"):
+            continue
+        if line:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        elif "event" in fields:
+            yield fields["event"], json.loads(fields["data"]), wall()
+            fields = {}
+
+
+async def first_token_direct(reader: StreamReader, stream_id: str) -> float:
+    after = 0
+    while True:
+        for event in await reader.read(stream_id, after, block_ms=1000):
+            after = event.id
+            if event.event == "token":
+                return wall()
+            if event.is_end:
+                raise RuntimeError(f"stream {stream_id} ended without a token")
+
+
+async def via_gateway(http: aiohttp.ClientSession, url: str, token: str, reader: StreamReader) -> tuple[float, float]:
+    """(time to first token, delay of that token behind a direct reader of the same stream)."""
+    started = wall()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    watcher: asyncio.Task[float] | None = None
+    ttft = delay = float("nan")
+    async with http.post(f"{url}/api/ai/chat", json={"message": "How do plants make sugar?"}, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        async for event, data, at in sse_events(resp):
+            if event == "meta":
+                watcher = asyncio.create_task(first_token_direct(reader, data["streamId"]))
+            elif event == "token" and ttft != ttft:
+                ttft = at - started
+                assert watcher is not None
+                delay = at - await watcher
+            elif event in ("done", "error"):
+                break
+    return ttft, delay
+
+
+async def direct(http: aiohttp.ClientSession, engine_url: str, service_token: str, user_id: str,
+                 reader: StreamReader) -> float:
+    started = wall()
+    stream_id = new_id()
+    body = {"userId": user_id, "message": "How do plants make sugar?", "streamId": stream_id}
+    async with http.post(f"{engine_url}/internal/chat", json=body,
+                         headers={"Authorization": f"Bearer {service_token}"}) as resp:
+        assert resp.status == 202, await resp.text()
+    return await first_token_direct(reader, stream_id) - started
+
+
+def ms(values: list[float], p: float) -> str:
+    return f"{percentile(values, p) * 1000:.1f}"
+
+
+async def ttft(levels: list[int]) -> None:
+    with infra() as base, stack(base) as s:
+        llm = s.fake_llm(first_delay=0.1, delay=0.01, text=ANSWER)
+        engine_port = free_port()
+        extra = {"COLLABRY_LLM_BASE_URL": f"http://127.0.0.1:{llm}/v1", "COLLABRY_ENGINE_URL":
+                 f"http://127.0.0.1:{engine_port}"}
+        s.start("engine", ["engine", "--port", str(engine_port)], port=engine_port, extra=extra)
+        ports = s.gateways(2, extra=extra)
+        public = s.nginx(ports)
+        url = f"http://127.0.0.1:{public}"
+        user_id, token = await user_token(url)
+        redis = Redis.from_url(base.redis_url)
+        mongo: AsyncMongoClient = AsyncMongoClient(base.mongo_uri)
+        await mongo["bench"].users.update_one({"_id": user_id}, {"$set": {"plan": "pro"}})  # 2,000 answers a day
+        reader = StreamReader(redis, keys=Keys())
+        service_token = (base.root / "secrets" / "service-token").read_text().strip()
+        engine_url = f"http://127.0.0.1:{engine_port}"
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for _ in range(5):  # warm-up: connections, scripts, the embedding model
+                await via_gateway(http, url, token, reader)
+                await direct(http, engine_url, service_token, user_id, reader)
+            print(f"time to first token (ms): model's first token after 100 ms; {ANSWER.count(' ') + 1} tokens")
+            print("| concurrent answers | nginx + gateway p50 | p99 | engine stream directly p50 | p99 "
+                  "| added p50 | added p99 | relay delay of the first token p50 | p99 |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for level in levels:
+                rounds = max(1, 200 // level)
+                via: list[tuple[float, float]] = []
+                peer: list[float] = []
+                for _ in range(rounds):
+                    via += await asyncio.gather(*(via_gateway(http, url, token, reader) for _ in range(level)))
+                    peer += await asyncio.gather(*(direct(http, engine_url, service_token, user_id, reader)
+                                                   for _ in range(level)))
+                t_via = [v[0] for v in via]
+                delays = [v[1] for v in via]
+                added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000
+                added99 = (percentile(t_via, 99) - percentile(peer, 99)) * 1000
+                print(f"| {level} | {ms(t_via, 50)} | {ms(t_via, 99)} | {ms(peer, 50)} | {ms(peer, 99)} "
+                      f"| {added50:+.1f} | {added99:+.1f} | {ms(delays, 50)} | {ms(delays, 99)} |")
+        await redis.aclose()
+        await mongo.close()
+
+
+async def open_streams(count: int) -> None:
+    hard = raise_fd_limit()
+    with infra() as base, stack(base) as s:
+        # Held streams stay "running" for the whole run: no stale-writer check may end them.
+        port = s.gateways(1, extra={"COLLABRY_STREAM_STALE_AFTER": "3600"})[0]
+        gateway = s.processes[-1]
+        assert gateway.proc is not None
+        url = f"http://127.0.0.1:{port}"
+        user_id, token = await user_token(url)
+        redis = Redis.from_url(base.redis_url, max_connections=64)
+        writers = []
+        for i in range(count):
+            w = StreamWriter(redis, new_id(), keys=Keys())
+            await w.start(user_id=user_id, session_id="s", message_id=f"m{i}")
+            writers.append(w)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream", "Last-Event-ID": "1"}
+        received: dict[int, float] = {}
+        opened = 0
+        all_open = asyncio.Event()
+
+        async def follow(i: int, w: StreamWriter, http: aiohttp.ClientSession) -> None:
+            nonlocal opened
+            async with http.get(f"{url}/api/ai/streams/{w.stream_id}", headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                opened += 1
+                if opened == count:
+                    all_open.set()
+                async for event, _data, at in sse_events(resp):
+                    if event == "token":
+                        received[i] = at
+                    if event in ("done", "error"):
+                        return
+
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            # Baseline: the process with one stream open, after warm-up.
+            warm = asyncio.create_task(follow(-1, writers[0], http))
+            await asyncio.sleep(2)
+            base_kib = rss_kib(gateway.proc.pid)
+            started = time.monotonic()
+            tasks = [asyncio.create_task(follow(i, w, http)) for i, w in enumerate(writers[1:], 1)]
+            opened += 1
+            await asyncio.wait_for(all_open.wait(), 600)
+            open_seconds = time.monotonic() - started
+            await asyncio.sleep(5)  # settle: every relay is now idle-waiting on Redis
+            held_kib = rss_kib(gateway.proc.pid)
+            per_stream = (held_kib - base_kib) * 1024 / (count - 1)
+            print(f"| open SSE streams (one gateway process) | {count:,} | goal 5,000 |")
+            print(f"| RSS with 1 stream / with {count:,} | {base_kib / 1024:.1f} MiB / {held_kib / 1024:.1f} MiB | |")
+            print(f"| RSS per open stream | {per_stream / 1024:.1f} KiB | goal < 40 KB |")
+            print(f"| time to open them all | {open_seconds:.1f} s | |")
+            sent = wall()
+            await asyncio.gather(*(w.append("token", {"text": "x"}) for w in writers))
+            deadline = time.monotonic() + 120
+            while len(received) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            lat = [at - sent for at in received.values()]
+            print(f"| one token to all {count:,} streams: delivered / p50 / p99 / last | {len(received):,} / "
+                  f"{ms(lat, 50)} ms / {ms(lat, 99)} ms / {max(lat) * 1000:.0f} ms | |")
+            await asyncio.gather(*(w.finish("done", {"finishReason": "stop", "usage": {}}) for w in writers))
+            await asyncio.wait_for(asyncio.gather(warm, *tasks), 120)
+        await redis.aclose()
+        print(f"(descriptor limit {hard})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("part", choices=["ttft", "streams", "all"], nargs="?", default="all")
+    parser.add_argument("--concurrency", default="1,50,200")
+    parser.add_argument("--streams", type=int, default=5000)
+    args = parser.parse_args()
+    if args.part in ("ttft", "all"):
+        asyncio.run(ttft([int(x) for x in args.concurrency.split(",")]))
+    if args.part in ("streams", "all"):
+        asyncio.run(open_streams(args.streams))
+
+
+if __name__ == "__main__":
+    main()
