@@ -851,14 +851,14 @@ in
         commonHttpConfig = facts.httpConf;
         upstreams = {
           collabry_api = {
-            servers = lib.genAttrs upstreamServers (_: { });
+            servers = lib.genAttrs upstreamServers (_: { max_fails = 0; });
             extraConfig = ''
               least_conn;
               keepalive 32;
             '';
           };
           collabry_socketio = {
-            servers = lib.genAttrs upstreamServers (_: { });
+            servers = lib.genAttrs upstreamServers (_: { max_fails = 0; });
             extraConfig = ''
               hash $remote_addr consistent;
             '';

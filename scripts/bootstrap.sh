@@ -32,6 +32,7 @@ if [ "$WITH_TEST" = 1 ]; then
   command -v nix-instantiate >/dev/null || packages+=(nix-bin)
   command -v cmake >/dev/null || packages+=(cmake)
   command -v ip >/dev/null || packages+=(iproute2)
+  command -v shellcheck >/dev/null || packages+=(shellcheck)
 fi
 command -v cmake >/dev/null || packages+=(cmake)
 command -v gcc >/dev/null || packages+=(build-essential)
@@ -41,6 +42,11 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
+
+# The system tests' Debian rootfs (debootstrap, ~2-4 minutes once, cached by package list).
+if [ "$WITH_TEST" = 1 ] && [ "$(id -u)" = 0 ]; then
+  "$ROOT/scripts/build-rootfs.sh" >/dev/null
+fi
 
 # --- FerretDB (MongoDB wire protocol over SQLite) -------------------------------------------
 FERRETDB_BIN="$CACHE/bin/ferretdb"

@@ -100,9 +100,12 @@ async def serve(
     drain.draining.set()
     sd_notify("STOPPING=1")
     log.info("draining", in_flight=drain.in_flight, budget_seconds=drain_timeout)
+    started = loop.time()
     finished = await drain.wait_idle(drain_timeout)
     if not finished:
         log.warning("drain_budget_exceeded", in_flight=drain.in_flight)
+    # The runner's own wait for handlers gets what is left of the one budget, not a second one.
+    runner._shutdown_timeout = max(0.5, drain_timeout - (loop.time() - started))
     await runner.cleanup()
     log.info("stopped")
 

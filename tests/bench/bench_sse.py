@@ -5,7 +5,7 @@
 
 ``ttft``: real Redis, FerretDB, engine (its model calls go to the OpenAI-protocol stand-in, in its
 own process, first token after 100 ms), two gateway replicas behind the project's nginx rules.
-Two paths, side by side, at each concurrency:
+Two paths, side by side, run at the same time (N answers each) so they share the engine's load:
 - nginx + gateway: ``POST /api/ai/chat`` until the first ``token`` event (auth, rate limit, quota,
   engine call, relay);
 - the peer: the engine's internal ``POST /internal/chat`` then reading the answer's Redis stream
@@ -127,13 +127,16 @@ async def ttft(levels: list[int]) -> None:
                   "| added p50 | added p99 | relay delay of the first token p50 | p99 |")
             print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for level in levels:
-                rounds = max(1, 200 // level)
                 via: list[tuple[float, float]] = []
                 peer: list[float] = []
-                for _ in range(rounds):
-                    via += await asyncio.gather(*(via_gateway(http, url, token, reader) for _ in range(level)))
-                    peer += await asyncio.gather(*(direct(http, engine_url, service_token, user_id, reader)
-                                                   for _ in range(level)))
+                for _ in range(max(1, 100 // level)):
+                    # Both paths at once, so they see the same load on the engine.
+                    results = await asyncio.gather(
+                        *(via_gateway(http, url, token, reader) for _ in range(level)),
+                        *(direct(http, engine_url, service_token, user_id, reader) for _ in range(level)),
+                    )
+                    via += results[:level]
+                    peer += results[level:]
                 t_via = [v[0] for v in via]
                 delays = [v[1] for v in via]
                 added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000

@@ -173,7 +173,9 @@ def ferretdb(port: int, data_dir: Path) -> Process:
 def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], client_max_body: str = "26m") -> Path:
     for sub in ("logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in gateway_ports)
+    # max_fails=0: a replica refusing connections for the second of its restart must not be marked
+    # down for fail_timeout, or a rolling restart of the next one leaves nginx with no live upstream.
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in gateway_ports)
     text = (NGINX_DIR / "dev.conf.in").read_text()
     for key, value in {
         "@PREFIX@": str(prefix),

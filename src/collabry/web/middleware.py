@@ -48,6 +48,9 @@ async def observe_middleware(request: web.Request, handler: Any) -> web.StreamRe
         status = response.status
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
+            if drain.draining.is_set():
+                # Tell nginx not to reuse this connection: the next request goes to another replica.
+                response.force_close()
         return response
     finally:
         HTTP_IN_FLIGHT.labels(process).dec()

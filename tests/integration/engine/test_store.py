@@ -98,3 +98,18 @@ async def test_vectors_of_another_model_are_refused(db: Any, tmp_path: Path) -> 
         await store.current(user)
     with pytest.raises(ModelMismatch):
         await log.commit(user, "add", "s", "i", model="m", dim=DIM)
+
+
+async def test_a_restored_database_resets_cached_indexes(db: Any, tmp_path: Path) -> None:
+    log = IndexLog(db)
+    user = new_id()
+    a = await add_source(log, user, rows(10, 1))
+    backup = await db.index_state.find_one({"_id": user})
+    b = await add_source(log, user, rows(10, 2))
+    store = IndexStore(log, tmp_path, model="m", dim=DIM)
+    assert set((await store.current(user)).ingests) == {a, b}
+    # Restore the earlier state: the log head goes back, b's chunks are gone.
+    await db.index_state.replace_one({"_id": user}, backup)
+    await db.chunks.delete_many({"source_id": b})
+    idx = await store.current(user)
+    assert set(idx.ingests) == {a} and idx.ntotal == 10 and idx.seq == backup["seq"]

@@ -51,8 +51,10 @@ class IndexState:
 
     def replayable_from(self, seq: int) -> list[dict[str, Any]] | None:
         """Log entries after ``seq`` in order, or None when the log does not reach back that far."""
-        if seq >= self.seq:
+        if seq == self.seq:
             return []
+        if seq > self.seq:  # the database went back in time (a restore): start again
+            return None
         entries = [e for e in self.log if e["seq"] > seq]
         if not entries or entries[0]["seq"] != seq + 1 or any(e["op"] == "reset" for e in entries):
             return None

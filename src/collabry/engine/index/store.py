@@ -250,7 +250,7 @@ class IndexStore:
                 idx = await self._load(user_id)
                 self._cache[user_id] = idx
             self._cache.move_to_end(user_id)
-            if idx.seq < head_seq:
+            if idx.seq != head_seq:
                 idx = self._cache[user_id] = await self._catch_up(idx)
             await self._evict()
             return idx
