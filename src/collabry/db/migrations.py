@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pymongo.errors import DuplicateKeyError
 
 from .client import Database, utcnow
 
@@ -84,10 +85,14 @@ def register(*indexes: Index) -> None:
 async def migrate(db: Database) -> int:
     for index in INDEXES:
         await db[index.collection].create_index(index.keys, **index.options)
-    await db["meta"].update_one(
-        {"_id": "schema"},
-        {"$set": {"version": SCHEMA_VERSION, "migrated_at": utcnow()}},
-        upsert=True,
-    )
+    try:
+        await db["meta"].update_one(
+            {"_id": "schema"},
+            {"$set": {"version": SCHEMA_VERSION, "migrated_at": utcnow()}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        pass  # another process migrating at the same moment inserted it first: same content
+
     log.info("migrated", indexes=len(INDEXES), schema_version=SCHEMA_VERSION)
     return len(INDEXES)

@@ -1,16 +1,22 @@
 """The payment provider interface, the built-in ``manual`` provider and webhook signatures.
 
-Webhook signing (docs/api.md): the provider sends ``X-Collabry-Timestamp: <unix seconds>`` and
-``X-Collabry-Signature: sha256=<hex>``, where the hex is HMAC-SHA256 with the ``webhook-secret``
-over ``<timestamp>.<raw body>``. The signature is compared in constant time; a timestamp further
-than ``Settings.webhook_tolerance`` seconds from our clock is refused, so a captured delivery
-cannot be replayed later (and within the window, the event id makes a replay a no-op).
+Webhook signing (docs/api.md), two accepted forms, both compared in constant time:
+
+- the contract's form: ``X-Collabry-Signature: sha256=<hex>`` = HMAC-SHA256 of the raw body with
+  the ``webhook-secret``; the replay window then applies to a ``timestamp`` (unix seconds) field of
+  the signed JSON body when the sender includes one;
+- the timestamped form: with ``X-Collabry-Timestamp: <unix seconds>`` present, the HMAC covers
+  ``<timestamp>.<raw body>`` and the header's time must be fresh.
+
+A time further than ``Settings.webhook_tolerance`` seconds from our clock is refused, so a captured
+delivery cannot be replayed later; within the window the event id makes a replay a no-op.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,9 +29,17 @@ TIMESTAMP_HEADER = "X-Collabry-Timestamp"
 SCHEME = "sha256="
 
 
-def signature(secret: str, timestamp: int | str, body: bytes) -> str:
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256)
-    return SCHEME + mac.hexdigest()
+def signature(secret: str, timestamp: int | str | None, body: bytes) -> str:
+    message = body if timestamp is None else f"{timestamp}.".encode("ascii") + body
+    return SCHEME + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def _body_timestamp(body: bytes) -> int | None:
+    try:
+        value = json.loads(body).get("timestamp")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
@@ -40,13 +54,14 @@ def verify(secret: str, body: bytes, sent_signature: str | None, sent_timestamp:
     """Raise ``Unauthorized`` unless the delivery is signed with ``secret`` and fresh."""
     if not secret:
         raise Unauthorized("webhooks are not configured on this server", code="invalid_signature")
-    if not sent_signature or not sent_timestamp or not sent_timestamp.isdigit() or len(sent_timestamp) > 12:
+    if not sent_signature or (sent_timestamp is not None and (not sent_timestamp.isdigit() or len(sent_timestamp) > 12)):
         raise Unauthorized("missing or malformed signature headers", code="invalid_signature")
     expected = signature(secret, sent_timestamp, body)
     if not hmac.compare_digest(expected.encode("ascii"), sent_signature.strip().encode("utf-8", "replace")):
         raise Unauthorized("the signature does not match", code="invalid_signature")
+    signed_time = int(sent_timestamp) if sent_timestamp is not None else _body_timestamp(body)
     current = time.time() if now is None else now
-    if abs(current - int(sent_timestamp)) > tolerance:
+    if signed_time is not None and abs(current - signed_time) > tolerance:
         raise Unauthorized("the timestamp is outside the accepted window", code="stale_timestamp")
 
 

@@ -126,11 +126,11 @@ class WebhookAnswer(BaseModel):
 
 
 WEBHOOK_HEADERS = [
-    {"name": payments.TIMESTAMP_HEADER, "in": "header", "required": True,
-     "description": "Unix time (seconds) of the delivery; part of the signed message",
+    {"name": payments.TIMESTAMP_HEADER, "in": "header", "required": False,
+     "description": "Unix time (seconds) of the delivery; when sent, the signed message is '<timestamp>.<raw body>'",
      "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"}},
     {"name": payments.SIGNATURE_HEADER, "in": "header", "required": True,
-     "description": "sha256=<hex HMAC-SHA256 of '<timestamp>.<raw body>' with the webhook secret>",
+     "description": "sha256=<hex HMAC-SHA256 of the raw body (or '<timestamp>.<raw body>') with the webhook secret>",
      "schema": {"type": "string"}},
 ]
 
