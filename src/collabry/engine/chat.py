@@ -121,34 +121,33 @@ class ChatService:
         started = time.perf_counter()
         state: dict[str, Any] = {"passages": [], "text": [], "cancelled": False, "first": None}
         outcome = "error"
+        ending: tuple[str, dict[str, Any]] | None = None
         async with writer.heartbeating():
             work = asyncio.create_task(self._generate(writer, req, state))
             watcher = asyncio.create_task(self._watch_cancel(writer, work, state))
             try:
                 finish, usage = await work
                 outcome = finish
-                await writer.finish("done", {"finishReason": finish, "usage": usage})
+                ending = ("done", {"finishReason": finish, "usage": usage})
             except asyncio.CancelledError:
                 if not state["cancelled"]:  # the engine is shutting down
                     outcome = "interrupted"
-                    await _quietly(
-                        writer.finish(
-                            "error",
-                            {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"},
-                        )
+                    ending = (
+                        "error",
+                        {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"},
                     )
                     raise
                 outcome = "cancelled"
-                await _quietly(writer.finish("done", {"finishReason": "cancelled", "usage": {}}))
+                ending = ("done", {"finishReason": "cancelled", "usage": {}})
             except LLMError as exc:
-                await _quietly(writer.finish("error", {"code": "llm_failed", "message": str(exc)}))
+                ending = ("error", {"code": "llm_failed", "message": str(exc)})
             except ModelMismatch as exc:
-                await _quietly(writer.finish("error", {"code": "index_model_mismatch", "message": str(exc)}))
+                ending = ("error", {"code": "index_model_mismatch", "message": str(exc)})
             except StreamEnded:
                 outcome = "stream_closed"  # closed as stale by a reader; nothing more to write
             except Exception as exc:
                 log.exception("answer_failed")
-                await _quietly(writer.finish("error", {"code": "internal", "message": type(exc).__name__}))
+                ending = ("error", {"code": "internal", "message": type(exc).__name__})
             finally:
                 watcher.cancel()
                 if not work.done():  # the engine is stopping: stop generating too
@@ -156,7 +155,10 @@ class ChatService:
                 ANSWERS.labels(outcome).inc()
                 if state["first"] is not None:
                     FIRST_TOKEN_SECONDS.observe(state["first"] - started)
+                # Saved before the end event, so a client that sees the end finds the message stored.
                 await _quietly(self._save(req, state, outcome))
+                if ending is not None:
+                    await _quietly(writer.finish(*ending))
 
     async def _watch_cancel(self, writer: StreamWriter, work: asyncio.Task[Any], state: dict[str, Any]) -> None:
         while not work.done():

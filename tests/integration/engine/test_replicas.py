@@ -173,3 +173,33 @@ async def test_engine_stopping_mid_answer_ends_the_stream_with_error(
         assert events[-1].event == "error" and events[-1].payload["code"] == "engine_restarting"
     finally:
         await redis.aclose()
+
+
+async def test_vectors_of_another_model_are_refused_until_rebuilt(
+    start_engine: Callable[..., EngineHandle], http: Callable[..., Api], seed: Seed, env: dict[str, str]
+) -> None:
+    handle = start_engine(name="model")
+    api = http(handle, seed)
+    user = await seed.user()
+    notebook = await seed.notebook(user)
+    bio = await api.add_text(user, notebook, PHOTOSYNTHESIS, "Biology")
+    await api.add_text(user, notebook, REVOLUTION, "History")
+    # As if these vectors had been made by another embedding model.
+    await seed.db.chunks.update_many({"user_id": user}, {"$set": {"model": "old-model", "dim": 384}})
+    await seed.db.index_state.update_one({"_id": user}, {"$set": {"model": "old-model"}})
+    resp = await api.client.post("/internal/retrieve", headers=api.headers, json={"userId": user, "query": "x"})
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "index_model_mismatch"
+    assert f"collabry index rebuild --user {user}" in body["error"]["message"]
+    # New uploads are refused too, rather than mixing vectors.
+    other = await seed.source(user, notebook, "New")
+    await api.ingest_text(other, user, notebook, ALGORITHMS)
+    failed = await seed.wait_status(other)
+    assert failed["status"] == "failed" and "index rebuild" in failed["error"]
+
+    rebuild = await _cli(env, handle.state_dir, "index", "rebuild", "--user", user)
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    assert "re-embedding" in rebuild.stdout and "vectors from 2 sources" in rebuild.stdout
+    models = await seed.db.chunks.distinct("model", {"user_id": user})
+    assert models == ["all-MiniLM-L6-v2-int8"]
+    assert (await api.retrieve(user, "Where does photosynthesis take place?"))[0]["sourceId"] == bio
