@@ -27,7 +27,7 @@ import time
 
 import aiohttp
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from realtime_common import percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
@@ -156,7 +156,7 @@ async def open_streams(count: int) -> None:
         assert gateway.proc is not None
         url = f"http://127.0.0.1:{port}"
         user_id, token = await user_token(url)
-        redis = Redis.from_url(base.redis_url, max_connections=64)
+        redis = Redis(connection_pool=BlockingConnectionPool.from_url(base.redis_url, max_connections=64))
         writers = []
         for i in range(count):
             w = StreamWriter(redis, new_id(), keys=Keys())
@@ -189,8 +189,11 @@ async def open_streams(count: int) -> None:
             base_kib = rss_kib(gateway.proc.pid)
             started = time.monotonic()
             tasks = [asyncio.create_task(follow(i, w, http)) for i, w in enumerate(writers[1:], 1)]
-            opened += 1
-            await asyncio.wait_for(all_open.wait(), 600)
+            while not all_open.is_set():
+                await asyncio.wait([*tasks[:1]], timeout=2)
+                print(f"  {opened:,} open", flush=True)
+                if any(t.done() and t.exception() for t in tasks):
+                    raise next(t.exception() for t in tasks if t.done() and t.exception())
             open_seconds = time.monotonic() - started
             await asyncio.sleep(5)  # settle: every relay is now idle-waiting on Redis
             held_kib = rss_kib(gateway.proc.pid)

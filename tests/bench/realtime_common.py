@@ -140,6 +140,10 @@ def stack(infra: Any) -> Iterator[Stack]:
     s = Stack(infra.root, env)
     try:
         yield s
+    except BaseException:
+        for proc in s.processes:  # the logs go with the temporary directory: show them first
+            print(f"--- {proc.name} ---\n{proc.tail(15)}", file=sys.stderr)
+        raise
     finally:
         s.stop()
 

@@ -12,7 +12,11 @@ Generation is decoupled from delivery: the engine writes each answer's events in
 - Heartbeats (``: ping``) at least every ``Settings.sse_heartbeat`` seconds while waiting.
 - Memory per client is bounded: events are read from Redis in small batches and the next batch
   is read only after the last one was written, so a slow client slows only its own relay.
-- On SIGTERM each relay ends within about a second with a ``retry:`` hint; the client reconnects
+- Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a single ``XREAD``
+  over all followed streams and wakes the relays whose stream moved; relays read with short,
+  non-blocking calls on a small pool of their own that queues bursts instead of failing them. An
+  idle relay checks its writer is alive and pings its client once per half heartbeat period.
+- On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
   with ``Last-Event-ID`` and nginx sends it to another replica (this one answers 503 meanwhile).
   Relays stuck writing to a client that stopped reading are closed after ``DRAIN_GRACE``.
 """
@@ -21,19 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
+from redis.asyncio import BlockingConnectionPool, Redis
 
-from ...appkeys import DB, DRAIN, REDIS, SETTINGS
+from ...appkeys import DB, DRAIN, SETTINGS
+from ...cache.client import REDIS_ERRORS
+from ...cache.keys import Keys
 from ...cache.streams import StreamReader
+from ...config import Settings
 from ...db.client import new_id
 from ...domain import usage
 from ...metrics import AI_STREAMS, SSE_CLIENTS
+from ...realtime.stream_waker import StreamWaker, Subscription
 from ...web.api import RequestModel, Routes
 from ...web.errors import ApiError, not_found
 from ..engine_client import EngineError, engine_of, install_engine_client
@@ -43,8 +51,10 @@ log = structlog.get_logger("collabry.sse")
 routes = Routes("ai")
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-# How long a relay waits on Redis before it looks at the clock, the drain flag and its client.
-POLL_MS = 1000
+# The longest a relay waits quietly before it checks the writer is alive and its client is there.
+MAX_IDLE = 10.0
+READ_BATCH = 64  # events per read: what one relay holds in memory at most
+RELAY_CONNECTIONS = 32  # the relays' short reads share this many Redis connections per process
 RETRY_MS = 1000  # the reconnect delay suggested to clients when a relay ends early
 DRAIN_GRACE = 3.0
 SSE_HEADERS = {
@@ -54,7 +64,8 @@ SSE_HEADERS = {
 }
 
 READER = web.AppKey("collabry.stream_reader", StreamReader)
-RELAYS = web.AppKey("collabry.sse_relays", set)  # transports of the open relays
+WAKER = web.AppKey("collabry.stream_waker", StreamWaker)
+RELAYS = web.AppKey("collabry.sse_relays", dict)  # task of each open relay -> its client's transport
 
 
 class ChatBody(RequestModel):
@@ -69,21 +80,38 @@ class CancelResult(BaseModel):
     cancelling: bool
 
 
+def idle_seconds(settings: Settings) -> float:
+    return min(MAX_IDLE, settings.sse_heartbeat / 2)
+
+
 async def _relays_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[READER] = StreamReader.for_settings(app[REDIS], app[SETTINGS])
-    relays: set[asyncio.BaseTransport] = set()
+    settings = app[SETTINGS]
+    # Short reads only (nothing blocks on it); a full pool makes callers wait, not fail.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=RELAY_CONNECTIONS, timeout=30, socket_timeout=5, socket_connect_timeout=2
+    )
+    redis = Redis(connection_pool=pool)
+    app[READER] = StreamReader.for_settings(redis, settings)
+    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), redis)
+    app[WAKER] = waker
+    relays: dict[asyncio.Task[Any], asyncio.BaseTransport | None] = {}
     app[RELAYS] = relays
 
-    async def close_stuck_relays() -> None:
+    async def end_relays_on_drain() -> None:
         await app[DRAIN].draining.wait()
+        waker.wake_all()  # each relay notices the drain, writes its retry hint and ends
         await asyncio.sleep(DRAIN_GRACE)
-        for transport in list(relays):
-            transport.close()
+        for transport in list(relays.values()):
+            if transport is not None:
+                transport.close()  # still stuck writing to a client that does not read
 
-    watcher = asyncio.create_task(close_stuck_relays(), name="sse-drain")
+    watcher = asyncio.create_task(end_relays_on_drain(), name="sse-drain")
     yield
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
+    await waker.close()
+    await redis.aclose()
+    await pool.disconnect()
 
 
 def setup(app: web.Application) -> None:
@@ -127,7 +155,11 @@ async def _owned_stream(request: web.Request) -> str:
     stream_id = request.match_info["streamId"]
     if not _valid_id(stream_id):
         raise not_found("stream")
-    meta = await request.app[READER].meta(stream_id)
+    try:
+        meta = await request.app[READER].meta(stream_id)
+    except REDIS_ERRORS as exc:
+        log.warning("stream_meta_unavailable", error=str(exc))
+        raise ApiError(503, "unavailable", "answers cannot be read right now", headers={"Retry-After": "2"}) from None
     if meta is None or meta.user_id != current_user_id(request):
         raise not_found("stream")
     return stream_id
@@ -172,37 +204,22 @@ async def cancel(request: web.Request) -> web.Response:
 async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.StreamResponse:
     """Copy the stream's events after ``after`` to the client until the end event."""
     app = request.app
+    settings = app[SETTINGS]
     reader = app[READER]
     draining = app[DRAIN].draining
-    heartbeat = app[SETTINGS].sse_heartbeat
+    idle = idle_seconds(settings)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
     transport = request.transport
     relays = app[RELAYS]
-    if transport is not None:
-        relays.add(transport)
+    task = asyncio.current_task()
+    assert task is not None
+    relays[task] = transport
     SSE_CLIENTS.inc()
-    outcome = "vanished"  # the stream expired before its end event
-    last_write = time.monotonic()
-    block_ms = int(min(POLL_MS, heartbeat * 500))
+    outcome = "failed"
     try:
-        async for event in reader.follow(stream_id, after, block_ms=block_ms):
-            if event is not None:
-                await response.write(event.sse())
-                last_write = time.monotonic()
-                if event.is_end:
-                    outcome = event.event
-                    break
-            elif transport is None or transport.is_closing():
-                outcome = "client_gone"
-                break
-            elif time.monotonic() - last_write >= heartbeat:
-                await response.write(b": ping\n\n")
-                last_write = time.monotonic()
-            if draining.is_set():
-                outcome = "drained"
-                await response.write(f"retry: {RETRY_MS}\n\n".encode())
-                break
+        async with app[WAKER].subscribe(stream_id, after) as sub:
+            outcome, after = await _copy(reader, sub, response, transport, draining, stream_id, after, idle)
     except ConnectionResetError:
         outcome = "client_gone"  # the answer goes on; the client can resume with Last-Event-ID
     except asyncio.CancelledError:
@@ -210,13 +227,50 @@ async def _relay(request: web.Request, stream_id: str, *, after: int) -> web.Str
         raise
     except Exception:
         # Headers are sent: no error response is possible any more. The client resumes.
-        outcome = "failed"
         log.exception("sse_relay_failed", stream_id=stream_id)
     finally:
-        if transport is not None:
-            relays.discard(transport)
+        relays.pop(task, None)
         SSE_CLIENTS.dec()
         AI_STREAMS.labels(outcome).inc()
     with contextlib.suppress(ConnectionResetError):
+        if outcome == "drained":
+            await response.write(f"retry: {RETRY_MS}\n\n".encode())
         await response.write_eof()
     return response
+
+
+async def _copy(
+    reader: StreamReader,
+    sub: Subscription,
+    response: web.StreamResponse,
+    transport: asyncio.BaseTransport | None,
+    draining: asyncio.Event,
+    stream_id: str,
+    after: int,
+    idle: float,
+) -> tuple[str, int]:
+    """The relay loop; returns how it ended and the last event id written."""
+    while True:
+        events = await reader.read(stream_id, after, count=READ_BATCH)
+        for event in events:
+            await response.write(event.sse())  # waits while the client's socket buffer is full
+            after = event.id
+            if event.is_end:
+                return event.event, after
+        if draining.is_set():
+            return "drained", after
+        if len(events) == READ_BATCH:
+            continue  # more may be waiting already
+        if await sub.wait(after, idle):
+            continue
+        # Quiet for a while: is the client still there, and the writer still alive?
+        if transport is None or transport.is_closing():
+            return "client_gone", after
+        meta = await reader.meta(stream_id)
+        if meta is None:
+            return "vanished", after  # expired before its end event
+        if meta.ended and meta.last <= after:
+            return "ended", after  # its end event is gone from the retained window
+        if not meta.ended:
+            await reader.close_stale(stream_id)  # a dead writer's stream ends with an error event
+        await response.write(b": ping\n\n")
