@@ -67,8 +67,15 @@ def new_id() -> str:
     return str(ObjectId())
 
 
+def bson_time(value: datetime) -> datetime:
+    """``value`` as the database stores it: UTC, millisecond precision (BSON dates hold no more),
+    so what an API returns at creation equals what later reads return."""
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return bson_time(datetime.now(UTC))
 
 
 def iso(value: datetime | None) -> str | None:

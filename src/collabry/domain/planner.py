@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..db.client import Database, iso, new_id, utcnow
+from ..db.client import Database, bson_time, iso, new_id, utcnow
 from . import policy
 
 MAX_TASKS_LISTED = 500
@@ -27,7 +27,7 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
 
 async def create(db: Database, user_id: str, title: str, due_at: datetime) -> dict[str, Any]:
     now = utcnow()
-    doc = {"_id": new_id(), "user_id": user_id, "title": title, "due_at": due_at, "done": False,
+    doc = {"_id": new_id(), "user_id": user_id, "title": title, "due_at": bson_time(due_at), "done": False,
            "created_at": now, "updated_at": now}
     await db["planner_tasks"].insert_one(doc)
     return doc
@@ -51,6 +51,8 @@ async def update(db: Database, user_id: str, task_id: str, changes: dict[str, An
     doc = await policy.task(db, task_id, user_id)
     if changes:
         changes = {**changes, "updated_at": utcnow()}
+        if isinstance(changes.get("due_at"), datetime):
+            changes["due_at"] = bson_time(changes["due_at"])
         await db["planner_tasks"].update_one({"_id": task_id, "user_id": user_id}, {"$set": changes})
         doc.update(changes)
     return doc

@@ -88,3 +88,16 @@ async def test_planner_validation(api, alice):
                                   headers=h)).json())["task"]
     for patch in ({"title": None}, {"done": None}, {"dueAt": None}, {"done": "perhaps"}, {"title": "   "}):
         assert (await api.patch(f"/api/planner/tasks/{task['id']}", json=patch, headers=h)).status == 400, patch
+
+
+async def test_task_due_time_round_trips_exactly(gateway):
+    from ..helpers import user_with_token
+
+    a = await user_with_token(gateway, "due")
+    created = await gateway.post("/api/planner/tasks", json={"title": "Essay", "dueAt": "2030-01-02T03:04:05.678901Z"},
+                                 headers=a["headers"])
+    assert created.status == 201
+    task = (await created.json())["task"]
+    listed = (await (await gateway.get("/api/planner/tasks", headers=a["headers"])).json())["tasks"]
+    assert [t["dueAt"] for t in listed if t["id"] == task["id"]] == [task["dueAt"]]
+    assert task["dueAt"].startswith("2030-01-02T03:04:05.678")
