@@ -50,7 +50,9 @@ fi
 
 # --- FerretDB (MongoDB wire protocol over SQLite) -------------------------------------------
 FERRETDB_BIN="$CACHE/bin/ferretdb"
-if ! "$FERRETDB_BIN" --version 2>/dev/null | grep -q "${FERRETDB_VERSION}"; then
+# (the output is captured first: `| grep -q` would close the pipe early and fail under pipefail)
+ferretdb_version=$("$FERRETDB_BIN" --version 2>/dev/null || true)
+if [[ "$ferretdb_version" != *"version: ${FERRETDB_VERSION}"* ]]; then
   say "building FerretDB ${FERRETDB_VERSION} (once)"
   # `go install` of the module leaves build/version/version.txt empty and the binary panics at
   # start, so build from a copy of the module source with the version file filled in.

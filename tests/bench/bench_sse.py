@@ -29,7 +29,7 @@ import aiohttp
 from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from realtime_common import percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
+from realtime_common import cpu_seconds, percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
 
 from collabry.cache.keys import Keys
@@ -202,14 +202,23 @@ async def open_streams(count: int) -> None:
             print(f"| RSS with 1 stream / with {count:,} | {base_kib / 1024:.1f} MiB / {held_kib / 1024:.1f} MiB | |")
             print(f"| RSS per open stream | {per_stream / 1024:.1f} KiB | goal < 40 KB |")
             print(f"| time to open them all | {open_seconds:.1f} s | |")
+            cpu_before = cpu_seconds(gateway.proc.pid)
             sent = wall()
             await asyncio.gather(*(w.append("token", {"text": "x"}) for w in writers))
+            appended = wall() - sent
             deadline = time.monotonic() + 120
             while len(received) < count and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             lat = [at - sent for at in received.values()]
             print(f"| one token to all {count:,} streams: delivered / p50 / p99 / last | {len(received):,} / "
-                  f"{ms(lat, 50)} ms / {ms(lat, 99)} ms / {max(lat) * 1000:.0f} ms | |")
+                  f"{ms(lat, 50)} ms / {ms(lat, 99)} ms / {max(lat) * 1000:.0f} ms | appending them took "
+                  f"{appended * 1000:.0f} ms |")
+            print(f"| gateway CPU for that fan-out | {(cpu_seconds(gateway.proc.pid) - cpu_before) * 1000:.0f} ms "
+                  f"({(cpu_seconds(gateway.proc.pid) - cpu_before) / count * 1e6:.0f} µs per stream) | |")
+            idle_before = cpu_seconds(gateway.proc.pid)
+            await asyncio.sleep(10)
+            print(f"| gateway CPU while {count:,} streams wait quietly | "
+                  f"{(cpu_seconds(gateway.proc.pid) - idle_before) / 10 * 100:.1f} % of a core | |")
             await asyncio.gather(*(w.finish("done", {"finishReason": "stop", "usage": {}}) for w in writers))
             await asyncio.wait_for(asyncio.gather(warm, *tasks), 120)
         await redis.aclose()
