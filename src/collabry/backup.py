@@ -34,9 +34,13 @@ def _sha256(path: Path) -> str:
 
 
 async def backup(settings: Settings, target: Path) -> int:
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a one-shot CLI, nothing else on this loop
     client = create_client(settings)
-    manifest: dict[str, Any] = {"created_at": utcnow().isoformat(), "database": settings.database_name, "collections": {}}
+    manifest: dict[str, Any] = {
+        "created_at": utcnow().isoformat(),
+        "database": settings.database_name,
+        "collections": {},
+    }
     try:
         db = client[settings.database_name]
         for name in sorted(await db.list_collection_names()):

@@ -54,7 +54,8 @@ def verify(secret: str, body: bytes, sent_signature: str | None, sent_timestamp:
     """Raise ``Unauthorized`` unless the delivery is signed with ``secret`` and fresh."""
     if not secret:
         raise Unauthorized("webhooks are not configured on this server", code="invalid_signature")
-    if not sent_signature or (sent_timestamp is not None and (not sent_timestamp.isdigit() or len(sent_timestamp) > 12)):
+    malformed_time = sent_timestamp is not None and (not sent_timestamp.isdigit() or len(sent_timestamp) > 12)
+    if not sent_signature or malformed_time:
         raise Unauthorized("missing or malformed signature headers", code="invalid_signature")
     expected = signature(secret, sent_timestamp, body)
     if not hmac.compare_digest(expected.encode("ascii"), sent_signature.strip().encode("utf-8", "replace")):
