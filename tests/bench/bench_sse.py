@@ -5,7 +5,8 @@
 
 ``ttft``: real Redis, FerretDB, engine (its model calls go to the OpenAI-protocol stand-in, in its
 own process, first token after 100 ms), two gateway replicas behind the project's nginx rules.
-Two paths, side by side, run at the same time (N answers each) so they share the engine's load:
+Two paths, side by side; at N concurrent answers, N/2 take each path at the same time, so both
+share the engine's load:
 - nginx + gateway: ``POST /api/ai/chat`` until the first ``token`` event (auth, rate limit, quota,
   engine call, relay);
 - the peer: the engine's internal ``POST /internal/chat`` then reading the answer's Redis stream
@@ -110,18 +111,20 @@ async def ttft(levels: list[int]) -> None:
         ports = s.gateways(2, extra=extra)
         public = s.nginx(ports)
         url = f"http://127.0.0.1:{public}"
-        user_id, token = await user_token(url)
-        redis = Redis.from_url(base.redis_url)
+        # One user per concurrent answer, as in real traffic (a user's quota is one counter).
+        accounts = await asyncio.gather(*(user_token(url, f"Asker{i}") for i in range(max(levels))))
+        # Each direct reader blocks on a connection of its own, as a reader without a relay would.
+        redis = Redis.from_url(base.redis_url, max_connections=4 * max(levels) + 16)
         mongo: AsyncMongoClient = AsyncMongoClient(base.mongo_uri)
-        await mongo["bench"].users.update_one({"_id": user_id}, {"$set": {"plan": "pro"}})  # 2,000 answers a day
+        await mongo["bench"].users.update_many({}, {"$set": {"plan": "pro"}})  # 2,000 answers a day each
         reader = StreamReader(redis, keys=Keys())
         service_token = (base.root / "secrets" / "service-token").read_text().strip()
         engine_url = f"http://127.0.0.1:{engine_port}"
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
-            for _ in range(5):  # warm-up: connections, scripts, the embedding model
-                await via_gateway(http, url, token, reader)
-                await direct(http, engine_url, service_token, user_id, reader)
+            for i in range(5):  # warm-up: connections, scripts, the embedding model
+                await via_gateway(http, url, accounts[i][1], reader)
+                await direct(http, engine_url, service_token, accounts[i][0], reader)
             print(f"time to first token (ms): model's first token after 100 ms; {ANSWER.count(' ') + 1} tokens")
             print("| concurrent answers | nginx + gateway p50 | p99 | engine stream directly p50 | p99 "
                   "| added p50 | added p99 | relay delay of the first token p50 | p99 |")
@@ -129,14 +132,20 @@ async def ttft(levels: list[int]) -> None:
             for level in levels:
                 via: list[tuple[float, float]] = []
                 peer: list[float] = []
-                for _ in range(max(1, 100 // level)):
-                    # Both paths at once, so they see the same load on the engine.
+                half = max(1, level // 2)
+                for _ in range(max(1, 100 // half)):
+                    if level == 1:  # one answer at a time, the two paths alternating
+                        via.append(await via_gateway(http, url, accounts[0][1], reader))
+                        peer.append(await direct(http, engine_url, service_token, accounts[0][0], reader))
+                        continue
+                    # Half the answers through each path at once, so both see the same engine load.
                     results = await asyncio.gather(
-                        *(via_gateway(http, url, token, reader) for _ in range(level)),
-                        *(direct(http, engine_url, service_token, user_id, reader) for _ in range(level)),
+                        *(via_gateway(http, url, accounts[i][1], reader) for i in range(half)),
+                        *(direct(http, engine_url, service_token, accounts[half + i][0], reader)
+                          for i in range(half)),
                     )
-                    via += results[:level]
-                    peer += results[level:]
+                    via += results[:half]
+                    peer += results[half:]
                 t_via = [v[0] for v in via]
                 delays = [v[1] for v in via]
                 added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000

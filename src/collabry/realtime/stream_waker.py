@@ -52,7 +52,8 @@ class Subscription:
         self.after = after
         if not self._woken.is_set():
             try:
-                await asyncio.wait_for(self._woken.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._woken.wait()
             except TimeoutError:
                 return False
         self._woken.clear()

@@ -14,8 +14,6 @@ import aiohttp
 import pycrdt
 import socketio
 
-from collabry.db.client import new_id, utcnow
-
 from ..helpers import login, new_email, register
 
 
@@ -34,13 +32,16 @@ async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool], 
         await asyncio.sleep(0.05)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Account:
     id: str
     email: str
     name: str
     token: str
-    headers: dict[str, str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 async def account(base_url: str, name: str = "User") -> Account:
@@ -48,18 +49,19 @@ async def account(base_url: str, name: str = "User") -> Account:
         user = await register(http, new_email(name.lower()), name=name)
         tokens = await login(http, user["email"])
     token = tokens["accessToken"]
-    return Account(user["id"], user["email"], name, token, {"Authorization": f"Bearer {token}"})
+    return Account(user["id"], user["email"], name, token)
 
 
-def create_board(mongo: Any, owner_id: str, members: dict[str, str] | None = None, title: str = "Board") -> str:
-    """A board as the domain layer stores it (``domain/boards.py``), with members by role."""
-    board_id = new_id()
-    now = utcnow()
-    mongo["boards"].insert_one({"_id": board_id, "owner_id": owner_id, "title": title, "created_at": now,
-                                "updated_at": now, "deleted_at": None, "archived_at": None})
-    for user_id, role in (members or {}).items():
-        mongo["board_members"].insert_one({"_id": f"{board_id}:{user_id}", "board_id": board_id, "user_id": user_id,
-                                           "role": role, "added_by": owner_id, "created_at": now})
+async def create_board(base_url: str, owner: Account, members: dict[Account, str] | None = None,
+                       title: str = "Board") -> str:
+    """A board made through the REST API, with members added by email and role."""
+    async with aiohttp.ClientSession(base_url=base_url, headers=owner.headers) as http:
+        async with http.post("/api/boards", json={"title": title}) as resp:
+            assert resp.status == 201, await resp.text()
+            board_id = str((await resp.json())["board"]["id"])
+        for member, role in (members or {}).items():
+            async with http.post(f"/api/boards/{board_id}/members", json={"email": member.email, "role": role}) as r:
+                assert r.status in (200, 201), await r.text()
     return board_id
 
 

@@ -15,9 +15,9 @@ def cluster_env():
     return {**REPLICA_ENV, "COLLABRY_SOCKET_EVENT_LIMIT": "40/10"}
 
 
-async def test_event_flood_gets_rate_limited_acks(cluster, mongo):
+async def test_event_flood_gets_rate_limited_acks(cluster):
     owner = await account(cluster.url)
-    board = create_board(mongo, owner.id)
+    board = await create_board(cluster.url, owner)
     sock = await open_socket(cluster.url, owner.token, ip="127.0.0.70")
     calm = await open_socket(cluster.url, owner.token, ip="127.0.0.71")
     try:

@@ -17,6 +17,7 @@ from collabry.realtime.emitter import Emitter
 from .support import (
     Editor,
     account,
+    content_of,
     create_board,
     eventually,
     open_socket,
@@ -69,7 +70,7 @@ async def _socket_on(cluster, token: str, replica: int, first_ip: int = 2) -> tu
 async def test_board_update_from_replica_a_reaches_a_client_on_b(cluster, mongo):
     owner = await account(cluster.url, "Owner")
     editor = await account(cluster.url, "Editor")
-    board = create_board(mongo, owner.id, {editor.id: "editor"})
+    board = await create_board(cluster.url, owner, {editor: "editor"})
     a, ip_a = await _socket_on(cluster, owner.token, 0)
     b, _ = await _socket_on(cluster, editor.token, 1, first_ip=ip_a + 1)
     try:
@@ -141,7 +142,7 @@ async def test_logout_all_revokes_and_disconnects_sockets_on_every_replica(clust
 
 async def test_twenty_clients_converge_and_the_stored_board_survives_restarts(cluster, mongo):
     users = [await account(cluster.url, f"U{i}") for i in range(5)]
-    board = create_board(mongo, users[0].id, {u.id: "editor" for u in users[1:]})
+    board = await create_board(cluster.url, users[0], {u: "editor" for u in users[1:]})
     socks = [await open_socket(cluster.url, users[i % 5].token, ip=f"127.0.0.{10 + i}") for i in range(20)]
     editors = [Editor(s, board) for s in socks]
     try:
@@ -182,12 +183,16 @@ async def test_twenty_clients_converge_and_the_stored_board_survives_restarts(cl
         assert fresh.content() == (text, shapes)
     finally:
         await fresh.sock.close()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{cluster.url}/api/boards/{board}/snapshot", headers=users[3].headers) as resp:
+            assert resp.status == 200
+            assert content_of(await resp.read()) == (text, shapes)
 
 
 async def test_viewer_reads_but_cannot_write(cluster, mongo):
     owner = await account(cluster.url)
     viewer = await account(cluster.url)
-    board = create_board(mongo, owner.id, {viewer.id: "viewer"})
+    board = await create_board(cluster.url, owner, {viewer: "viewer"})
     sock = await open_socket(cluster.url, viewer.token, ip="127.0.0.50")
     try:
         ed = Editor(sock, board)
@@ -217,7 +222,7 @@ def _junk_updates() -> dict[str, str]:
 async def test_bad_input_gets_error_acks_and_never_harms_the_board(cluster, mongo):
     owner = await account(cluster.url)
     stranger = await account(cluster.url)
-    board = create_board(mongo, owner.id)
+    board = await create_board(cluster.url, owner)
     sock = await open_socket(cluster.url, owner.token, ip="127.0.0.60")
     intruder = await open_socket(cluster.url, stranger.token, ip="127.0.0.61")
     try:

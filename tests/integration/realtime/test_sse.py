@@ -9,7 +9,10 @@ import time
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
+from collabry.cache.keys import Keys
+from collabry.cache.streams import StreamWriter
 from collabry.domain import usage
 from tests.support.fake_openai import Reply
 
@@ -24,7 +27,8 @@ WORDS = "Photosynthesis turns light water and carbon dioxide into sugar and oxyg
 
 @pytest.fixture
 def cluster_env(engine):
-    return {**REPLICA_ENV, "COLLABRY_ENGINE_URL": engine.url, "COLLABRY_SSE_HEARTBEAT": "1"}
+    return {**REPLICA_ENV, "COLLABRY_ENGINE_URL": engine.url, "COLLABRY_SSE_HEARTBEAT": "1",
+            "COLLABRY_STREAM_STALE_AFTER": "4"}
 
 
 async def ask(http: aiohttp.ClientSession, base: str, token: str, message: str = "What is photosynthesis?"):
@@ -198,3 +202,20 @@ async def test_sigterm_ends_streams_with_a_retry_hint_and_they_resume_elsewhere(
     assert [e.data["text"] for e in got if e.event == "token"] == expected_tokens()
     await eventually(lambda: not cluster.replicas[0].running, timeout=10, what="the replica to exit")
     assert cluster.replicas[0].proc.returncode == 0
+
+
+async def test_a_stream_whose_writer_died_ends_with_an_error(cluster, infra):
+    """An engine that crashed mid-answer stops beating; the relay ends the stream instead of hanging."""
+    user = await account(cluster.url)
+    redis = Redis.from_url(infra.redis_url)
+    writer = StreamWriter(redis, "orphaned-answer", keys=Keys())
+    await writer.start(user_id=user.id, session_id="s1", message_id="m1")
+    await writer.append("token", {"text": "half an"})
+    await redis.aclose()  # the writer is gone without an end event
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{cluster.url}/api/ai/streams/orphaned-answer", headers=sse_headers(user.token)) as r:
+            read = await read_sse(r)
+    assert [e.event for e in read.events] == ["meta", "token", "error"]
+    assert read.events[-1].data["code"] == "stream_interrupted"
+    assert 4 <= time.monotonic() - started < 12

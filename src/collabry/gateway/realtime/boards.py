@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("collabry.realtime.boards")
 
 ACCESS_RECHECK = 30.0
+# Presence changes of one board within this many seconds go out as one ``presence`` event: a
+# room of N people joining at once gets N events, not N squared.
+PRESENCE_DELAY = 0.1
 # Updates appended through this process to one board before it folds them into the snapshot.
 COMPACT_AFTER = 200
 
@@ -72,6 +75,7 @@ class BoardEvents:
     def __init__(self, hub: RealtimeHub) -> None:
         self.hub = hub
         self.compactor = Compactor(hub)
+        self._announcing: dict[str, asyncio.Task[None]] = {}
 
     async def join(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         board_id = parse(BoardRef, args).boardId
@@ -91,7 +95,7 @@ class BoardEvents:
             conn.boards.pop(board_id, None)
             await self.hub.sio.leave_room(conn.sid, room)
             raise
-        await self.hub.sio.emit("presence", {"boardId": board_id, "users": peers}, room=room)
+        self._announce(board_id)
         if backlog >= COMPACT_AFTER:
             self.compactor.request(board_id)
         return {"ok": True, "state": encode_base64(state), "peers": peers}
@@ -146,8 +150,28 @@ class BoardEvents:
 
     async def _left(self, board_id: str, sid: str) -> None:
         await self.hub.presence.leave(board_id, sid)
-        peers = await self.hub.presence.users(board_id)
-        await self.hub.sio.emit("presence", {"boardId": board_id, "users": peers}, room=board_room(board_id))
+        self._announce(board_id)
+
+    def _announce(self, board_id: str) -> None:
+        """Send the board's presence list to its room shortly (changes meanwhile join this one)."""
+        if board_id not in self._announcing:
+            self._announcing[board_id] = asyncio.create_task(self._announce_later(board_id))
+
+    async def _announce_later(self, board_id: str) -> None:
+        await asyncio.sleep(PRESENCE_DELAY)
+        self._announcing.pop(board_id, None)  # a change from now on schedules the next event
+        try:
+            peers = await self.hub.presence.users(board_id)
+            await self.hub.sio.emit("presence", {"boardId": board_id, "users": peers}, room=board_room(board_id))
+        except Exception as exc:  # the next change sends the list again
+            log.warning("presence_announce_failed", board_id=board_id, error=str(exc))
+
+    async def close(self) -> None:
+        tasks = list(self._announcing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.compactor.close()
 
     async def _access(self, conn: Connection, board_id: str) -> BoardAccess:
         access = conn.boards.get(board_id)

@@ -226,7 +226,7 @@ class RealtimeHub:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.close_transports()
-        await self.boards.compactor.close()
+        await self.boards.close()
         await self.sio.shutdown()
         manager = self.sio.manager
         listener = getattr(manager, "thread", None)

@@ -12,10 +12,10 @@ Generation is decoupled from delivery: the engine writes each answer's events in
 - Heartbeats (``: ping``) at least every ``Settings.sse_heartbeat`` seconds while waiting.
 - Memory per client is bounded: events are read from Redis in small batches and the next batch
   is read only after the last one was written, so a slow client slows only its own relay.
-- Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a single ``XREAD``
+- Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a few ``XREAD``s
   over all followed streams and wakes the relays whose stream moved; relays read with short,
-  non-blocking calls on a small pool of their own that queues bursts instead of failing them. An
-  idle relay checks its writer is alive and pings its client once per half heartbeat period.
+  non-blocking calls on a small pool of their own that queues bursts instead of failing them. A
+  quiet relay pings its client and looks at the writer's heartbeat once per quiet period.
 - On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
   with ``Last-Event-ID`` and nginx sends it to another replica (this one answers 503 meanwhile).
   Relays stuck writing to a client that stopped reading are closed after ``DRAIN_GRACE``.
@@ -81,7 +81,8 @@ class CancelResult(BaseModel):
 
 
 def idle_seconds(settings: Settings) -> float:
-    return min(MAX_IDLE, settings.sse_heartbeat / 2)
+    # A ping goes out after each quiet period, so this is at most the heartbeat period.
+    return min(MAX_IDLE, settings.sse_heartbeat * 0.8)
 
 
 async def _relays_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -250,6 +251,7 @@ async def _copy(
     idle: float,
 ) -> tuple[str, int]:
     """The relay loop; returns how it ended and the last event id written."""
+    last_heartbeat: int | None = None
     while True:
         events = await reader.read(stream_id, after, count=READ_BATCH)
         for event in events:
@@ -271,6 +273,10 @@ async def _copy(
             return "vanished", after  # expired before its end event
         if meta.ended and meta.last <= after:
             return "ended", after  # its end event is gone from the retained window
-        if not meta.ended:
-            await reader.close_stale(stream_id)  # a dead writer's stream ends with an error event
+        if not meta.ended and meta.heartbeat_ms == last_heartbeat:
+            # The writer has not shown life for a whole quiet period (a live one beats every few
+            # seconds). Whether it is stale is decided in Redis, on Redis' clock: if so, the
+            # stream ends with an error event, which the next read delivers.
+            await reader.close_stale(stream_id)
+        last_heartbeat = meta.heartbeat_ms
         await response.write(b": ping\n\n")
