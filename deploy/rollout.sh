@@ -97,8 +97,11 @@ smoke() { # smoke PORT: the replica itself, then the public URLs
     curl -fsS -o /dev/null -m 10 -H 'Content-Type: application/json' --data-binary "@$SMOKE_LOGIN" \
       "http://127.0.0.1:$1/api/auth/login" || { log "login with $SMOKE_LOGIN on 127.0.0.1:$1 failed"; return 1; }
   fi
+  # Public URLs get a few tries: right after `systemctl reload nginx` old workers may still answer
+  # with the previous configuration for a moment.
   for url in "${SMOKE[@]}"; do
-    curl -fsS -o /dev/null -m 10 "$url" || { log "smoke check $url failed"; return 1; }
+    curl -fsS -o /dev/null -m 10 --retry 5 --retry-delay 1 --retry-all-errors "$url" \
+      || { log "smoke check $url failed"; return 1; }
   done
 }
 # gate UNIT: restart, then the unit must be active; the engine must answer /ready, a gateway

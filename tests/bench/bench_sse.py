@@ -39,6 +39,7 @@ from collabry.db.client import new_id
 from collabry.devstack.components import free_port
 
 ANSWER = "Light becomes sugar in the chloroplasts"
+FAILED: list[str] = []  # answers refused by the gateway path (status and error code)
 
 
 async def sse_events(resp: aiohttp.ClientResponse):  # type: ignore[no-untyped-def]
@@ -73,7 +74,9 @@ async def via_gateway(http: aiohttp.ClientSession, url: str, token: str, reader:
     watcher: asyncio.Task[float] | None = None
     ttft = delay = float("nan")
     async with http.post(f"{url}/api/ai/chat", json={"message": "How do plants make sugar?"}, headers=headers) as resp:
-        assert resp.status == 200, await resp.text()
+        if resp.status != 200:
+            FAILED.append(f"{resp.status} {(await resp.json())['error']['code']}")
+            return ttft, delay
         async for event, data, at in sse_events(resp):
             if event == "meta":
                 watcher = asyncio.create_task(first_token_direct(reader, data["streamId"]))
@@ -146,12 +149,15 @@ async def ttft(levels: list[int]) -> None:
                     )
                     via += results[:half]
                     peer += results[half:]
-                t_via = [v[0] for v in via]
-                delays = [v[1] for v in via]
+                t_via = [v[0] for v in via if v[0] == v[0]]  # NaN: refused
+                delays = [v[1] for v in via if v[1] == v[1]]
                 added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000
                 added99 = (percentile(t_via, 99) - percentile(peer, 99)) * 1000
                 print(f"| {level} | {ms(t_via, 50)} | {ms(t_via, 99)} | {ms(peer, 50)} | {ms(peer, 99)} "
                       f"| {added50:+.1f} | {added99:+.1f} | {ms(delays, 50)} | {ms(delays, 99)} |")
+                if FAILED:
+                    print(f"  refused through the gateway at {level}: {len(FAILED)} ({', '.join(sorted(set(FAILED)))})")
+                    FAILED.clear()
         await redis.aclose()
         await mongo.close()
 

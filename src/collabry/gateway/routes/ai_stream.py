@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
+from pymongo.errors import PyMongoError
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from ...appkeys import DB, DRAIN, SETTINGS
@@ -139,7 +140,14 @@ async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
     db = request.app[DB]
     _refuse_while_draining(request)
     await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
-    if not await usage.consume_for_plan(db, settings, user_id, "ai"):
+    try:
+        allowed = await usage.consume_for_plan(db, settings, user_id, "ai")
+    except PyMongoError as exc:  # e.g. FerretDB's SQLite busy under a burst of writes
+        log.warning("quota_unavailable", error=str(exc))
+        raise ApiError(
+            503, "unavailable", "the quota cannot be checked right now", headers={"Retry-After": "2"}
+        ) from None
+    if not allowed:
         raise ApiError(429, "quota_exceeded", "today's AI requests for your plan are used up")
     stream_id = new_id()
     try:
