@@ -68,6 +68,7 @@ class Settings:
     database_name: str = "collabry"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "collabry:"
+    redis_max_connections: int = 512
     trusted_proxies: tuple[Network, ...] = ()
     engine_url: str = "http://127.0.0.1:8100"
     llm_base_url: str = ""
@@ -306,6 +307,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         database_name=env.get("COLLABRY_DATABASE_NAME") or _DEFAULTS.database_name,
         redis_url=redis_url,
         redis_prefix=env.get("COLLABRY_REDIS_PREFIX") or _DEFAULTS.redis_prefix,
+        redis_max_connections=_int(env, "COLLABRY_REDIS_MAX_CONNECTIONS", _DEFAULTS.redis_max_connections, minimum=8),
         trusted_proxies=_networks("COLLABRY_TRUSTED_PROXIES", env.get("COLLABRY_TRUSTED_PROXIES", "127.0.0.1,::1")),
         engine_url=engine_url.rstrip("/"),
         llm_base_url=llm_base_url.rstrip("/"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,9 +15,13 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 def create_redis(settings: Settings, *, timeout: float = 2.0, retries: int = 1) -> Redis:
     # One quick retry hides a dropped idle connection; an outage still surfaces within about a
-    # second so callers can fail open or closed instead of hanging.
-    return Redis.from_url(
+    # second so callers can fail open or closed instead of hanging. The pool blocks (up to the
+    # timeout) when all its connections are busy: the default pool raises "Too many connections"
+    # instead, which turned a burst of concurrent answers into errors.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=max(timeout, 5.0),
         decode_responses=False,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -25,3 +29,4 @@ def create_redis(settings: Settings, *, timeout: float = 2.0, retries: int = 1) 
         retry=Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
