@@ -50,7 +50,7 @@ SECRET_OPTIONS = {
 }
 
 # Metrics the alerts and the dashboard use that no process exports yet.
-PENDING_METRICS = {"collabry_index_snapshot_age_seconds"}
+PENDING_METRICS: set[str] = set()
 
 SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "result"}
 

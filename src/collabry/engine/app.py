@@ -35,7 +35,7 @@ from .index.store import IndexStore
 from .ingest.pipeline import Ingestor
 from .keys import BACKGROUND, CHAT, EMBEDDER, INGESTOR, LLM_CLIENT, RETRIEVER, STORE, TOOLS
 from .llm.client import LLM
-from .metrics import INDEX_MEMORY, INDEX_USERS
+from .metrics import INDEX_MEMORY, INDEX_SNAPSHOT_AGE, INDEX_USERS
 from .retrieval import Retriever
 from .routes import routes
 from .tasks.tools import ToolRunner
@@ -77,6 +77,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     retriever = Retriever(db, embedder, store, run_blocking)
     app[EMBEDDER] = embedder
     app[STORE] = store
+    INDEX_SNAPSHOT_AGE.set_function(store.snapshot_age)
     app[LLM_CLIENT] = llm
     app[RETRIEVER] = retriever
     app[INGESTOR] = Ingestor(

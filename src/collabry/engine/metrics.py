@@ -23,3 +23,7 @@ FIRST_TOKEN_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 TOOL_RUNS = Counter("collabry_engine_tool_runs_total", "Study tool runs by tool and outcome", ["tool", "outcome"])
+INDEX_SNAPSHOT_AGE = Gauge(
+    "collabry_index_snapshot_age_seconds",
+    "Seconds the oldest index change not yet written to a snapshot has waited (0 when all are written)",
+)

@@ -68,7 +68,19 @@ class UserIndex:
         self.source_rows: dict[int, int] = {}  # source number -> rows held
         self.ingests: dict[str, str] = {}  # source_id -> committed ingest_id
         self.text_bytes = 0
+        self.dirty_since: float | None = None  # when the first change not yet in a snapshot happened
         self.dirty = False
+
+    @property
+    def dirty(self) -> bool:
+        return self.dirty_since is not None
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        if not value:
+            self.dirty_since = None
+        elif self.dirty_since is None:
+            self.dirty_since = time.time()
 
     @property
     def ntotal(self) -> int:
@@ -235,6 +247,11 @@ class IndexStore:
     @property
     def memory_bytes(self) -> int:
         return sum(i.memory_bytes() for i in self._cache.values())
+
+    def snapshot_age(self) -> float:
+        """Seconds the oldest change not yet written to a snapshot has waited (0: all written)."""
+        oldest = min((i.dirty_since for i in self._cache.values() if i.dirty_since is not None), default=None)
+        return 0.0 if oldest is None else time.time() - oldest
 
     def cached(self, user_id: str) -> UserIndex | None:
         return self._cache.get(user_id)
