@@ -1,0 +1,50 @@
+"""Concurrent ingestions of one user: every source gets its own vector ids and its log entry.
+
+FerretDB 1.24 applies filtered updates as read-modify-write without isolation, so the index log
+serialises a user's writers with a Redis lock; this test would lose entries without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from collabry.db.client import new_id
+from collabry.engine.index.state import IndexLog
+
+
+@pytest.fixture
+async def db(infra: Any, db_name: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    yield client[db_name]
+    await client.drop_database(db_name)
+    await client.close()
+
+
+async def test_concurrent_commits_keep_every_source_and_distinct_ids(db: Any, infra: Any) -> None:
+    redis = Redis.from_url(infra.redis_url)
+    # two engine replicas' logs over the same database and Redis
+    logs = [IndexLog(db, redis=redis, prefix="collabry:"), IndexLog(db, redis=redis, prefix="collabry:")]
+    user = new_id()
+
+    async def ingest(i: int) -> tuple[str, int, int]:
+        log = logs[i % 2]
+        source, ingest_id = new_id(), new_id()
+        first = await log.allocate(user, 5)
+        seq = await log.commit(user, "add", source, ingest_id, model="m", dim=8)
+        return source, first, seq
+
+    results = await asyncio.gather(*(ingest(i) for i in range(12)))
+    firsts = sorted(first for _, first, _ in results)
+    assert all(b - a >= 5 for a, b in itertools.pairwise(firsts)), firsts  # no overlapping id ranges
+    assert sorted(seq for _, _, seq in results) == list(range(1, 13))
+    state = await logs[0].state(user)
+    assert set(state.sources) == {source for source, _, _ in results}
+    assert state.seq == 12
+    await redis.aclose()
