@@ -34,7 +34,7 @@ log = structlog.get_logger("collabry.sources")
 
 
 class SourceEngine(Protocol):
-    """What the domain needs from the engine client (``collabry.gateway.engine_client``)."""
+    """What the domain needs from the engine client (``collabry.engine_client``)."""
 
     async def ingest(self, source_id: str, user_id: str, notebook_id: str, data: bytes, content_type: str) -> None: ...
 

@@ -1,216 +1,26 @@
-"""The gateway's (and worker's) HTTP client for the engine's internal API (docs/interfaces.md).
+"""The gateway's engine client: one per app, opened and closed by a ``cleanup_ctx``.
 
-One aiohttp ``ClientSession`` per process, opened by ``engine_client_ctx`` (a ``cleanup_ctx``) and
-reached with ``engine_of(request)`` or ``app[ENGINE]``. Every call carries the service token and
-the current request id (taken from structlog's context, which the gateway's middleware binds), so
-one id traces a request across both processes.
-
-Errors: the engine's ``{"error": {code, message}}`` answers become ``EngineError`` (an ``ApiError``,
-so a route can let it propagate and the client sees the same 4xx code); an engine that cannot be
-reached after retries is ``EngineUnavailable`` (503 ``engine_unavailable``); an engine 5xx other
-than 502/503 is reported as 502 ``engine_error``. Only connection failures are retried (with
-exponential backoff and jitter): the request never reached the engine, so a retry cannot repeat it.
+The client itself is ``collabry.engine_client`` (shared with the worker); routes reach it with
+``engine_of(request)``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
-import structlog
 from aiohttp import web
 
 from ..appkeys import SETTINGS
-from ..config import Settings
-from ..web.errors import ApiError
-
-log = structlog.get_logger("collabry.engine_client")
-
-TOOLS = frozenset({"summarize", "quiz", "flashcards", "mindmap"})
-
-
-class EngineError(ApiError):
-    """The engine answered with an error; status and code are passed on to the caller."""
-
-
-class EngineUnavailable(EngineError):
-    def __init__(self, message: str = "the AI engine is unavailable, try again shortly") -> None:
-        super().__init__(503, "engine_unavailable", message, headers={"Retry-After": "5"})
-
-
-class EngineClient:
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        service_token: str,
-        *,
-        timeout: float = 15.0,
-        tool_timeout: float = 180.0,
-        upload_timeout: float = 120.0,
-        attempts: int = 3,
-        backoff: float = 0.1,
-    ) -> None:
-        self.session = session
-        self.base_url = base_url.rstrip("/")
-        self._token = service_token
-        self.timeout = timeout
-        self.tool_timeout = tool_timeout
-        self.upload_timeout = upload_timeout
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-
-    @classmethod
-    def for_settings(cls, session: aiohttp.ClientSession, settings: Settings) -> EngineClient:
-        # A study tool may need two full generations (one repair retry) before it answers.
-        return cls(session, settings.engine_url, settings.service_token, tool_timeout=2 * settings.llm_timeout + 30)
-
-    # -- the internal API ---------------------------------------------------------------------
-
-    async def ingest(self, source_id: str, user_id: str, notebook_id: str, data: bytes, content_type: str) -> None:
-        """Hand a stored file to the engine; it parses, chunks and indexes it in the background."""
-        headers = {"Content-Type": content_type, "X-Collabry-User": user_id, "X-Collabry-Notebook": notebook_id}
-        await self._call(
-            "POST", f"/internal/sources/{source_id}/ingest", data=data, headers=headers, seconds=self.upload_timeout
-        )
-
-    async def ingest_text(self, source_id: str, user_id: str, notebook_id: str, text: str) -> None:
-        body = {"userId": user_id, "notebookId": notebook_id, "text": text}
-        await self._call("POST", f"/internal/sources/{source_id}/ingest-text", json=body, seconds=self.upload_timeout)
-
-    async def delete_source(self, source_id: str, user_id: str) -> None:
-        """Remove a source's chunks and vectors (idempotent)."""
-        await self._call("DELETE", f"/internal/sources/{source_id}", params={"userId": user_id})
-
-    async def retrieve(
-        self,
-        user_id: str,
-        query: str,
-        notebook_id: str | None = None,
-        source_ids: list[str] | None = None,
-        k: int | None = None,
-    ) -> list[dict[str, Any]]:
-        body = _compact({"userId": user_id, "query": query, "notebookId": notebook_id, "sourceIds": source_ids, "k": k})
-        answer = await self._call("POST", "/internal/retrieve", json=body)
-        return list(answer["results"])
-
-    async def start_chat(
-        self,
-        user_id: str,
-        message: str,
-        stream_id: str,
-        session_id: str | None = None,
-        notebook_id: str | None = None,
-        source_ids: list[str] | None = None,
-    ) -> dict[str, str]:
-        """Start an answer; returns ``{streamId, sessionId, messageId}`` once its stream exists in Redis.
-
-        404 ``not_found`` for a session, notebook or source that is not the user's; 409
-        ``stream_exists`` for a reused stream id.
-        """
-        body = _compact(
-            {
-                "userId": user_id,
-                "message": message,
-                "streamId": stream_id,
-                "sessionId": session_id,
-                "notebookId": notebook_id,
-                "sourceIds": source_ids,
-            }
-        )
-        return dict(await self._call("POST", "/internal/chat", json=body))
-
-    async def tool(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Run a study tool (``summarize``, ``quiz``, ``flashcards``, ``mindmap``); payload carries ``userId``.
-
-        502 ``llm_invalid_output`` when the model's output stayed invalid after a repair attempt.
-        """
-        if name not in TOOLS:
-            raise ValueError(f"unknown tool {name!r}")
-        return dict(
-            await self._call("POST", f"/internal/tools/{name}", json=_compact(payload), seconds=self.tool_timeout)
-        )
-
-    async def ready(self) -> dict[str, Any]:
-        """The engine's /ready answer (raises EngineError when it is not ready)."""
-        return dict(await self._call("GET", "/ready"))
-
-    # -- transport ----------------------------------------------------------------------------
-
-    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        if request_id:
-            headers["X-Request-ID"] = str(request_id)
-        headers.update(extra or {})
-        return headers
-
-    async def _call(
-        self, method: str, path: str, *, seconds: float | None = None, headers: dict[str, str] | None = None, **kw: Any
-    ) -> Any:
-        url = self.base_url + path
-        client_timeout = aiohttp.ClientTimeout(total=seconds or self.timeout, sock_connect=3)
-        delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.session.request(
-                    method, url, headers=self._headers(headers), timeout=client_timeout, **kw
-                ) as resp:
-                    return await _answer(resp)
-            except aiohttp.ClientConnectorError as exc:
-                # Refused before a byte was sent (engine restarting or not up yet): safe to repeat.
-                log.warning("engine_retry", path=path, attempt=attempt, error=str(exc))
-                if attempt == self.attempts:
-                    raise EngineUnavailable() from exc
-                await asyncio.sleep(random.uniform(delay / 2, delay))
-                delay *= 2
-            except TimeoutError as exc:
-                raise EngineError(504, "engine_timeout", "the AI engine did not answer in time") from exc
-            except aiohttp.ClientError as exc:
-                raise EngineUnavailable() from exc
-        raise EngineUnavailable()  # not reached: the loop returns or raises
-
-
-async def _answer(resp: aiohttp.ClientResponse) -> Any:
-    if resp.status == 204:
-        return None
-    try:
-        body = await resp.json(content_type=None)
-    except ValueError:
-        body = None
-    if resp.status < 400:
-        return body if body is not None else {}
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code", "engine_error") if isinstance(error, dict) else "engine_error"
-    message = error.get("message", resp.reason or "") if isinstance(error, dict) else (resp.reason or "")
-    if resp.status == 503:
-        raise EngineUnavailable()
-    if resp.status == 401:  # a token mismatch is our misconfiguration, not the caller's fault
-        log.error("engine_rejected_service_token")
-        raise EngineError(502, "engine_error", "the AI engine refused this gateway's service token")
-    if resp.status >= 500 and resp.status != 502:
-        raise EngineError(502, "engine_error", f"the AI engine failed: {message}")
-    details = error.get("details") if isinstance(error, dict) else None
-    raise EngineError(resp.status, code, message, details=details)
-
-
-def _compact(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if v is not None}
-
+from ..engine_client import EngineClient
 
 ENGINE = web.AppKey("collabry.engine_client", EngineClient)
 
 
 async def engine_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one pooled session to the engine for the life of the app."""
-    settings = app[SETTINGS]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), raise_for_status=False)
-    app[ENGINE] = EngineClient.for_settings(session, settings)
+    app[ENGINE] = EngineClient.open(app[SETTINGS])
     yield
-    await session.close()
+    await app[ENGINE].close()
 
 
 _INSTALLED = web.AppKey("collabry.engine_client_installed", bool)

@@ -16,8 +16,8 @@ from ..config import Settings
 from ..db.client import Database
 
 if TYPE_CHECKING:
+    from ..engine_client import EngineClient
     from ..realtime.emitter import Emitter
-    from .engine import WorkerEngine
 
 
 class CatchUp(StrEnum):
@@ -89,7 +89,7 @@ class JobContext:
     redis: Redis
     clock: Clock
     emitter_factory: Callable[[], Emitter]  # shared by the run's jobs, created on first use
-    engine_factory: Callable[[], WorkerEngine]
+    engine_factory: Callable[[], EngineClient]
     crash_hook: CrashHook
     log: Any
     items: Counter[str] = field(default_factory=Counter)
@@ -102,7 +102,7 @@ class JobContext:
         return self.emitter_factory()
 
     @property
-    def engine(self) -> WorkerEngine:
+    def engine(self) -> EngineClient:
         return self.engine_factory()
 
     def done(self, kind: str, count: int = 1) -> None:

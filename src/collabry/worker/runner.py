@@ -20,8 +20,8 @@ from .registry import Scheduled
 from .schedule import slot_name, slots_between
 
 if TYPE_CHECKING:
+    from ..engine_client import EngineClient
     from ..realtime.emitter import Emitter
-    from .engine import WorkerEngine
 
 log = structlog.get_logger("collabry.worker")
 
@@ -67,7 +67,7 @@ class Worker:
         self.crash_hook = crash_hook or CrashHook(None)
         self.ledger = ledger or JobLedger(db)
         self._emitter: Emitter | None = None
-        self._engine: WorkerEngine | None = None
+        self._engine: EngineClient | None = None
 
     def emitter(self) -> Emitter:
         if self._emitter is None:
@@ -76,11 +76,11 @@ class Worker:
             self._emitter = Emitter(self.settings)
         return self._emitter
 
-    def engine(self) -> WorkerEngine:
+    def engine(self) -> EngineClient:
         if self._engine is None:
-            from .engine import WorkerEngine
+            from ..engine_client import EngineClient
 
-            self._engine = WorkerEngine(self.settings)
+            self._engine = EngineClient.open(self.settings)
         return self._engine
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ import structlog.testing
 from aiohttp import web
 
 from collabry.devstack.components import free_port
-from collabry.gateway.engine_client import EngineClient, EngineError, EngineUnavailable
+from collabry.engine_client import EngineClient, EngineError, EngineUnavailable
 
 
 async def test_calls_carry_the_token_and_request_id_and_map_errors(aiohttp_server: Callable[..., Any]) -> None:

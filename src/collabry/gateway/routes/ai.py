@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from ...appkeys import DB, SETTINGS
 from ...db.client import iso
 from ...domain import usage
+from ...engine_client import EngineError
 from ...web.api import RequestModel, Routes
 from ...web.errors import ApiError
-from ..engine_client import EngineError, engine_of, install_engine_client
+from ..engine_client import engine_of, install_engine_client
 from ..security import current_user_id, enforce
 
 routes = Routes("ai")

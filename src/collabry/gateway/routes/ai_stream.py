@@ -41,11 +41,12 @@ from ...cache.streams import StreamReader
 from ...config import Settings
 from ...db.client import new_id
 from ...domain import usage
+from ...engine_client import EngineError
 from ...metrics import AI_STREAMS, SSE_CLIENTS
 from ...realtime.stream_waker import StreamWaker, Subscription
 from ...web.api import RequestModel, Routes
 from ...web.errors import ApiError, not_found
-from ..engine_client import EngineError, engine_of, install_engine_client
+from ..engine_client import engine_of, install_engine_client
 from ..security import current_user_id, enforce
 
 log = structlog.get_logger("collabry.sse")
