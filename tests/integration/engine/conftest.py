@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from tests.support.engine_fixtures import Seed
 
@@ -87,3 +89,12 @@ ALGORITHMS = (
     "## Hash tables\n\nA [hash table](https://example.com/hash) maps keys to buckets with a hash function; "
     "lookups take constant time on average.\n"
 )
+
+
+@pytest.fixture
+async def db(infra: Any, db_name: str) -> AsyncIterator[Any]:
+    """The test's database through the async driver the engine uses."""
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    yield client[db_name]
+    await client.drop_database(db_name)
+    await client.close()

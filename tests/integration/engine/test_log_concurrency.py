@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from collabry.db.client import new_id
 from collabry.engine.index.state import IndexLog
-
-
-@pytest.fixture
-async def db(infra: Any, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    yield client[db_name]
-    await client.drop_database(db_name)
-    await client.close()
 
 
 async def test_concurrent_commits_keep_every_source_and_distinct_ids(db: Any, infra: Any) -> None:

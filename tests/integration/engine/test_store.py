@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from pymongo import AsyncMongoClient
 
 from collabry.db.client import new_id
 from collabry.engine.index.snapshot import snapshot_path
@@ -16,14 +14,6 @@ from collabry.engine.index.state import IndexLog, ModelMismatch
 from collabry.engine.index.store import IndexStore
 
 DIM = 8
-
-
-@pytest.fixture
-async def db(infra: Any, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    yield client[db_name]
-    await client.drop_database(db_name)
-    await client.close()
 
 
 async def add_source(log: IndexLog, user: str, rows: np.ndarray, model: str = "m") -> str:
