@@ -154,9 +154,6 @@ class Settings:
 
 _DEFAULTS = Settings()
 
-SECRETS = ("jwt-secret", "service-token", "webhook-secret", "llm-api-key", "database-uri", "redis-url")
-
-
 def _secret_env(name: str) -> str:
     return "COLLABRY_" + name.upper().replace("-", "_")
 

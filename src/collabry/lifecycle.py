@@ -67,6 +67,7 @@ class Drain:
 
 
 DRAIN = web.AppKey("collabry.drain", Drain)
+SHUTDOWN_GRACE = 3.0  # seconds, after the drain, for handlers still finishing when connections close
 
 
 def install_drain(app: web.Application) -> Drain:
@@ -84,7 +85,9 @@ async def serve(
     on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     drain = app[DRAIN]
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=drain_timeout)
+    # The drain below already gave in-flight requests the budget; the runner's own wait for
+    # handlers after closing connections is only a short grace on top of it, not a second budget.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
@@ -100,12 +103,9 @@ async def serve(
     drain.draining.set()
     sd_notify("STOPPING=1")
     log.info("draining", in_flight=drain.in_flight, budget_seconds=drain_timeout)
-    started = loop.time()
     finished = await drain.wait_idle(drain_timeout)
     if not finished:
         log.warning("drain_budget_exceeded", in_flight=drain.in_flight)
-    # The runner's own wait for handlers gets what is left of the one budget, not a second one.
-    runner._shutdown_timeout = max(0.5, drain_timeout - (loop.time() - started))
     await runner.cleanup()
     log.info("stopped")
 

@@ -114,12 +114,6 @@ class RefreshTokenStore:
         await self.revoke(doc["family_id"], reason="reuse")
         raise TokenReused(doc["user_id"])
 
-    async def session_of(self, token: str) -> dict[str, Any] | None:
-        doc = await self.tokens.find_one({"_id": _digest(token)})
-        if doc is None:
-            return None
-        return await self.sessions.find_one({"_id": doc["family_id"]})
-
     async def revoke(self, session_id: str, *, user_id: str | None = None, reason: str = "logout") -> bool:
         query: dict[str, Any] = {"_id": session_id, "revoked_at": None}
         if user_id is not None:

@@ -34,8 +34,7 @@ from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, socketio_manager, user_room
 from ...web.api import Routes
 from ...web.errors import ApiError
-from ..keys import ACCESS_TOKENS, REFRESH_TOKENS, USERS
-from ..routes.auth import LOGOUT_ALL_HOOKS
+from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, USERS
 from ..security import ip_of
 from .boards import BoardEvents
 from .connections import Connection, Connections, EventBudget

@@ -17,7 +17,7 @@ from ...db.users import EmailTaken, normalise_email, public_user
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
 from ...web.errors import ApiError
-from ..keys import ACCESS_TOKENS, PASSWORDS, REFRESH_TOKENS, USERS
+from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..security import current_user_id, ip_of
 
 log = structlog.get_logger("collabry.auth")
@@ -270,6 +270,3 @@ async def revoke_session(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "session not found")
     return web.Response(status=204)
 
-
-LogoutAllHook = Any
-LOGOUT_ALL_HOOKS = web.AppKey("collabry.logout_all_hooks", list)
