@@ -33,6 +33,7 @@ INDEXES: list[Index] = [
     Index("refresh_tokens", [("parent", 1)], {"unique": True, "name": "parent_unique"}),
     Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
     Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
+    Index("auth_revocations", [("expires_at", 1)], {"name": "expires"}),
     Index("auth_sessions", [("expires_at", 1)], {"name": "expires"}),
     # board documents: a board's updates in insertion order (realtime/boards.py)
     Index("board_updates", [("board_id", 1), ("_id", 1)], {"name": "board_order"}),
