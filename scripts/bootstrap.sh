@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the appliance and its tests need on a Debian-like machine. Idempotent and quick
-# when everything is in place; slow steps (FerretDB build, the llama.cpp wheel) are cached under
+# when everything is in place; slow steps (the database build, the llama.cpp wheel) are cached under
 # ${XDG_CACHE_HOME:-~/.cache}/collabry.
-#   scripts/bootstrap.sh          runtime: Redis, nginx, FerretDB, the venv, the local model server
+#   scripts/bootstrap.sh          runtime: Redis, nginx, the database (PostgreSQL + DocumentDB,
+#                                 FerretDB v2), the venv, the local model server
 #   scripts/bootstrap.sh --test   also what the tests need (systemd-nspawn, debootstrap, nix-instantiate)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/collabry
 VENV=${COLLABRY_VENV:-$ROOT/.venv}
-FERRETDB_VERSION=v1.24.2
 LLAMA_VERSION=0.3.36
 PYTHON=${PYTHON:-python3}
 WITH_TEST=0
@@ -48,22 +48,10 @@ if [ "$WITH_TEST" = 1 ] && [ "$(id -u)" = 0 ]; then
   "$ROOT/scripts/build-rootfs.sh" >/dev/null
 fi
 
-# --- FerretDB (MongoDB wire protocol over SQLite) -------------------------------------------
-FERRETDB_BIN="$CACHE/bin/ferretdb"
-# (the output is captured first: `| grep -q` would close the pipe early and fail under pipefail)
-ferretdb_version=$("$FERRETDB_BIN" --version 2>/dev/null || true)
-if [[ "$ferretdb_version" != *"version: ${FERRETDB_VERSION}"* ]]; then
-  say "building FerretDB ${FERRETDB_VERSION} (once)"
-  # `go install` of the module leaves build/version/version.txt empty and the binary panics at
-  # start, so build from a copy of the module source with the version file filled in.
-  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@${FERRETDB_VERSION}" \
-        | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  work=$(mktemp -d)
-  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
-  echo "${FERRETDB_VERSION}" > "$work/src/build/version/version.txt"
-  (cd "$work/src" && CGO_ENABLED=0 go build -trimpath -o "$FERRETDB_BIN" ./cmd/ferretdb)
-  rm -rf "$work"
-fi
+# --- The database: PostgreSQL 15 + DocumentDB, FerretDB v2 in front --------------------------
+# The first run builds DocumentDB and its libraries (~5 minutes on 2 cores) and FerretDB (~2 minutes
+# with the Go toolchain download); both are cached.
+"$ROOT/scripts/build-database.sh"
 
 # --- Python environment ----------------------------------------------------------------------
 stamp_src=$(cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)

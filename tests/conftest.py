@@ -1,5 +1,6 @@
-"""Real infrastructure for the tests: Redis, FerretDB and nginx run as child processes on free
-loopback ports (the same launchers as `collabry dev up`), one set per test session.
+"""Real infrastructure for the tests: Redis, PostgreSQL with DocumentDB, FerretDB v2 and nginx run
+as child processes (loopback ports, the database on a unix socket), with the same launchers as
+`collabry dev up`, one set per test session.
 
 Isolation between tests: each test gets its own database name and a flushed Redis.
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +43,7 @@ class Infra:
     root: Path
     redis: Process
     redis_port: int
-    ferretdb: Process
-    ferretdb_port: int
+    database: components.Database
 
     @property
     def redis_url(self) -> str:
@@ -49,24 +51,30 @@ class Infra:
 
     @property
     def mongo_uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.ferretdb_port}/"
+        return self.database.uri
 
     def restart_redis(self) -> None:
         self.redis.stop()
         self.redis = components.redis(self.redis_port, self.root / "redis").start().wait_ready()
 
+    def stop(self) -> None:
+        # The current objects: a test that restarted a server replaced the one started first.
+        self.database.stop()
+        self.redis.stop()
+
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     root = tmp_path_factory.mktemp("infra")
-    redis_port, ferret_port = free_port(), free_port()
+    # PostgreSQL runs as an unprivileged user, who cannot enter pytest's 0700 temporary folders.
+    db_root = Path(tempfile.mkdtemp(prefix="collabry-db-"))
+    redis_port = free_port()
     redis = components.redis(redis_port, root / "redis").start()
-    ferret = components.ferretdb(ferret_port, root / "ferretdb").start()
-    redis.wait_ready()
-    ferret.wait_ready()
-    yield Infra(root, redis, redis_port, ferret, ferret_port)
-    ferret.stop()
-    redis.stop()
+    database = components.start_database(db_root, free_port())
+    infra = Infra(root, redis.wait_ready(), redis_port, database)
+    yield infra
+    infra.stop()
+    shutil.rmtree(db_root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -91,8 +91,8 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         port = components.free_port()
-        ferret = components.ferretdb(port, Path(tmp)).start().wait_ready()
+        database = components.start_database(Path(tmp), port)
         try:
             asyncio.run(main(arguments, port))
         finally:
-            ferret.stop()
+            database.stop()

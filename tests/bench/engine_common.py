@@ -30,15 +30,14 @@ class Infra:
 def infra() -> Iterator[Infra]:
     with tempfile.TemporaryDirectory(prefix="collabry-bench-") as tmp:
         root = Path(tmp)
-        redis_port, ferret_port = components.free_port(), components.free_port()
+        redis_port = components.free_port()
         redis = components.redis(redis_port, root / "redis").start()
-        ferret = components.ferretdb(ferret_port, root / "ferretdb").start()
+        database = components.start_database(root, components.free_port())
         try:
             redis.wait_ready()
-            ferret.wait_ready()
-            yield Infra(root, f"mongodb://127.0.0.1:{ferret_port}/", f"redis://127.0.0.1:{redis_port}/0")
+            yield Infra(root, database.uri, f"redis://127.0.0.1:{redis_port}/0")
         finally:
-            ferret.stop()
+            database.stop()
             redis.stop()
 
 

@@ -9,6 +9,7 @@ import signal
 import time
 
 import aiohttp
+import pytest
 
 from collabry.devstack.components import free_port
 
@@ -75,8 +76,12 @@ async def test_redis_outage_global_fails_open_login_fails_closed(gateway, infra)
     assert (await gateway.get("/ready")).status == 200
 
 
-async def test_database_outage_shows_in_ready_and_recovers(gateway, infra):
-    infra.ferretdb.stop()
+@pytest.mark.parametrize("server", ["postgresql", "ferretdb"])
+async def test_database_outage_shows_in_ready_and_recovers(gateway, infra, server):
+    if server == "postgresql":
+        infra.database.postgres.stop(sig=signal.SIGINT)
+    else:
+        infra.database.ferretdb.stop()
     try:
         ready = await gateway.get("/ready")
         assert ready.status == 503
@@ -85,9 +90,10 @@ async def test_database_outage_shows_in_ready_and_recovers(gateway, infra):
         assert resp.status >= 500 or resp.status == 401
         assert "error" in await resp.json()
     finally:
-        from collabry.devstack import components
-
-        infra.ferretdb = components.ferretdb(infra.ferretdb_port, infra.root / "ferretdb").start().wait_ready()
+        if server == "postgresql":
+            infra.database.start_postgres()
+        else:
+            infra.database.start_ferretdb()
     deadline = time.monotonic() + 20
     while (await gateway.get("/ready")).status != 200:
         assert time.monotonic() < deadline, "database did not come back in /ready"

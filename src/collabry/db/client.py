@@ -1,7 +1,8 @@
 """The PyMongo async client, with slow-command logging through command monitoring.
 
-Works against FerretDB 1.24 and MongoDB 7/8: no change streams, transactions or TTL indexes
-anywhere in the code base (expiry is the worker's job).
+Works against FerretDB v2 on PostgreSQL + DocumentDB (the appliance's database) and MongoDB 7/8:
+no change streams, transactions or TTL indexes anywhere in the code base (expiry is the worker's
+job), and every conditional write is a single-document update, atomic on both.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def create_client(settings: Settings, *, timeout_ms: int = 5000) -> AsyncMongoCl
         connect=False,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        retryWrites=False,  # FerretDB 1.24 has no retryable writes
+        retryWrites=False,  # FerretDB has no retryable writes
         event_listeners=[SlowCommandLogger(settings.slow_query_ms)],
         appname="collabry",
     )

@@ -29,8 +29,14 @@ class Index:
 INDEXES: list[Index] = [
     Index("users", [("email", 1)], {"unique": True, "name": "email_unique"}),
     Index("refresh_tokens", [("family_id", 1)], {"name": "family"}),
-    # one child per token: the single-use guarantee of refresh rotation (see auth/refresh.py)
-    Index("refresh_tokens", [("parent", 1)], {"unique": True, "name": "parent_unique"}),
+    # one child per token: the single-use guarantee of refresh rotation (see auth/refresh.py).
+    # Partial: a family's first token has no parent, and a unique index counts a missing field as
+    # null, so a plain one would admit a single family.
+    Index(
+        "refresh_tokens",
+        [("parent", 1)],
+        {"unique": True, "name": "parent_unique", "partialFilterExpression": {"parent": {"$exists": True}}},
+    ),
     Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
     Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
     Index("auth_revocations", [("expires_at", 1)], {"name": "expires"}),

@@ -1,4 +1,4 @@
-"""Start Redis, FerretDB, nginx and Collabry processes as children on loopback ports.
+"""Start Redis, PostgreSQL with DocumentDB, FerretDB v2, nginx and Collabry processes as children on loopback ports.
 
 The same classes back `collabry dev up` and the test fixtures, so the tests exercise exactly the
 commands and configuration a developer runs.
@@ -155,19 +155,182 @@ def redis(port: int, data_dir: Path, *, appendonly: bool = False) -> Process:
     return Process("redis", argv, data_dir / "redis.log", lambda: port_open("127.0.0.1", port))
 
 
-def ferretdb(port: int, data_dir: Path) -> Process:
+PG_BIN = Path(os.environ.get("COLLABRY_PG_BINDIR") or "/usr/lib/postgresql/15/bin")
+# The extensions DocumentDB needs loaded at start; pg_cron runs its jobs in this database.
+PG_SETTINGS = {
+    "shared_preload_libraries": "'pg_cron,pg_documentdb_core,pg_documentdb'",
+    "cron.database_name": "'postgres'",
+    "listen_addresses": "''",  # unix socket only
+    "max_connections": "200",
+    # pg_cron runs DocumentDB's background jobs (index builds, TTL) in background workers, so it
+    # needs no connection through the socket and no password.
+    "cron.use_background_workers": "on",
+    "max_worker_processes": "32",
+    "shared_buffers": "'128MB'",
+    "fsync": "on",
+    "log_min_messages": "warning",
+    "log_min_error_statement": "panic",  # statements can carry personal data: never log them
+    "logging_collector": "off",
+}
+
+
+def _unprivileged(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the distribution's `postgres` user."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+
+def _chown_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster with DocumentDB, owned by an unprivileged user, listening on a unix
+    socket inside its own data directory (mode 0700) and nowhere else."""
+
+    data_dir: Path
+    port: int = 5432  # names the socket file only: no TCP listener
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@/postgres?host={self.socket_dir}&port={self.port}"
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        _chown_postgres(self.data_dir)
+        initdb = [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",  # reachable only through the 0700 socket directory
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-instructions",
+        ]
+        done = subprocess.run(_unprivileged(initdb), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
+        conf = self.data_dir / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write("\n# collabry\n")
+            for key, value in PG_SETTINGS.items():
+                fh.write(f"{key} = {value}\n")
+            fh.write(f"unix_socket_directories = '{self.socket_dir}'\n")
+            fh.write("unix_socket_permissions = 0700\n")
+            # DocumentDB connects back to itself for some commands (createIndexes on a non-empty
+            # collection); by default it tries TCP localhost, where nothing listens.
+            fh.write(f"documentdb.localhost_connection_string = 'host={self.socket_dir}'\n")
+
+    def process(self) -> Process:
+        self.init()
+        argv = _unprivileged([str(PG_BIN / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)])
+        return Process("postgresql", argv, self.data_dir.parent / "postgresql.log", self.accepting)
+
+    def accepting(self) -> bool:
+        done = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-q", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres"],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
+
+    def psql(self, sql: str) -> str:
+        done = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+             "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-c", sql],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def ensure_documentdb(self) -> None:
+        # Pulls documentdb_core, pg_cron, tsm_system_rows, vector, postgis and rum.
+        self.psql("CREATE EXTENSION IF NOT EXISTS documentdb CASCADE")
+
+
+def postgres(data_dir: Path) -> tuple[Postgres, Process]:
+    cluster = Postgres(data_dir)
+    return cluster, cluster.process()
+
+
+def ferretdb(port: int, data_dir: Path, postgresql_url: str) -> Process:
+    """FerretDB v2: the MongoDB wire protocol in front of PostgreSQL + DocumentDB."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        find_binary("ferretdb", "COLLABRY_FERRETDB_BIN"),
-        "--handler=sqlite",
-        f"--sqlite-url=file:{data_dir}/",
+        find_binary("ferretdb2", "COLLABRY_FERRETDB_BIN"),
+        f"--postgresql-url={postgresql_url}",
         f"--listen-addr=127.0.0.1:{port}",
         "--log-level=warn",
         "--telemetry=disable",
         f"--state-dir={data_dir}",
         "--debug-addr=-",
+        "--no-auth",  # loopback only; the database itself is reachable only through its socket
     ]
     return Process("ferretdb", argv, data_dir / "ferretdb.log", lambda: port_open("127.0.0.1", port))
+
+
+@dataclass
+class Database:
+    """PostgreSQL with DocumentDB and FerretDB v2 in front: what the appliance calls its database."""
+
+    cluster: Postgres
+    postgres: Process
+    ferretdb: Process
+    ferretdb_port: int
+    ferretdb_dir: Path
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ferretdb_port}/"
+
+    def start_postgres(self, timeout: float = 60.0) -> Process:
+        self.postgres = self.cluster.process().start().wait_ready(timeout)
+        return self.postgres
+
+    def start_ferretdb(self, timeout: float = 30.0) -> Process:
+        self.ferretdb = ferretdb(self.ferretdb_port, self.ferretdb_dir, self.cluster.url).start().wait_ready(timeout)
+        return self.ferretdb
+
+    def stop(self) -> None:
+        self.ferretdb.stop()
+        self.postgres.stop(sig=signal.SIGINT)  # PostgreSQL's fast shutdown: ends sessions, checkpoints
+
+
+def start_database(root: Path, ferretdb_port: int) -> Database:
+    """Start (initialising on first use) the database under ``root``: ``root/postgresql`` holds the
+    cluster, ``root/ferretdb`` FerretDB's state. ``root`` must be enterable by the PostgreSQL user."""
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        root.chmod(root.stat().st_mode | 0o011)  # let the postgres user pass through, not list
+    cluster = Postgres(root / "postgresql")
+    pg = cluster.process().start()
+    pg.wait_ready(60)
+    cluster.ensure_documentdb()
+    db = Database(cluster, pg, pg, ferretdb_port, root / "ferretdb")
+    try:
+        db.start_ferretdb()
+    except BaseException:
+        pg.stop(sig=signal.SIGINT)
+        raise
+    return db
 
 
 def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], client_max_body: str = "26m") -> Path:

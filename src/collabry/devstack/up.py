@@ -1,6 +1,6 @@
 """`collabry dev up` (what `make up` runs): the whole appliance on loopback, in the foreground.
 
-Redis, FerretDB, the local model server, the engine, N gateway replicas, the worker (in loop
+Redis, PostgreSQL with DocumentDB and FerretDB v2 in front, the local model server, the engine, N gateway replicas, the worker (in loop
 mode instead of a systemd timer) and nginx in front, data under one state directory. Ctrl-C or
 SIGTERM stops every child, the front door first, the databases last.
 """
@@ -17,9 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-from .components import Process, collabry, ferretdb, free_port, http_ok, nginx, redis
+from .components import Process, collabry, free_port, http_ok, nginx, redis, start_database
 
 SECRET_NAMES = ("jwt-secret", "service-token", "webhook-secret")
+# nginx: graceful quit; PostgreSQL: fast shutdown (SIGTERM would wait for every session to end)
+STOP_SIGNALS = {"nginx": signal.SIGQUIT, "postgresql": signal.SIGINT}
 
 
 def _say(text: str) -> None:
@@ -84,7 +86,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         _say(f"state in {state}")
         start(redis(redis_port, state / "redis", appendonly=True))
-        start(ferretdb(mongo_port, state / "ferretdb"))
+        if (state / "ferretdb").is_dir():
+            _say(
+                f"{state / 'ferretdb'} holds data of the former FerretDB 1.x database; copy it into the new one "
+                "with `collabry admin import-database` (docs/operations.md)"
+            )
+        database = start_database(state / "database", mongo_port)
+        children.extend([database.postgres, database.ferretdb])
         if use_llm:
             llm = collabry("llm", ["llm", "--port", str(llm_port)], env, logs)
             llm.ready = lambda: http_ok(f"http://127.0.0.1:{llm_port}/v1/models")
@@ -119,5 +127,5 @@ def main(args: argparse.Namespace) -> int:
     finally:
         _say("stopping")
         for proc in reversed(children):
-            proc.stop(timeout=35, sig=signal.SIGQUIT if proc.name == "nginx" else signal.SIGTERM)
+            proc.stop(timeout=35, sig=STOP_SIGNALS.get(proc.name, signal.SIGTERM))
         _say("stopped")
