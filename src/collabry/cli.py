@@ -114,6 +114,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return asyncio.run(restore(settings, Path(args.directory), drop=args.drop))
 
 
+def cmd_import_database(args: argparse.Namespace) -> int:
+    settings = _settings(process="admin")
+    from pathlib import Path
+
+    from .backup import import_database
+
+    # A URI with a password belongs in a file (--from-uri-file), not on a command line.
+    uri = Path(args.from_uri_file).read_text().strip() if args.from_uri_file else args.from_uri
+    return asyncio.run(import_database(settings, uri, args.from_database))
+
+
 def cmd_dev_up(args: argparse.Namespace) -> int:
     from .devstack.up import main as up
 
@@ -145,7 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--admin", action="store_true")
     c.set_defaults(func=cmd_user_create)
 
-    p = sub.add_parser("backup", help="dump the database (every collection, with a manifest) into DIR")
+    p = sub.add_parser(
+        "import-database",
+        help="copy every collection of another MongoDB-wire database (FerretDB 1.x, MongoDB) into this one",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-uri", help="mongodb://host:port/ of the source (no password here)")
+    source.add_argument("--from-uri-file", help="a file holding the source URI")
+    p.add_argument("--from-database", help="the source database name (default: this one's name)")
+    p.set_defaults(func=cmd_import_database)
+
+    p = sub.add_parser("backup", help="dump the database (every collection) and the uploads into DIR")
     p.add_argument("directory")
     p.set_defaults(func=cmd_backup)
     p = sub.add_parser("restore", help="load a backup made by `collabry backup`")
