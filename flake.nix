@@ -23,11 +23,16 @@
         let
           collabry = pkgs.callPackage ./nix/package.nix { };
           images = pkgs.callPackage ./nix/images.nix { inherit collabry; };
+          database = pkgs.callPackage ./nix/database.nix { };
         in
         {
           default = collabry;
           inherit collabry;
           inherit (images) gateway-image engine-image worker-image;
+          # FerretDB v2 as the appliance pins it (nix/database.nix)
+          inherit (database) ferretdb;
+          # PostgreSQL with the DocumentDB extension set, for a database outside NixOS
+          postgresql-documentdb = database.postgresql.withPackages database.extensions;
           # Only the model files, e.g. to pre-seed a binary cache.
           models = pkgs.symlinkJoin {
             name = "collabry-models";
@@ -41,12 +46,11 @@
       );
 
       # `imports = [ collabry.nixosModules.default ];` then `services.collabry.enable = true;`.
-      nixosModules.default =
-        { pkgs, lib, ... }:
-        {
-          imports = [ ./nix/module.nix ];
-          services.collabry.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
-        };
+      # The versions the module needs come from the flake, not from the host's nixpkgs: FerretDB
+      # 2.5.0, PostgreSQL 17 (DocumentDB 0.106 supports 15-17), pg_cron 1.6.3, pgvector 0.8.6.
+      nixosModules.default = import ./nix/flake-module.nix {
+        packagesFor = system: self.packages.${system};
+      };
 
       checks = forAllSystems (
         pkgs:
@@ -69,7 +73,8 @@
         default = pkgs.mkShell {
           packages = [
             pkgs.redis
-            pkgs.ferretdb
+            self.packages.${pkgs.stdenv.hostPlatform.system}.ferretdb
+            self.packages.${pkgs.stdenv.hostPlatform.system}.postgresql-documentdb
             pkgs.nginx
             pkgs.ruff
             pkgs.nixfmt

@@ -4,7 +4,12 @@
 # $out/lib/systemd/system (systemd.packages), exactly as a Debian host installs them. This module
 # only adds what a host decides: which units are enabled (wantedBy), drop-ins with the secret
 # files (LoadCredential=), the settings file they all read (/etc/collabry/collabry.env), local
-# Redis and FerretDB, the nginx site built from nginx/locations.conf, the firewall.
+# Redis and the database (PostgreSQL with the DocumentDB extension set, FerretDB v2 in front), the
+# nginx site built from nginx/locations.conf (and the web front end at `/`), the firewall.
+#
+# Versions: nothing here names one. The flake (nixosModules.default) supplies FerretDB 2.5.0, the
+# pinned pg_cron/pgvector sources and PostgreSQL 17 (nix/database.nix); without the flake the
+# host's nixpkgs provides them.
 #
 # Facts about the shipped units (credential names, command lines, stop timeout) are read from the
 # unit files at evaluation time, so a change in systemd/ that this module does not account for
@@ -123,13 +128,22 @@ let
     ++ optional cfg.llm.local.enable "llm";
 
   useLocalDb = anyProcess && cfg.database.createLocally;
+  useLocalPostgresql = useLocalDb && cfg.database.postgresqlUrlFile == null;
+  ferretdbCfg = config.services.ferretdb;
+  ferretdbListen = ferretdbCfg.settings.FERRETDB_LISTEN_ADDR or "127.0.0.1:27017";
+  ferretdbOnLoopback = builtins.match "(127[.][0-9.]+|localhost|[[]::1[]]):[0-9]+" ferretdbListen != null;
+  # The PostgreSQL database that holds the DocumentDB extension (and pg_cron's jobs), and the role
+  # FerretDB connects as (peer authentication: FerretDB's unit runs as user `ferretdb`).
+  pgDatabase = "ferretdb";
+  pgRole = "ferretdb";
   useLocalRedis = anyProcess && cfg.redis.createLocally;
   redisServer = config.services.redis.servers.collabry;
   localDeps = optional useLocalDb "ferretdb.service" ++ optional useLocalRedis "redis-collabry.service";
 
   inherit (helpers) isLoopbackUrl isLoopbackAddress;
 
-  # FerretDB listens on 127.0.0.1:27017; the local Redis on its unix socket only.
+  # FerretDB listens on 127.0.0.1:27017 (PostgreSQL on its unix socket behind it); the local Redis
+  # on its unix socket only.
   databaseUri = if useLocalDb then "mongodb://127.0.0.1:27017" else cfg.database.uri;
   redisUrl = if useLocalRedis then "unix://${redisServer.unixSocket}" else cfg.redis.url;
 
@@ -335,7 +349,10 @@ in
         type = types.bool;
         default = true;
         description = ''
-          Run FerretDB ({option}`services.ferretdb`, SQLite backend, loopback only) on this host.
+          Run the database on this host: {option}`services.postgresql` with the DocumentDB
+          extension set (documentdb, pg_cron, pgvector, postgis, rum; preloaded, with
+          `cron.database_name`) and {option}`services.ferretdb` (FerretDB v2, MongoDB wire
+          protocol on 127.0.0.1:27017, without authentication since only loopback reaches it).
           Off: set {option}`services.collabry.database.uri` or
           {option}`services.collabry.database.uriFile` (MongoDB, Atlas, a FerretDB elsewhere).
         '';
@@ -362,6 +379,44 @@ in
         type = types.str;
         default = "collabry";
         description = "Database name.";
+      };
+      postgresqlUrlFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/run/secrets/collabry-postgresql-url";
+        description = ''
+          File holding the URL (with credentials) of a PostgreSQL with DocumentDB elsewhere, e.g.
+          `postgres://ferretdb:secret@pg.internal:5432/ferretdb`. With
+          {option}`services.collabry.database.createLocally` the local FerretDB (still on loopback)
+          connects to it and no PostgreSQL runs on this host. Passed to FerretDB as a credential.
+        '';
+      };
+      postgresqlPackage = mkOption {
+        type = types.nullOr types.package;
+        default = null;
+        example = literalExpression "pkgs.postgresql_17";
+        description = ''
+          PostgreSQL of the local database, or `null` for {option}`services.postgresql.package`'s
+          own default. DocumentDB 0.106 supports PostgreSQL 15 to 17; the flake's module sets
+          PostgreSQL 17, the version FerretDB 2.5.0 is tested with. A host that already sets
+          {option}`services.postgresql.package` keeps its choice.
+        '';
+      };
+      extensions = mkOption {
+        type = types.functionTo (types.listOf types.package);
+        default = ps: [
+          ps.documentdb
+          ps.pg_cron
+          ps.pgvector
+          ps.postgis
+          ps.rum
+        ];
+        defaultText = literalExpression "ps: [ ps.documentdb ps.pg_cron ps.pgvector ps.postgis ps.rum ]";
+        description = ''
+          The DocumentDB extension set, given the selected PostgreSQL's extension packages (added to
+          {option}`services.postgresql.extensions`). The flake's module pins pg_cron 1.6.3 and
+          pgvector 0.8.6 here (nix/database.nix).
+        '';
       };
     };
 
@@ -641,6 +696,14 @@ in
             message = "services.collabry.database.createLocally is off: set services.collabry.database.uri or services.collabry.database.uriFile.";
           }
           {
+            assertion = cfg.database.postgresqlUrlFile != null -> !(isStorePath cfg.database.postgresqlUrlFile);
+            message = "services.collabry.database.postgresqlUrlFile points into the Nix store (${toString cfg.database.postgresqlUrlFile}), which every user can read; give the path of a file outside it.";
+          }
+          {
+            assertion = cfg.database.postgresqlUrlFile != null -> cfg.database.createLocally;
+            message = "services.collabry.database.postgresqlUrlFile is for the local FerretDB (services.collabry.database.createLocally); with an external MongoDB-wire database set services.collabry.database.uri or uriFile only.";
+          }
+          {
             assertion = cfg.database.createLocally -> cfg.database.uri == null && cfg.database.uriFile == null;
             message = "services.collabry.database.uri and uriFile are for an external database; turn services.collabry.database.createLocally off.";
           }
@@ -660,10 +723,6 @@ in
           {
             assertion = cfg.llm.local.enable -> (cfg.package.passthru.hasLocalLlm or false);
             message = "services.collabry.llm.local.enable needs a package built with withLocalLlm = true.";
-          }
-          {
-            assertion = useLocalDb -> lib.versionOlder config.services.ferretdb.package.version "2";
-            message = "services.collabry.database.createLocally uses FerretDB 1.x with its SQLite backend; services.ferretdb.package is ${config.services.ferretdb.package.version}.";
           }
           {
             assertion = lib.all (k: lib.hasPrefix "COLLABRY_" k) (builtins.attrNames cfg.settings);
@@ -714,7 +773,9 @@ in
         ) "services.collabry: the database or Redis is external but services.collabry.network.allow is empty; the units' IPAddressDeny=any will block it."
         ++ optional (
           !cfg.engine.enable && isLoopbackUrl cfg.engine.url && (gatewayOn || cfg.worker.enable)
-        ) "services.collabry: the engine is disabled on this host but services.collabry.engine.url points at loopback.";
+        ) "services.collabry: the engine is disabled on this host but services.collabry.engine.url points at loopback."
+        ++ optional (useLocalDb && !ferretdbOnLoopback && (ferretdbCfg.settings.FERRETDB_AUTH or "true") == "false")
+          "services.collabry: FerretDB listens on ${ferretdbListen} without authentication; only the addresses in systemd.services.ferretdb.serviceConfig.IPAddressAllow can reach it, so list nothing there but trusted peers.";
     }
 
     (mkIf anyProcess {
@@ -809,16 +870,95 @@ in
       };
     })
 
+    (mkIf useLocalPostgresql {
+      # PostgreSQL with the DocumentDB extension set (what `CREATE EXTENSION documentdb CASCADE`
+      # pulls: documentdb_core, pg_cron, tsm_system_rows (contrib), vector, postgis, rum).
+      services.postgresql = {
+        enable = true;
+        # between services.postgresql's own mkDefault and a host's plain definition
+        package = mkIf (cfg.database.postgresqlPackage != null) (
+          lib.mkOverride 999 cfg.database.postgresqlPackage
+        );
+        extensions = cfg.database.extensions;
+        settings = {
+          shared_preload_libraries = [
+            "pg_cron"
+            "pg_documentdb_core"
+            "pg_documentdb"
+          ];
+          "cron.database_name" = pgDatabase;
+        };
+      };
+
+      # The extension and FerretDB's role, created once by the PostgreSQL superuser; later starts
+      # change nothing. Independent of services.postgresql's ensure* machinery, whose unit layout
+      # differs between NixOS releases.
+      systemd.services.collabry-documentdb = {
+        description = "Collabry: DocumentDB in PostgreSQL for FerretDB";
+        requires = [ "postgresql.service" ];
+        after = [
+          "postgresql.service"
+          "postgresql-setup.service"
+        ];
+        before = [ "ferretdb.service" ];
+        requiredBy = [ "ferretdb.service" ];
+        path = [ config.services.postgresql.package ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          TimeoutStartSec = "5min";
+          User = "postgres";
+          Group = "postgres";
+        };
+        script = ''
+          set -eu
+          psql="psql -v ON_ERROR_STOP=1 -X -q"
+          until $psql -d postgres -c "SELECT 1" >/dev/null 2>&1; do sleep 1; done
+          if [ -z "$($psql -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = '${pgDatabase}'")" ]; then
+            $psql -d postgres -c 'CREATE DATABASE "${pgDatabase}"'
+          fi
+          $psql -d ${pgDatabase} <<'SQL'
+          CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;
+          DO $do$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${pgRole}') THEN
+              CREATE ROLE "${pgRole}" LOGIN;
+            END IF;
+          END $do$;
+          GRANT documentdb_admin_role TO "${pgRole}";
+          SQL
+        '';
+      };
+
+      services.ferretdb.settings.FERRETDB_POSTGRESQL_URL = "postgres://${pgRole}@/${pgDatabase}?host=/run/postgresql";
+      systemd.services.ferretdb = {
+        requires = [ "collabry-documentdb.service" ];
+        after = [ "collabry-documentdb.service" ];
+      };
+    })
+
+    (mkIf (useLocalDb && cfg.database.postgresqlUrlFile != null) {
+      services.ferretdb.settings.FERRETDB_POSTGRESQL_URL_FILE = "/run/credentials/ferretdb.service/postgresql-url";
+      systemd.services.ferretdb.serviceConfig = {
+        LoadCredential = [ "postgresql-url:${cfg.database.postgresqlUrlFile}" ];
+        # the PostgreSQL is elsewhere: loopback (the clients) and the network's addresses
+        IPAddressAllow = [ "localhost" ] ++ cfg.network.allow;
+      };
+    })
+
     (mkIf useLocalDb {
       services.ferretdb = {
         enable = true;
         settings = {
-          FERRETDB_HANDLER = "sqlite";
           FERRETDB_LISTEN_ADDR = lib.mkDefault "127.0.0.1:27017";
+          FERRETDB_STATE_DIR = "/var/lib/ferretdb";
+          # loopback only, see the listen address: no MongoDB users to manage
+          FERRETDB_AUTH = lib.mkDefault "false";
+          FERRETDB_DEBUG_ADDR = lib.mkDefault "-";
+          FERRETDB_LOG_FORMAT = lib.mkDefault "text";
           FERRETDB_TELEMETRY = "disable";
         };
       };
-      # as the shipped systemd/ferretdb.service: loopback only
+      # as the shipped systemd/ferretdb.service: loopback only, in the appliance's slice
       systemd.services.ferretdb = {
         before = [ "collabry.target" ];
         serviceConfig = {

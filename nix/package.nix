@@ -100,8 +100,8 @@ python3Packages.buildPythonApplication {
 
   postInstall = ''
     install -d $out/lib/systemd/system $out/share/collabry/nginx
-    # The appliance's own units, as deploy/install.sh selects them (systemd/ferretdb.service is
-    # for hosts without a FerretDB package; NixOS has services.ferretdb).
+    # The appliance's own units, as deploy/install.sh selects them (the database units of systemd/
+    # are for Debian hosts; NixOS has services.postgresql and services.ferretdb).
     for unit in systemd/collabry* systemd/system-collabry.slice; do
       install -m 0644 "$unit" $out/lib/systemd/system/
     done
