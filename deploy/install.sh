@@ -2,7 +2,8 @@
 # Install (or upgrade) the Collabry appliance on a Debian-like host with systemd, without Nix.
 #
 #   deploy/install.sh [--prefix /opt/collabry] [--replicas 2] [--base-port 8001]
-#                     [--wheelhouse DIR] [--ferretdb-bin PATH] [--with-llm] ...
+#                     [--wheelhouse DIR] [--ferretdb-bin PATH [--database-extensions TGZ]]
+#                     [--with-llm] ...
 #
 # What it does, all idempotent:
 #   - a `collabry` system user; /var/lib/collabry; /etc/collabry/collabry.env (settings, kept once
@@ -13,7 +14,8 @@
 #     for optional secrets and local dependencies; collabry.target, one collabry-gateway@PORT per
 #     replica, the engine and the worker timer enabled;
 #   - the nginx site from nginx/ with upstreams built from the replica list; Redis settings from
-#     deploy/redis-collabry.conf; optionally FerretDB as ferretdb.service;
+#     deploy/redis-collabry.conf; optionally the local database: PostgreSQL + DocumentDB as
+#     collabry-postgresql.service and FerretDB v2 in front as ferretdb.service;
 #   - first install: PREFIX/current -> the release, services started. Upgrade: deploy/rollout.sh
 #     switches to the new release one gateway at a time, gated on /ready, and rolls back on failure.
 #
@@ -27,6 +29,9 @@ REPLICAS=2
 BASE_PORT=8001
 WHEELHOUSES=()
 FERRETDB_BIN=
+DATABASE_EXTENSIONS=
+PG_MAJOR=15
+PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 WITH_LLM=0
 WITH_ENGINE=1
 NGINX=1
@@ -61,7 +66,11 @@ usage: $0 [options]
   --replicas N            gateway replicas (default $REPLICAS)
   --base-port P           first gateway port (default $BASE_PORT); replicas use P, P+1, ...
   --wheelhouse DIR        install Python packages offline from DIR (pip --no-index; repeatable)
-  --ferretdb-bin PATH     install this FerretDB binary as ferretdb.service (local database)
+  --ferretdb-bin PATH     the local database: this FerretDB v2 binary as ferretdb.service, in front of
+                          PostgreSQL $PG_MAJOR + DocumentDB as collabry-postgresql.service (127.0.0.1:5433)
+  --database-extensions TGZ
+                          DocumentDB and its extensions as built by scripts/build-database.sh (the
+                          tarball it caches), for hosts that did not run that script themselves
   --with-llm              enable collabry-llm.service (local model server on 127.0.0.1:8200)
   --no-engine             do not enable the engine on this host (roles split across hosts)
   --no-nginx              do not install the nginx site
@@ -93,6 +102,7 @@ while [[ $# -gt 0 ]]; do
     --base-port) BASE_PORT=$2; shift 2 ;;
     --wheelhouse) WHEELHOUSES+=("$2"); shift 2 ;;
     --ferretdb-bin) FERRETDB_BIN=$2; shift 2 ;;
+    --database-extensions) DATABASE_EXTENSIONS=$2; shift 2 ;;
     --with-llm) WITH_LLM=1; shift ;;
     --no-engine) WITH_ENGINE=0; shift ;;
     --no-nginx) NGINX=0; shift ;;
@@ -120,6 +130,7 @@ done
 [[ $BASE_PORT =~ ^[0-9]+$ ]] && (( BASE_PORT > 0 && BASE_PORT + REPLICAS - 1 < 65536 )) || die "bad --base-port"
 [[ $PREFIX == /* ]] || die "--prefix must be an absolute path"
 [[ -z $FERRETDB_BIN || -x $FERRETDB_BIN ]] || die "ferretdb binary $FERRETDB_BIN is not executable"
+[[ -z $DATABASE_EXTENSIONS || -f $DATABASE_EXTENSIONS ]] || die "no such file: $DATABASE_EXTENSIONS"
 for f in systemd/collabry.target requirements/runtime.txt nginx/locations.conf; do
   [[ -e $SRC/$f ]] || die "$SRC does not look like the collabry repository (no $f)"
 done
@@ -129,7 +140,10 @@ render() { # render SRC DEST: substitute placeholders, stamp the marker, install
   body=$(sed -e "s|@COLLABRY_BIN@|$PREFIX/current/venv/bin/collabry|g" \
              -e "s|@SECRETS_DIR@|$SECRETS_DIR|g" \
              -e "s|@STATE_DIR@|$STATE_DIR|g" \
-             -e "s|@FERRETDB_BIN@|$PREFIX/bin/ferretdb|g" "$1")
+             -e "s|@FERRETDB_BIN@|$PREFIX/bin/ferretdb|g" \
+             -e "s|@PREFIX@|$PREFIX|g" \
+             -e "s|@CONF_DIR@|$CONF_DIR|g" \
+             -e "s|@PG_BINDIR@|$PG_BINDIR|g" "$1")
   local head=''
   if [[ $body == '#!'* ]]; then head=${body%%$'\n'*}$'\n'; body=${body#*$'\n'}; fi
   printf '%s%s; rendered from %s.\n%s\n' "$head" "$MARKER" "${1#"$SRC"/}" "$body" >"$2.new"
@@ -139,9 +153,12 @@ dropin() { # dropin UNIT NAME CONTENT
   install -d -m 0755 "$UNIT_DIR/$1.d"
   printf '%s\n%s\n' "$MARKER" "$3" >"$UNIT_DIR/$1.d/$2.conf"
 }
-unit_sources() { # the unit files of systemd/ that every install renders (ferretdb.service on request)
+DATABASE_UNITS=(collabry-postgresql.service ferretdb.service)
+unit_sources() { # the unit files of systemd/ that every install renders (the database's on request)
   local f
-  for f in "$SRC"/systemd/collabry* "$SRC"/systemd/system-collabry.slice; do echo "$f"; done
+  for f in "$SRC"/systemd/collabry* "$SRC"/systemd/system-collabry.slice; do
+    [[ " ${DATABASE_UNITS[*]} " == *" $(basename "$f") "* ]] || echo "$f"
+  done
 }
 nginx_site() { # the site with upstreams from the replica list
   local api='' p site
@@ -167,7 +184,7 @@ case $MODE in
   render-units)
     mkdir -p "$RENDER_DIR"
     while read -r f; do render "$f" "$RENDER_DIR/$(basename "$f")"; done < <(unit_sources)
-    render "$SRC/systemd/ferretdb.service" "$RENDER_DIR/ferretdb.service"
+    for u in "${DATABASE_UNITS[@]}"; do render "$SRC/systemd/$u" "$RENDER_DIR/$u"; done
     exit 0 ;;
   print-nginx-site) nginx_site; exit 0 ;;
 esac
@@ -185,6 +202,11 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
 [[ $NGINX == 1 ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]] && need+=(nginx-light)
 [[ $LOCAL_REDIS == 1 && ! -x /usr/bin/redis-server ]] && need+=(redis-server)
+if [[ -n $FERRETDB_BIN ]]; then
+  for pkg in "postgresql-$PG_MAJOR" "postgresql-$PG_MAJOR-rum" "postgresql-$PG_MAJOR-postgis-3"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
+fi
 if (( ${#need[@]} )); then
   [[ $APT != no ]] && command -v apt-get >/dev/null || die "missing Debian packages: ${need[*]}"
   say "installing ${need[*]}"
@@ -201,7 +223,9 @@ fi
 install -d -m 0750 -o collabry -g collabry "$STATE_DIR"
 install -d -m 0755 "$CONF_DIR"
 install -d -m 0700 -o root -g root "$SECRETS_DIR"
-for name in jwt-secret service-token webhook-secret; do
+generated=(jwt-secret service-token webhook-secret)
+[[ -n $FERRETDB_BIN ]] && generated+=(database-password)  # FerretDB's login to PostgreSQL
+for name in "${generated[@]}"; do
   if [[ ! -s $SECRETS_DIR/$name ]]; then
     (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(48))' >"$SECRETS_DIR/.$name.new")
     mv "$SECRETS_DIR/.$name.new" "$SECRETS_DIR/$name"
@@ -312,7 +336,7 @@ HAVE_FERRETDB=0
 if [[ -n $FERRETDB_BIN ]] || grep -qs "^$MARKER" "$UNIT_DIR/ferretdb.service"; then HAVE_FERRETDB=1; fi
 deps=()
 [[ $LOCAL_REDIS == 1 ]] && deps+=(redis-server.service)
-[[ $HAVE_FERRETDB == 1 ]] && deps+=(ferretdb.service)
+[[ $HAVE_FERRETDB == 1 ]] && deps+=(collabry-postgresql.service ferretdb.service)
 if (( ${#deps[@]} )); then
   dropin collabry.target 50-local-dependencies "[Unit]"$'\n'"Wants=${deps[*]}"$'\n'"After=${deps[*]}"
 else
@@ -324,6 +348,18 @@ if [[ -n $FERRETDB_BIN ]]; then
   cmp -s "$FERRETDB_BIN" "$PREFIX/bin/ferretdb" || FERRETDB_CHANGED=1
   install -m 0755 "$FERRETDB_BIN" "$PREFIX/bin/ferretdb.new" && mv "$PREFIX/bin/ferretdb.new" "$PREFIX/bin/ferretdb"
   render "$SRC/systemd/ferretdb.service" "$UNIT_DIR/ferretdb.service"
+  # PostgreSQL + DocumentDB under it: the extensions (built on this host by
+  # scripts/build-database.sh, or brought as its tarball), the cluster setup, the settings.
+  if [[ -n $DATABASE_EXTENSIONS ]]; then
+    tar -xzf "$DATABASE_EXTENSIONS" -C / --no-same-owner
+    FERRETDB_CHANGED=1
+  fi
+  [[ -f /usr/lib/postgresql/$PG_MAJOR/lib/pg_documentdb.so ]] \
+    || die "DocumentDB is not installed: run scripts/build-database.sh on this host or pass --database-extensions"
+  render "$SRC/deploy/collabry-postgresql-setup.in" "$PREFIX/bin/collabry-postgresql-setup"
+  chmod 0755 "$PREFIX/bin/collabry-postgresql-setup"
+  install -m 0644 "$SRC/deploy/postgresql.conf" "$CONF_DIR/postgresql.conf"
+  render "$SRC/systemd/collabry-postgresql.service" "$UNIT_DIR/collabry-postgresql.service"
 fi
 
 install -d -m 0755 "$DOC_DIR"
@@ -372,7 +408,7 @@ enable=(collabry.target collabry-worker.timer collabry-migrate.service)
 [[ $WITH_ENGINE == 1 ]] && enable+=(collabry-engine.service)
 [[ $WITH_LLM == 1 ]] && enable+=(collabry-llm.service)
 for p in "${ports[@]}"; do enable+=("collabry-gateway@$p.service"); done
-[[ $HAVE_FERRETDB == 1 ]] && enable+=(ferretdb.service)
+[[ $HAVE_FERRETDB == 1 ]] && enable+=(collabry-postgresql.service ferretdb.service)
 [[ $LOCAL_REDIS == 1 ]] && enable+=(redis-server.service)
 [[ $NGINX == 1 ]] && enable+=(nginx.service)
 sysctl_ enable --quiet "${enable[@]}"
@@ -393,7 +429,7 @@ if [[ $first_install == 1 ]]; then
   say "release $RELEASE is current"
   if [[ $START == yes ]]; then
     [[ $LOCAL_REDIS == 1 ]] && sysctl_ restart redis-server.service
-    [[ -n $FERRETDB_BIN ]] && sysctl_ restart ferretdb.service
+    [[ -n $FERRETDB_BIN ]] && sysctl_ restart collabry-postgresql.service ferretdb.service
     sysctl_ start collabry.target
     [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service
     "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --check
@@ -401,7 +437,7 @@ if [[ $first_install == 1 ]]; then
 elif [[ $ROLLOUT == 1 && $START == yes ]]; then
   # Only what changed: a Redis or database restart is an outage for every replica at once.
   [[ $REDIS_CHANGED == 1 ]] && sysctl_ try-restart redis-server.service
-  [[ $FERRETDB_CHANGED == 1 ]] && sysctl_ try-restart ferretdb.service
+  [[ $FERRETDB_CHANGED == 1 ]] && sysctl_ try-restart collabry-postgresql.service ferretdb.service
   [[ $NGINX == 1 ]] && sysctl_ reload-or-restart nginx.service  # graceful
   "$SRC/deploy/rollout.sh" --prefix "$PREFIX" --to "$RELEASE"
 elif [[ $ROLLOUT == 1 ]]; then

@@ -26,6 +26,7 @@ SERVICES = [
     "collabry-migrate.service",
     "collabry-llm.service",
     "ferretdb.service",
+    "collabry-postgresql.service",
 ]
 ALL_UNITS = [*SERVICES, "collabry.target", "collabry-worker.timer", "system-collabry.slice"]
 # Long-running processes and their resource limits (MemoryMax, CPUQuota).
@@ -34,7 +35,9 @@ LIMITS = {
     "collabry-engine.service": ("4G", "200%"),
     "collabry-worker.service": ("256M", "25%"),
 }
-PLACEHOLDERS = {"@COLLABRY_BIN@", "@SECRETS_DIR@", "@STATE_DIR@", "@FERRETDB_BIN@"}
+PLACEHOLDERS = {"@COLLABRY_BIN@", "@SECRETS_DIR@", "@STATE_DIR@", "@FERRETDB_BIN@", "@PREFIX@", "@PG_BINDIR@"}
+# The database's units run other programs under their own dynamic users.
+DATABASE_UNITS = ("ferretdb.service", "collabry-postgresql.service")
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 
@@ -65,7 +68,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stock = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()), None)
     if stock is not None:
         shutil.copytree(stock, root / "usr/lib/systemd/system", symlinks=True)
-    for exe in (BIN, "/opt/collabry/bin/ferretdb"):
+    for exe in (BIN, "/opt/collabry/bin/ferretdb", "/opt/collabry/bin/collabry-postgresql-setup",
+                "/usr/lib/postgresql/15/bin/postgres", "/bin/sh", "/bin/kill"):
         target = root / exe.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("#!/bin/sh\n")
@@ -134,8 +138,9 @@ def test_service_contract(name: str) -> None:
     service = unit["Service"]
     assert service["Slice"] == ["system-collabry.slice"]
     assert service.get("CapabilityBoundingSet") == [""]
-    if name == "ferretdb.service":
+    if name in DATABASE_UNITS:
         assert service["DynamicUser"] == ["yes"]
+        assert service["LoadCredential"] == ["database-password:@SECRETS_DIR@/database-password"]
         return
     assert service["ExecStart"][0].startswith("@COLLABRY_BIN@ "), service["ExecStart"]
     assert service["User"] == ["collabry"] and service["StateDirectory"][0].startswith("collabry")
@@ -178,6 +183,7 @@ def test_processes_listen_on_loopback_only() -> None:
     for name in ("collabry-gateway@.service", "collabry-engine.service", "collabry-llm.service"):
         assert "--host 127.0.0.1 " in _parse(UNITS / name)["Service"]["ExecStart"][0], name
     assert "--listen-addr=127.0.0.1:" in _parse(UNITS / "ferretdb.service")["Service"]["ExecStart"][0]
+    assert "listen_addresses = '127.0.0.1'" in (REPO / "deploy/collabry-postgresql-setup.in").read_text()
     redis = (REPO / "deploy/redis-collabry.conf").read_text()
     assert re.search(r"^bind 127\.0\.0\.1 -::1$", redis, re.M)
     assert re.search(r"^appendonly yes$", redis, re.M)

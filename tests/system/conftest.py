@@ -157,10 +157,19 @@ def build_collabry_wheel(base: Path) -> Path:
 
 
 def _ferretdb_bin() -> Path:
-    path = Path(os.environ.get("COLLABRY_FERRETDB_BIN") or CACHE / "bin/ferretdb")
+    path = Path(os.environ.get("COLLABRY_FERRETDB_BIN") or CACHE / "bin/ferretdb2")
     ok = path.exists() and subprocess.run([str(path), "--version"], capture_output=True, check=False).returncode == 0
     if not ok:
         pytest.fail(f"no working FerretDB at {path}: run scripts/bootstrap.sh (or set COLLABRY_FERRETDB_BIN)")
+    return path
+
+
+def _database_extensions() -> Path:
+    """The DocumentDB build that scripts/build-database.sh installed on this host (its tarball)."""
+    stamp = Path("/usr/share/postgresql/15/extension/.collabry-stamp")
+    path = CACHE / "database" / f"extensions-{stamp.read_text().strip() if stamp.exists() else 'missing'}.tar.gz"
+    if not path.exists():
+        pytest.fail(f"no DocumentDB build at {path}: run scripts/bootstrap.sh")
     return path
 
 
@@ -181,6 +190,7 @@ def system_logs() -> Path:
 def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs: Path) -> Iterator[Machine]:
     """A booted container with the appliance installed and ready (gateways on PORTS, nginx on 80)."""
     ferretdb = _ferretdb_bin()
+    extensions = _database_extensions()
     workdir = Path(tempfile.mkdtemp(prefix="collabry-st-", dir="/var/tmp"))
     name = f"collabry-st-{os.getpid()}"
     binds = {
@@ -188,6 +198,7 @@ def appliance(rootfs: Path, wheelhouse: Path, collabry_wheel: Path, system_logs:
         str(wheelhouse): "/mnt/wheelhouse",
         str(collabry_wheel): "/mnt/wheels",
         str(ferretdb): "/mnt/ferretdb",
+        str(extensions): "/mnt/database-extensions.tar.gz",
     }
     machine = Machine(name, rootfs, workdir, binds)
     try:
@@ -211,6 +222,7 @@ def install(machine: Machine) -> str:
     command = ["/mnt/src/deploy/install.sh", "--no-start", "--no-apt", "--prefix", PREFIX]
     command += ["--replicas", str(len(PORTS)), "--base-port", str(PORTS[0])]
     command += ["--wheelhouse", "/mnt/wheelhouse", "--wheelhouse", "/mnt/wheels", "--ferretdb-bin", "/mnt/ferretdb"]
+    command += ["--database-extensions", "/mnt/database-extensions.tar.gz"]
     return machine.run_offline(command)
 
 

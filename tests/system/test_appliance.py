@@ -92,7 +92,7 @@ def test_uninstall_keeps_data_unless_purged(appliance: Machine) -> None:
     appliance.succeed(
         "test -s /etc/collabry/secrets/jwt-secret",
         "test -d /var/lib/collabry",
-        "test -d /var/lib/private/ferretdb || test -d /var/lib/ferretdb",
+        "test -s /var/lib/private/collabry-postgresql/data/PG_VERSION",
     )
     appliance.succeed("systemctl is-active nginx redis-server")
     appliance.succeed("/mnt/src/deploy/uninstall.sh --purge")
@@ -100,7 +100,7 @@ def test_uninstall_keeps_data_unless_purged(appliance: Machine) -> None:
 
 
 def test_first_install_on_a_running_host_starts_everything(appliance: Machine) -> None:
-    """The installer on a booted host (after the purge above): starts Redis, FerretDB, the units
+    """The installer on a booted host (after the purge above): starts Redis, the database, the units
     and nginx itself and returns once every gateway is ready."""
     appliance.succeed(
         "/mnt/src/deploy/install.sh --no-apt --wheelhouse /mnt/wheelhouse --wheelhouse /mnt/wheels "

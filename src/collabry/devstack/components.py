@@ -156,22 +156,8 @@ def redis(port: int, data_dir: Path, *, appendonly: bool = False) -> Process:
 
 
 PG_BIN = Path(os.environ.get("COLLABRY_PG_BINDIR") or "/usr/lib/postgresql/15/bin")
-# The extensions DocumentDB needs loaded at start; pg_cron runs its jobs in this database.
-PG_SETTINGS = {
-    "shared_preload_libraries": "'pg_cron,pg_documentdb_core,pg_documentdb'",
-    "cron.database_name": "'postgres'",
-    "listen_addresses": "''",  # unix socket only
-    "max_connections": "200",
-    # pg_cron runs DocumentDB's background jobs (index builds, TTL) in background workers, so it
-    # needs no connection through the socket and no password.
-    "cron.use_background_workers": "on",
-    "max_worker_processes": "32",
-    "shared_buffers": "'128MB'",
-    "fsync": "on",
-    "log_min_messages": "warning",
-    "log_min_error_statement": "panic",  # statements can carry personal data: never log them
-    "logging_collector": "off",
-}
+# The server settings hosts use too (deploy/collabry-postgresql-setup appends the same file).
+PG_CONF = Path(__file__).resolve().parents[3] / "deploy" / "postgresql.conf"
 
 
 def _unprivileged(argv: list[str]) -> list[str]:
@@ -227,9 +213,8 @@ class Postgres:
             raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as fh:
-            fh.write("\n# collabry\n")
-            for key, value in PG_SETTINGS.items():
-                fh.write(f"{key} = {value}\n")
+            fh.write("\n" + PG_CONF.read_text())
+            fh.write("listen_addresses = ''\n")  # the unix socket only
             fh.write(f"unix_socket_directories = '{self.socket_dir}'\n")
             fh.write("unix_socket_permissions = 0700\n")
             # DocumentDB connects back to itself for some commands (createIndexes on a non-empty
