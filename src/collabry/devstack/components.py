@@ -21,6 +21,12 @@ from pathlib import Path
 NGINX_DIR = Path(__file__).resolve().parents[3] / "nginx"
 
 
+def web_root() -> Path:
+    """The built web front end nginx serves at / (scripts/build-frontend.sh; COLLABRY_WEB_ROOT overrides)."""
+    explicit = os.environ.get("COLLABRY_WEB_ROOT")
+    return Path(explicit) if explicit else NGINX_DIR.parent / "frontend" / "dist"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "collabry"
 
@@ -332,6 +338,7 @@ def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], cli
         "@API_SERVERS@": servers,
         "@SOCKETIO_SERVERS@": servers,
         "@CLIENT_MAX_BODY@": client_max_body,
+        "@WEB_ROOT@": str(web_root()),
     }.items():
         text = text.replace(key, value)
     conf = prefix / "nginx.conf"

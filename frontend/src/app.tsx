@@ -1,0 +1,101 @@
+import { useEffect, useState } from "preact/hooks";
+import { logout, restore, session } from "./api/client";
+import { pendingAnswer } from "./api/sse";
+import type { User } from "./api/types";
+import { connectSocket, disconnectSocket } from "./realtime";
+import { match, navigate, usePath } from "./router";
+import { AuthPage } from "./ui/Auth";
+import { BillingPage } from "./ui/Billing";
+import { BoardPage, BoardsPage } from "./ui/Boards";
+import { NotebookPage } from "./ui/Notebook";
+import { NotebooksPage } from "./ui/Notebooks";
+import { PlannerPage } from "./ui/Planner";
+import { Shell } from "./ui/Shell";
+
+export function App() {
+  const path = usePath();
+  const [user, setUser] = useState<User | null>(null);
+  const [ready, setReady] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  useEffect(() => {
+    restore().then((u) => {
+      setUser(u);
+      setReady(true);
+    });
+    return session.subscribe((token, reason) => {
+      if (token === null && reason === "expired") {
+        setUser(null);
+        setNotice("Your session has ended. Sign in again.");
+      }
+    });
+  }, []);
+
+  useEffect(() => {
+    if (!user) return;
+    const socket = connectSocket();
+    const revoked = () => {
+      session.clear();
+      setUser(null);
+      setNotice("You were signed out everywhere.");
+    };
+    socket.on("session_revoked", revoked);
+    return () => {
+      socket.off("session_revoked", revoked);
+      disconnectSocket();
+    };
+  }, [user]);
+
+  if (!ready) return <p class="boot">Loading Collabry…</p>;
+
+  if (!user) {
+    const mode = path === "/register" ? "register" : "login";
+    return (
+      <>
+        {notice && (
+          <p class="banner" role="status">
+            {notice}
+          </p>
+        )}
+        <AuthPage
+          mode={mode}
+          onSignedIn={(u) => {
+            setNotice(null);
+            setUser(u);
+            if (path === "/login" || path === "/register" || path === "/") navigate("/notebooks", true);
+          }}
+        />
+      </>
+    );
+  }
+
+  const signOut = async () => {
+    pendingAnswer.clear();
+    try {
+      await logout();
+    } finally {
+      setUser(null);
+      navigate("/login");
+    }
+  };
+
+  let page;
+  let params: Record<string, string> | null;
+  if ((params = match("/notebooks/:id", path))) page = <NotebookPage id={params.id} tab="sources" />;
+  else if ((params = match("/notebooks/:id/:tab", path)))
+    page = <NotebookPage id={params.id} tab={params.tab as "sources" | "chat" | "study"} />;
+  else if ((params = match("/boards/:id", path))) page = <BoardPage id={params.id} user={user} />;
+  else if (path === "/boards") page = <BoardsPage />;
+  else if (path === "/planner") page = <PlannerPage />;
+  else if (path === "/billing") page = <BillingPage user={user} />;
+  else {
+    if (path !== "/notebooks") navigate("/notebooks", true);
+    page = <NotebooksPage />;
+  }
+
+  return (
+    <Shell user={user} path={path} onSignOut={signOut}>
+      {page}
+    </Shell>
+  );
+}
