@@ -10,10 +10,12 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 up: bootstrap
+	@scripts/build-frontend.sh
 	@exec $(VENV)/bin/collabry dev up
 
 test:
 	@scripts/bootstrap.sh --test
+	@scripts/build-frontend.sh
 	@scripts/test.sh
 
 lint:

@@ -33,6 +33,8 @@ if [ "$WITH_TEST" = 1 ]; then
   command -v cmake >/dev/null || packages+=(cmake)
   command -v ip >/dev/null || packages+=(iproute2)
   command -v shellcheck >/dev/null || packages+=(shellcheck)
+  # browser tests (tests/browser): Debian's Chromium, driven by Playwright; no browser downloads
+  [ -x /usr/bin/chromium ] || packages+=(chromium)
 fi
 command -v cmake >/dev/null || packages+=(cmake)
 command -v gcc >/dev/null || packages+=(build-essential)

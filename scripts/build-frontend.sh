@@ -29,6 +29,13 @@ if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 19 ]; }; then
 fi
 
 cd "$FRONT"
+# node_modules (also what the unit tests run with) follows the lockfile
+lock=$(sha256sum package-lock.json | cut -c1-16)
+if [ "$(cat node_modules/.collabry-lock 2>/dev/null)" != "$lock" ]; then
+  say "installing the locked npm packages (npm ci)"
+  npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+  echo "$lock" > node_modules/.collabry-lock
+fi
 stamp=$({
   echo "$node_version"
   cat package.json package-lock.json .npmrc index.html vite.config.ts tsconfig.json
@@ -38,12 +45,6 @@ if [ "${1:-}" != "--force" ] && [ -f "$DIST/index.html" ] && [ "$(cat "$DIST/.bu
   exit 0
 fi
 
-lock=$(sha256sum package-lock.json | cut -c1-16)
-if [ "$(cat node_modules/.collabry-lock 2>/dev/null)" != "$lock" ]; then
-  say "installing the locked npm packages (npm ci)"
-  npm ci --prefer-offline --no-audit --no-fund --loglevel=error
-  echo "$lock" > node_modules/.collabry-lock
-fi
 say "building the web front end"
 npm run --silent build -- --logLevel warn
 echo "$stamp" > "$DIST/.build-stamp"
