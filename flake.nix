@@ -43,6 +43,10 @@
             ];
           };
         }
+        # the built web front end (frontend/), served by the module's nginx at /
+        // lib.optionalAttrs (builtins.pathExists ./nix/frontend.nix) {
+          frontend = pkgs.callPackage ./nix/frontend.nix { };
+        }
       );
 
       # `imports = [ collabry.nixosModules.default ];` then `services.collabry.enable = true;`.

@@ -9,6 +9,10 @@ in
 {
   imports = [ ./module.nix ];
   services.collabry.package = lib.mkDefault (packagesFor pkgs.stdenv.hostPlatform.system).default;
+  # the web front end, once the flake builds one (nix/frontend.nix)
+  services.collabry.frontend.package = lib.mkDefault (
+    (packagesFor pkgs.stdenv.hostPlatform.system).frontend or null
+  );
   services.collabry.database = {
     postgresqlPackage = lib.mkDefault database.postgresql;
     extensions = lib.mkDefault database.extensions;

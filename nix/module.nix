@@ -132,10 +132,19 @@ let
   ferretdbCfg = config.services.ferretdb;
   ferretdbListen = ferretdbCfg.settings.FERRETDB_LISTEN_ADDR or "127.0.0.1:27017";
   ferretdbOnLoopback = builtins.match "(127[.][0-9.]+|localhost|[[]::1[]]):[0-9]+" ferretdbListen != null;
-  # The PostgreSQL database that holds the DocumentDB extension (and pg_cron's jobs), and the role
-  # FerretDB connects as (peer authentication: FerretDB's unit runs as user `ferretdb`).
-  pgDatabase = "ferretdb";
+  # deploy/postgresql.conf: the database settings Debian hosts use (preloaded libraries, the
+  # database holding the extension and pg_cron's jobs, pg_cron in background workers, limits).
+  pgConf = facts.postgresqlSettings;
+  pgPreload = pgConf.shared_preload_libraries or [
+    "pg_cron"
+    "pg_documentdb_core"
+    "pg_documentdb"
+  ];
+  pgDatabase = pgConf."cron.database_name" or "postgres";
+  # The role FerretDB connects as, over the unix socket with peer authentication: FerretDB's unit
+  # runs as user `ferretdb`; DocumentDB's connections back to the server come from `postgres`.
   pgRole = "ferretdb";
+  pgSocketDir = "/run/postgresql";
   useLocalRedis = anyProcess && cfg.redis.createLocally;
   redisServer = config.services.redis.servers.collabry;
   localDeps = optional useLocalDb "ferretdb.service" ++ optional useLocalRedis "redis-collabry.service";
@@ -261,6 +270,17 @@ in
 {
   options.services.collabry = {
     enable = mkEnableOption "Collabry, the collaborative AI-assisted study platform";
+
+    frontend.package = mkOption {
+      type = types.nullOr types.package;
+      default = null;
+      defaultText = literalExpression "null (the flake's module: the built web front end, nix/frontend.nix)";
+      description = ''
+        The built web front end (its `index.html` and `assets/`), served by nginx at `/` as the
+        virtual host's `root` (nginx/locations.conf holds the rules for `/` and `/assets/`).
+        `null`: no front end on this host, only the API.
+      '';
+    };
 
     package = mkOption {
       type = types.package;
@@ -733,7 +753,10 @@ in
             }.";
           }
           {
-            assertion = !(lib.any (k: lib.elem k secretEnvNames) (builtins.attrNames cfg.settings));
+            # (a managed name that is also a secret's, COLLABRY_REDIS_URL, is reported below)
+            assertion = !(lib.any (k: lib.elem k secretEnvNames && !(managedSettings ? ${k})) (
+              builtins.attrNames cfg.settings
+            ));
             message = "services.collabry.settings must not carry secrets or secret file paths; use jwtSecretFile, serviceTokenFile, webhookSecretFile, llm.apiKeyFile, database.uriFile, redis.urlFile.";
           }
           {
@@ -880,17 +903,32 @@ in
           lib.mkOverride 999 cfg.database.postgresqlPackage
         );
         extensions = cfg.database.extensions;
-        settings = {
-          shared_preload_libraries = [
-            "pg_cron"
-            "pg_documentdb_core"
-            "pg_documentdb"
-          ];
-          "cron.database_name" = pgDatabase;
-        };
+        settings =
+          lib.mapAttrs (_: lib.mkDefault) (
+            builtins.removeAttrs pgConf [
+              "shared_preload_libraries"
+              "cron.database_name"
+            ]
+          )
+          // {
+            shared_preload_libraries = pgPreload;
+            "cron.database_name" = pgDatabase;
+            # DocumentDB connects back to the server for some work: through the socket
+            "documentdb.localhost_connection_string" = lib.mkDefault "host=${pgSocketDir}";
+          };
+        # before services.postgresql's own `local all all peer`: FerretDB's user and the server's
+        # own user may log in as the FerretDB role
+        authentication = ''
+          local ${pgDatabase} ${pgRole} peer map=collabry-ferretdb
+        '';
+        identMap = ''
+          collabry-ferretdb ferretdb ${pgRole}
+          collabry-ferretdb postgres ${pgRole}
+        '';
       };
 
-      # The extension and FerretDB's role, created once by the PostgreSQL superuser; later starts
+      # The extension and FerretDB's role (a superuser, as on Debian hosts: DocumentDB's API needs
+      # more than its admin role grants), created once by the PostgreSQL superuser; later starts
       # change nothing. Independent of services.postgresql's ensure* machinery, whose unit layout
       # differs between NixOS releases.
       systemd.services.collabry-documentdb = {
@@ -921,15 +959,14 @@ in
           CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;
           DO $do$ BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${pgRole}') THEN
-              CREATE ROLE "${pgRole}" LOGIN;
+              CREATE ROLE "${pgRole}" LOGIN SUPERUSER;
             END IF;
           END $do$;
-          GRANT documentdb_admin_role TO "${pgRole}";
           SQL
         '';
       };
 
-      services.ferretdb.settings.FERRETDB_POSTGRESQL_URL = "postgres://${pgRole}@/${pgDatabase}?host=/run/postgresql";
+      services.ferretdb.settings.FERRETDB_POSTGRESQL_URL = "postgres://${pgRole}@/${pgDatabase}?host=${pgSocketDir}";
       systemd.services.ferretdb = {
         requires = [ "collabry-documentdb.service" ];
         after = [ "collabry-documentdb.service" ];
@@ -1006,6 +1043,8 @@ in
         };
         virtualHosts.${cfg.nginx.domain} = {
           inherit (cfg.nginx) enableACME forceSSL;
+          # nginx/locations.conf's `location /` and `/assets/` serve files from the server's root
+          root = mkIf (cfg.frontend.package != null) cfg.frontend.package;
           extraConfig = ''
             client_max_body_size ${cfg.nginx.clientMaxBodySize};
 

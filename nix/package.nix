@@ -18,6 +18,13 @@ let
   models = callPackage ./models.nix { };
   fs = lib.fileset;
 
+  # Units of systemd/ for Debian hosts' database; NixOS runs services.postgresql and
+  # services.ferretdb instead, so the package does not ship them.
+  databaseUnits = [
+    "collabry-postgresql.service"
+    "ferretdb.service"
+  ];
+
   # pip distribution name -> nixpkgs attribute, where they differ. The one mapping in the project:
   # PyPI's `faiss-cpu` wheel is nixpkgs' `faiss` (built from pkgs.faiss with pythonSupport).
   pipToNix = {
@@ -103,6 +110,7 @@ python3Packages.buildPythonApplication {
     # The appliance's own units, as deploy/install.sh selects them (the database units of systemd/
     # are for Debian hosts; NixOS has services.postgresql and services.ferretdb).
     for unit in systemd/collabry* systemd/system-collabry.slice; do
+      case " ${toString databaseUnits} " in *" $(basename "$unit") "*) continue ;; esac
       install -m 0644 "$unit" $out/lib/systemd/system/
     done
     for conf in nginx/*.conf; do

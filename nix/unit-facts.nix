@@ -4,6 +4,7 @@
 {
   systemdDir ? ../systemd,
   nginxDir ? ../nginx,
+  deployDir ? ../deploy,
 }:
 let
   lines = text: builtins.filter builtins.isString (builtins.split "\n" text);
@@ -39,6 +40,40 @@ let
   # nginx/http.conf defines $connection_upgrade, which NixOS's nginx module defines as well.
   upgradeMapRegex = "map[[:space:]]+[$]http_upgrade[[:space:]]+[$]connection_upgrade[[:space:]]*[{][^}]*[}][[:space:]]*";
   httpConf = builtins.readFile (nginxDir + "/http.conf");
+
+  # deploy/postgresql.conf, the database settings a Debian host appends to its postgresql.conf:
+  # `name = value` lines (comments and blank lines skipped); quoted values lose their quotes,
+  # integers become numbers, shared_preload_libraries a list.
+  postgresqlConfFile = deployDir + "/postgresql.conf";
+  confLine = builtins.match "[[:space:]]*([A-Za-z_][A-Za-z0-9_.]*)[[:space:]]*=[[:space:]]*('[^']*'|[^'#[:space:]]+)[[:space:]]*(#.*)?";
+  confValue =
+    name: raw:
+    let
+      quoted = builtins.match "'(.*)'" raw;
+      v = if quoted == null then raw else builtins.head quoted;
+    in
+    if name == "shared_preload_libraries" then
+      builtins.filter (x: x != "") (
+        map (x: builtins.head (builtins.match "[[:space:]]*([^[:space:]]*)[[:space:]]*" x)) (
+          builtins.filter builtins.isString (builtins.split "," v)
+        )
+      )
+    else if quoted == null && builtins.match "[0-9]+" v != null then
+      builtins.fromJSON v
+    else
+      v;
+  postgresqlSettings =
+    if builtins.pathExists postgresqlConfFile then
+      builtins.listToAttrs (
+        map (
+          m: {
+            name = builtins.elemAt m 0;
+            value = confValue (builtins.elemAt m 0) (builtins.elemAt m 1);
+          }
+        ) (builtins.filter (m: m != null) (map confLine (lines (builtins.readFile postgresqlConfFile))))
+      )
+    else
+      { };
 in
 {
   inherit unitFiles;
@@ -50,4 +85,5 @@ in
   inherit httpConf;
   upgradeMapCount = (builtins.length (builtins.split upgradeMapRegex httpConf) - 1) / 2;
   locationsConf = builtins.readFile (nginxDir + "/locations.conf");
+  inherit postgresqlSettings;
 }

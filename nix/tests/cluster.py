@@ -5,8 +5,11 @@ import time
 
 start_all()
 
-with subtest("the backend host serves the engine and the local model"):
+with subtest("the backend host serves the engine, the local model and the database"):
     db.wait_for_unit("collabry.target")
+    db.wait_for_unit("postgresql.service")
+    db.wait_for_unit("ferretdb.service")
+    db.succeed("sudo -u postgres psql -X -tA -d postgres -c 'SELECT extname FROM pg_extension' | grep -qx documentdb")
     db.wait_for_unit("collabry-engine.service")
     db.wait_for_unit("collabry-llm.service")
     db.wait_until_succeeds("curl -fsS -m 5 http://127.0.0.1:8100/ready", timeout=300)
@@ -17,7 +20,7 @@ with subtest("each app host runs a ready gateway and the worker timer, and nothi
         app.wait_for_unit("collabry-gateway@8001.service")
         app.wait_until_succeeds("curl -fsS -m 5 http://127.0.0.1:8001/ready", timeout=300)
         app.succeed("systemctl is-active collabry-worker.timer")
-        app.fail("systemctl is-active collabry-engine.service ferretdb.service redis-collabry.service")
+        app.fail("systemctl is-active collabry-engine.service ferretdb.service postgresql.service redis-collabry.service")
 
 with subtest("the engine, the database, Redis and the gateways answer their peers only"):
     proxy.wait_for_unit("nginx.service")

@@ -25,6 +25,21 @@ with subtest("the units are the shipped ones, with the module's drop-ins"):
     machine.succeed("ss -Htln | grep -q '127.0.0.1:27017'")
     machine.fail("ss -Htln | grep -q ':6379'")
 
+with subtest("the database: FerretDB v2 on PostgreSQL with the DocumentDB extension set"):
+    machine.wait_for_unit("postgresql.service")
+    machine.succeed("systemctl is-active collabry-documentdb.service ferretdb.service")
+    psql = "sudo -u postgres psql -X -tA -d postgres -c"
+    extensions = machine.succeed(f"{psql} 'SELECT extname FROM pg_extension ORDER BY 1'").split()
+    for name in ("documentdb", "documentdb_core", "pg_cron", "vector", "postgis", "rum", "tsm_system_rows"):
+        assert name in extensions, extensions
+    preload = machine.succeed(f"{psql} 'SHOW shared_preload_libraries'").strip()
+    assert preload.split(",")[:3] == ["pg_cron", "pg_documentdb_core", "pg_documentdb"], preload
+    assert machine.succeed(f"{psql} 'SHOW cron.database_name'").strip() == "postgres"
+    assert "-ferretdb-2.5.0/bin/ferretdb" in machine.succeed("systemctl show -p ExecStart ferretdb.service")
+    assert machine.succeed(f"{psql} \"SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ferretdb'\"").strip() == "t"
+    # PostgreSQL listens on loopback and its socket only
+    machine.fail("ss -Htln | grep ':5432' | grep -v -e '127.0.0.1:5432' -e '\\[::1\\]:5432'")
+
 with subtest("health, register and login through nginx"):
     account = scenarios.register_and_login(machine)
     token = account["token"]

@@ -49,6 +49,10 @@ SECRET_OPTIONS = {
     "redis-url": "redis.urlFile",
 }
 
+# Secrets the module passes to a unit that is not collabry's: the URL of an external PostgreSQL
+# with DocumentDB, a credential of ferretdb.service.
+DATABASE_SECRET_OPTIONS = {"postgresql-url": "database.postgresqlUrlFile"}
+
 # Metrics the alerts and the dashboard use that no process exports yet.
 PENDING_METRICS: set[str] = set()
 
@@ -179,7 +183,11 @@ def test_package_fills_every_placeholder_of_the_shipped_files() -> None:
     """The package installs systemd/collabry* and nginx/*.conf with their @PLACEHOLDERS@ filled;
     one it does not know would fail the build (it checks), so it must be listed here first."""
     package = (NIX_DIR / "package.nix").read_text()
-    shipped = [*sorted((REPO / "systemd").glob("collabry*")), REPO / "systemd/system-collabry.slice"]
+    package_text = package
+    database_units = set(re.findall(r'"([\w@.-]+\.service)"', package_text[package_text.index("databaseUnits") :].split("];")[0]))
+    assert "collabry-postgresql.service" in database_units or not (REPO / "systemd/collabry-postgresql.service").exists()
+    shipped = [p for p in sorted((REPO / "systemd").glob("collabry*")) if p.name not in database_units]
+    shipped.append(REPO / "systemd/system-collabry.slice")
     shipped += sorted((REPO / "nginx").glob("*.conf"))
     placeholders = {m for f in shipped for m in re.findall(r"@[A-Z][A-Z0-9_]*@", f.read_text())}
     for placeholder in placeholders:
@@ -277,7 +285,10 @@ def test_module_knows_every_credential_a_unit_loads(facts: dict[str, Any]) -> No
 def test_secret_options_are_files_passed_with_load_credential() -> None:
     module = MODULE.read_text()
     secret_typed = re.findall(r"(\w+) = mkOption \{\s*type = types\.nullOr secretPath;", module)
-    assert sorted(secret_typed) == sorted(o.rsplit(".", 1)[-1] for o in SECRET_OPTIONS.values())
+    options = {**SECRET_OPTIONS, **DATABASE_SECRET_OPTIONS}.values()
+    assert sorted(secret_typed) == sorted(o.rsplit(".", 1)[-1] for o in options)
+    assert 'LoadCredential = [ "postgresql-url:${cfg.database.postgresqlUrlFile}" ];' in module
+    assert "cfg.database.postgresqlUrlFile != null -> !(isStorePath cfg.database.postgresqlUrlFile)" in module
     # any option named *File is a secret path, never types.path (a path literal lands in the store)
     for name in re.findall(r"(\w+File) = mkOption \{", module):
         assert name in secret_typed, f"{name} is not typed secretPath"
@@ -291,7 +302,7 @@ def test_secret_options_are_files_passed_with_load_credential() -> None:
     managed = module[module.index("managedSettings = {") : module.index("secretEnvNames =")]
     for option in SECRET_OPTIONS.values():
         assert f"cfg.{option}" not in managed
-    assert "!(lib.any (k: lib.elem k secretEnvNames)" in module
+    assert "!(lib.any (k: lib.elem k secretEnvNames && !(managedSettings ? ${k}))" in module
     assert "EnvironmentFile" not in module.replace("-p EnvironmentFile=${envFilePath}", "")
 
 

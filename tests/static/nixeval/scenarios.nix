@@ -127,7 +127,7 @@ in
       settings.COLLABRY_LLM_MAX_TOKENS = 400;
     };
     services.ferretdb.settings.FERRETDB_LISTEN_ADDR = lib.mkForce "0.0.0.0:27017";
-    systemd.services.ferretdb.serviceConfig.IPAddressAllow = lib.mkForce [ "localhost" "192.168.1.2" "192.168.1.3" ];
+    systemd.services.ferretdb.serviceConfig.IPAddressAllow = [ "localhost" "192.168.1.2" "192.168.1.3" ];
     services.redis.servers.collabry = { port = 6379; bind = "0.0.0.0"; settings.protected-mode = "no"; };
     systemd.services.redis-collabry.serviceConfig = {
       IPAddressDeny = "any";
@@ -173,4 +173,14 @@ in
       extensions = ps: [ ps.postgis ];
     };
   };
+  # the web front end at / (the flake's module sets frontend.package to nix/frontend.nix's build)
+  frontend =
+    { pkgs, ... }:
+    {
+      services.collabry = {
+        enable = true;
+        nginx.domain = "study.example.org";
+        frontend.package = pkgs.runCommand "collabry-frontend-0.1.0" { } "";
+      } // secrets;
+    };
 }
