@@ -4,7 +4,7 @@
 #   uninstall.sh [--prefix /opt/collabry] [--purge]
 #
 # Stops and removes the units, the nginx site, the Redis include and the program (PREFIX).
-# Keeps the data and the secrets (/var/lib/collabry, the database in /var/lib/private/collabry-postgresql, /etc/collabry, Redis'
+# Keeps the data and the secrets (/var/lib/collabry, the database in /var/lib/collabry-postgresql, /etc/collabry, Redis'
 # own data) unless --purge is given, which also removes those and the collabry user.
 set -euo pipefail
 
@@ -82,11 +82,11 @@ if [[ -d $PREFIX ]]; then rm -rf --one-file-system "${PREFIX:?}"; say "removed $
 rm -f "$CONF_DIR/install.conf"
 
 if ((PURGE)); then
-  rm -rf --one-file-system "$STATE_DIR" /var/lib/private/collabry "$CONF_DIR" /var/lib/ferretdb /var/lib/private/ferretdb /var/lib/private/collabry-postgresql
+  rm -rf --one-file-system "$STATE_DIR" /var/lib/private/collabry "$CONF_DIR" /var/lib/ferretdb /var/lib/private/ferretdb /var/lib/collabry-postgresql
   getent passwd collabry >/dev/null && userdel collabry 2>/dev/null || true
   getent group collabry >/dev/null && groupdel collabry 2>/dev/null || true
   say "purged data, settings, secrets and the collabry user"
 else
-  say "kept $STATE_DIR, the database (/var/lib/private/collabry-postgresql, /var/lib/private/ferretdb) and $CONF_DIR (remove them with --purge)"
+  say "kept $STATE_DIR, the database (/var/lib/collabry-postgresql, /var/lib/private/ferretdb) and $CONF_DIR (remove them with --purge)"
 fi
 say "done"

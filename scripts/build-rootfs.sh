@@ -18,8 +18,9 @@ PACKAGES=(
   postgresql-15 postgresql-15-rum postgresql-15-postgis-3
 )
 MIRROR=${COLLABRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${COLLABRY_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # Bump when the post-install setup below changes.
-SETUP_VERSION=1
+SETUP_VERSION=2
 
 CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/collabry
 key=$({ printf '%s\n' "$SUITE" "$VARIANT" "setup=$SETUP_VERSION"; printf '%s\n' "${PACKAGES[@]}" | LC_ALL=C sort; } \
@@ -63,6 +64,12 @@ start=$SECONDS
 echo "build-rootfs: debootstrap $SUITE ($VARIANT) into $tmp" >&2
 include=$(IFS=,; echo "${PACKAGES[*]}")
 debootstrap --variant="$VARIANT" --include="$include" "$SUITE" "$tmp" "$MIRROR" >&2
+# The point release and security updates, as on a maintained host: extensions built on the host
+# against PostgreSQL's newest minor release need its symbols.
+printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
+  "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "$SECURITY_MIRROR" "$SUITE" >"$tmp/etc/apt/sources.list"
+chroot "$tmp" apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get -y -qq upgrade >&2
 
 # Container setup: no fstab entries, a fixed hostname and machine id left empty (systemd
 # creates a transient one at boot), no services that make no sense in a test container.

@@ -92,7 +92,7 @@ def test_uninstall_keeps_data_unless_purged(appliance: Machine) -> None:
     appliance.succeed(
         "test -s /etc/collabry/secrets/jwt-secret",
         "test -d /var/lib/collabry",
-        "test -s /var/lib/private/collabry-postgresql/data/PG_VERSION",
+        "test -s /var/lib/collabry-postgresql/data/PG_VERSION",
     )
     appliance.succeed("systemctl is-active nginx redis-server")
     appliance.succeed("/mnt/src/deploy/uninstall.sh --purge")
