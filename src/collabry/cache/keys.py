@@ -38,8 +38,5 @@ class Keys:
         """Hash: socket id -> expiry time, for every connected socket of a user on any replica."""
         return f"{self.prefix}sockets:{user_id}"
 
-    def index_writer(self, user_id: str) -> str:
-        return f"{self.prefix}index-writer:{user_id}"
-
     def lease(self, name: str) -> str:
         return f"{self.prefix}lease:{name}"

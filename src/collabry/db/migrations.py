@@ -1,97 +1,33 @@
-"""Every index the application needs, created in one place (`collabry migrate`, and at start).
+"""The migrate step (`collabry migrate`, and at the start of every process): creates every index
+declared in ``indexes.INDEXES``, brings documents of an older schema up to date (``upgrade``) and
+records the schema version.
 
-Idempotent: creating an index that exists with the same options is a no-op. Other modules
-register their indexes here, so there is one list to read.
+Idempotent: creating an index that exists with the same options is a no-op, and the upgrade can
+run again (or in two processes at once) with the same result.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from pymongo.errors import DuplicateKeyError
 
 from .client import Database, utcnow
+from .indexes import INDEXES, Index
+from .upgrade import fold_schema_1, needs_fold
+
+__all__ = ["INDEXES", "SCHEMA_VERSION", "Index", "migrate"]
 
 log = structlog.get_logger("collabry.migrate")
 
-SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Index:
-    collection: str
-    keys: list[tuple[str, int]]
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-INDEXES: list[Index] = [
-    Index("users", [("email", 1)], {"unique": True, "name": "email_unique"}),
-    Index("refresh_tokens", [("family_id", 1)], {"name": "family"}),
-    # one child per token: the single-use guarantee of refresh rotation (see auth/refresh.py).
-    # Partial: a family's first token has no parent, and a unique index counts a missing field as
-    # null, so a plain one would admit a single family.
-    Index(
-        "refresh_tokens",
-        [("parent", 1)],
-        {"unique": True, "name": "parent_unique", "partialFilterExpression": {"parent": {"$exists": True}}},
-    ),
-    Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
-    Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
-    Index("auth_revocations", [("expires_at", 1)], {"name": "expires"}),
-    Index("auth_sessions", [("expires_at", 1)], {"name": "expires"}),
-    # board documents: a board's updates in insertion order (realtime/boards.py)
-    Index("board_updates", [("board_id", 1), ("_id", 1)], {"name": "board_order"}),
-    Index("board_snapshots", [("board_id", 1), ("version", -1)], {"name": "board_latest"}),
-    # worker ledger: catch-up planning, `worker status`, retention
-    Index("job_runs", [("job", 1), ("slot_at", -1)], {"name": "job_slot"}),
-    Index("job_runs", [("started_at", -1)], {"name": "started"}),
-    Index("job_claims", [("created_at", 1)], {"name": "created"}),
-    # engine: chunk vectors by user and vector id, by source version, and in reading order
-    Index("chunks", [("user_id", 1), ("seq", 1)], {"unique": True, "name": "user_seq"}),
-    Index("chunks", [("user_id", 1), ("source_id", 1), ("ingest_id", 1)], {"name": "user_source"}),
-    Index("chunks", [("source_id", 1), ("ord", 1)], {"name": "source_order"}),
-    # AI sessions and their messages (engine writes, gateway /api/ai/sessions reads)
-    Index("ai_sessions", [("user_id", 1), ("updated_at", -1)], {"name": "user_recent"}),
-    Index("ai_messages", [("session_id", 1), ("created_at", 1)], {"name": "session_order"}),
-    # study domain (src/collabry/domain): listings, the recycle bin, slots, ledgers, idempotency keys
-    Index("boards", [("owner_id", 1), ("deleted_at", 1)], {"name": "owner_live"}),
-    Index("boards", [("deleted_at", 1)], {"name": "deleted"}),
-    Index("board_members", [("user_id", 1)], {"name": "user"}),
-    Index("board_members", [("board_id", 1), ("created_at", 1)], {"name": "board"}),
-    Index("notebooks", [("user_id", 1), ("deleted_at", 1)], {"name": "user_live"}),
-    Index("notebooks", [("deleted_at", 1)], {"name": "deleted"}),
-    Index("sources", [("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], {"name": "notebook"}),
-    Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
-    Index("usage", [("user_id", 1), ("date", 1), ("kind", 1), ("n", -1)], {"name": "user_day_kind"}),
-    Index("usage", [("date", 1)], {"name": "date"}),
-    Index("storage_ledger", [("user_id", 1), ("seq", -1)], {"name": "user_seq"}),
-    Index("storage_ledger", [("op", 1)], {"unique": True, "name": "op_unique"}),
-    Index("quota_slots", [("user_id", 1), ("kind", 1), ("n", -1)], {"name": "user_kind"}),
-    Index("quota_slots", [("user_id", 1), ("kind", 1), ("resource_id", 1)], {"name": "resource"}),
-    Index("coupon_slots", [("code", 1), ("n", -1)], {"name": "code"}),
-    Index("checkouts", [("key", 1)], {"unique": True, "name": "key_unique"}),
-    Index("checkouts", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
-    Index("subscriptions", [("status", 1), ("current_period_end", 1)], {"name": "status_end"}),
-    Index("invoices", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
-    Index("notifications", [("dedupe_key", 1)], {"unique": True, "name": "dedupe_unique"}),
-    Index("notifications", [("user_id", 1), ("created_at", -1)], {"name": "user_recent"}),
-    Index("notifications", [("user_id", 1), ("read", 1)], {"name": "user_read"}),
-    Index("planner_tasks", [("user_id", 1), ("due_at", 1)], {"name": "user_due"}),
-    Index("planner_tasks", [("done", 1), ("due_at", 1)], {"name": "open_due"}),
-]
-
-
-def register(*indexes: Index) -> None:
-    for index in indexes:
-        if index not in INDEXES:
-            INDEXES.append(index)
+# 2: counters and revocations as conditional updates (DocumentDB), no unit or claim documents
+SCHEMA_VERSION = 2
 
 
 async def migrate(db: Database) -> int:
     for index in INDEXES:
         await db[index.collection].create_index(index.keys, **index.options)
+    if needs_fold(await db["meta"].find_one({"_id": "schema"})):
+        await fold_schema_1(db)
     try:
         await db["meta"].update_one(
             {"_id": "schema"},

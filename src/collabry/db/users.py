@@ -7,6 +7,9 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from .client import Database, iso, new_id, utcnow
+from .queries import Filter, query
+
+COLLECTION = "users"
 
 
 class EmailTaken(Exception):
@@ -27,9 +30,24 @@ def public_user(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@query(COLLECTION, example=("u1",))
+def by_id(user_id: str) -> Filter:
+    return {"_id": user_id}
+
+
+@query(COLLECTION, example=(["u1", "u2"],))
+def by_ids(user_ids: list[str]) -> Filter:
+    return {"_id": {"$in": user_ids}}
+
+
+@query(COLLECTION, example=("a@example.com",))
+def by_email(email: str) -> Filter:
+    return {"email": normalise_email(email)}
+
+
 class UserRepository:
     def __init__(self, db: Database) -> None:
-        self.users = db["users"]
+        self.users = db[COLLECTION]
 
     async def create(self, *, email: str, name: str, password_hash: str, role: str = "user") -> dict[str, Any]:
         doc = {
@@ -48,13 +66,26 @@ class UserRepository:
         return doc
 
     async def by_email(self, email: str) -> dict[str, Any] | None:
-        return await self.users.find_one({"email": normalise_email(email)})
+        return await self.users.find_one(by_email(email))
+
+    async def id_and_name_by_email(self, email: str) -> dict[str, Any] | None:
+        return await self.users.find_one(by_email(email), {"name": 1})
 
     async def by_id(self, user_id: str) -> dict[str, Any] | None:
-        return await self.users.find_one({"_id": user_id})
+        return await self.users.find_one(by_id(user_id))
+
+    async def plan_of(self, user_id: str) -> str:
+        """The user's plan id; ``free`` for a user without one (or no longer known)."""
+        user = await self.users.find_one(by_id(user_id), {"plan": 1})
+        return str(user.get("plan") or "free") if user else "free"
+
+    async def names(self, user_ids: list[str]) -> dict[str, str]:
+        return {u["_id"]: u.get("name", "") async for u in self.users.find(by_ids(user_ids), {"name": 1})}
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self.users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
+        await self.users.update_one(by_id(user_id), {"$set": {"password_hash": password_hash}})
 
     async def set_plan(self, user_id: str, plan: str) -> None:
-        await self.users.update_one({"_id": user_id}, {"$set": {"plan": plan}})
+        await self.users.update_one(by_id(user_id), {"$set": {"plan": plan}})
+
+

@@ -83,12 +83,12 @@ def cmd_coupon_create(args: argparse.Namespace) -> int:
 
 
 def cmd_coupon_list(args: argparse.Namespace) -> int:
-    from . import coupons, slots
+    from . import coupons
 
     async def show(settings: Any, db: Any) -> int:
         for doc in await coupons.list_all(db):
-            used = await slots.count(db["coupon_slots"], {"code": doc["_id"]})
-            print(json.dumps({**coupons.public(doc), "redemptions": used, "createdAt": iso(doc.get("created_at"))}))
+            print(json.dumps({**coupons.public(doc), "redemptions": coupons.redemptions(doc),
+                              "createdAt": iso(doc.get("created_at"))}))
         return 0
 
     return _run(show)

@@ -1,11 +1,8 @@
 """Coupons: a percent off a plan's price, a validity window, a cap on redemptions, once per user,
 optionally only for some plans. Created by an admin (``collabry coupon create``).
 
-Collections:
-- ``coupons`` ``{_id: CODE, percent, valid_from, valid_until, max_redemptions, plans, created_at, created_by}``
-- ``coupon_redemptions`` ``{_id: "<CODE>:<userId>", code, user_id, checkout_id, status: reserved|redeemed,
-  created_at, redeemed_at}`` (the unique ``_id`` is the once-per-user rule)
-- ``coupon_slots`` (see ``slots``): one per redemption, at most ``max_redemptions``.
+Stored by ``db.coupons``: the coupon counts the users holding it (one conditional update against
+``max_redemptions``), and each user's redemption is its own document (once per user).
 A checkout reserves the user's redemption; a later checkout by the same user reuses it until one is
 paid, when it becomes ``redeemed``.
 """
@@ -17,16 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from ..config import Settings
 from ..db.client import Database, iso, utcnow
-from . import policy, slots
+from ..db.coupons import CouponExists, Coupons
+from . import policy
 from .errors import Conflict, Invalid
 from .policy import Actor
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
-UNLIMITED = 10**9  # a coupon without a cap still counts its redemptions in slots
 
 
 def normalise(code: str) -> str:
@@ -42,6 +37,11 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
         "maxRedemptions": doc.get("max_redemptions"),
         "plans": list(doc.get("plans") or []),
     }
+
+
+def redemptions(doc: dict[str, Any]) -> int:
+    """How many users hold the coupon (reserved or redeemed)."""
+    return int(doc.get("redemptions", 0))
 
 
 async def create(
@@ -74,10 +74,9 @@ async def create(
            "max_redemptions": max_redemptions, "plans": sorted(set(plans or ())), "created_at": utcnow(),
            "created_by": who.user_id}
     try:
-        await db["coupons"].insert_one(doc)
-    except DuplicateKeyError:
+        return await Coupons(db).create(doc)
+    except CouponExists:
         raise Conflict(f"coupon {code} exists", code="coupon_exists") from None
-    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,8 @@ async def check(db: Database, user_id: str, code: str, plan_id: str, *, now: dat
     code = normalise(code)
     if not CODE_PATTERN.match(code):
         return Verdict(None, "not_found")
-    coupon = await db["coupons"].find_one({"_id": code})
+    store = Coupons(db)
+    coupon = await store.get(code)
     if coupon is None:
         return Verdict(None, "not_found")
     now = now or utcnow()
@@ -105,11 +105,11 @@ async def check(db: Database, user_id: str, code: str, plan_id: str, *, now: dat
         return Verdict(coupon, "expired")
     if coupon.get("plans") and plan_id not in coupon["plans"]:
         return Verdict(coupon, "plan_not_eligible")
-    mine = await db["coupon_redemptions"].find_one({"_id": f"{code}:{user_id}"})
+    mine = await store.redemption_of(code, user_id)
     if mine is not None:
         return Verdict(coupon, "already_used" if mine.get("status") == "redeemed" else None)
     limit = coupon.get("max_redemptions")
-    if limit is not None and await slots.count(db["coupon_slots"], {"code": code}) >= limit:
+    if limit is not None and redemptions(coupon) >= limit:
         return Verdict(coupon, "exhausted")
     return Verdict(coupon, None)
 
@@ -122,33 +122,23 @@ async def reserve(db: Database, user_id: str, code: str, plan_id: str, checkout_
                       details={"reason": verdict.reason})
     coupon = verdict.coupon
     code = coupon["_id"]
-    key = f"{code}:{user_id}"
-    redemptions = db["coupon_redemptions"]
-    try:
-        await redemptions.insert_one({"_id": key, "code": code, "user_id": user_id, "checkout_id": checkout_id,
-                                      "status": "reserved", "created_at": utcnow(), "redeemed_at": None})
-    except DuplicateKeyError:
+    store = Coupons(db)
+    if not await store.reserve_for(code, user_id, checkout_id):
         # The user already holds it (an earlier unpaid checkout): move it to this checkout.
-        result = await redemptions.update_one({"_id": key, "status": "reserved"},
-                                              {"$set": {"checkout_id": checkout_id}})
-        if not result.matched_count:
+        if not await store.move_reservation(code, user_id, checkout_id):
             raise Invalid("the coupon cannot be used: already_used", code="invalid_coupon",
-                          details={"reason": "already_used"}) from None
+                          details={"reason": "already_used"})
         return coupon
-    limit = coupon.get("max_redemptions") or UNLIMITED
-    if await slots.claim(db["coupon_slots"], f"coupon:{code}", {"code": code}, limit, {"user_id": user_id}) is None:
-        await redemptions.delete_one({"_id": key})
+    if not await store.count_redemption(code, coupon.get("max_redemptions")):
+        await store.drop_reservation(code, user_id)
         raise Invalid("the coupon cannot be used: exhausted", code="invalid_coupon", details={"reason": "exhausted"})
     return coupon
 
 
 async def redeem(db: Database, code: str, user_id: str, checkout_id: str) -> None:
     """The checkout was paid: the reservation becomes a redemption (idempotent)."""
-    await db["coupon_redemptions"].update_one(
-        {"_id": f"{normalise(code)}:{user_id}"},
-        {"$set": {"status": "redeemed", "checkout_id": checkout_id, "redeemed_at": utcnow()}},
-    )
+    await Coupons(db).redeem(normalise(code), user_id, checkout_id)
 
 
 async def list_all(db: Database) -> list[dict[str, Any]]:
-    return await db["coupons"].find({}).sort("created_at", -1).to_list(None)
+    return await Coupons(db).all()

@@ -118,7 +118,7 @@ async def add(
     try:
         if not await storage.reserve(db, who.user_id, source_id, len(data), limits.storage_bytes):
             raise StorageLimit(f"your plan's storage ({limits.storage_bytes} bytes) is full; delete sources or upgrade")
-        undo.append(lambda: storage.release(db, who.user_id, source_id, len(data)))
+        undo.append(lambda: storage.release(db, who.user_id, source_id))
         name = f"{source_id}.{detected.extension}"
         await asyncio.to_thread(_write_file, uploads_dir(settings), name, data)
         undo.append(lambda: asyncio.to_thread(_remove_file, uploads_dir(settings) / name))
@@ -175,7 +175,7 @@ async def purge(db: Database, settings: Settings, engine: SourceEngine, doc: dic
     await engine.delete_source(doc["_id"], doc["user_id"])
     await asyncio.to_thread(_remove_file, file_path(settings, doc))
     await db["sources"].delete_one({"_id": doc["_id"]})
-    await storage.release(db, doc["user_id"], doc["_id"], int(doc.get("size") or 0))
+    await storage.release(db, doc["user_id"], doc["_id"])
 
 
 async def reingest(db: Database, settings: Settings, engine: SourceEngine, doc: dict[str, Any]) -> None:

@@ -1,23 +1,21 @@
 """Daily metering per user and UTC day: AI answers and uploads.
 
 ``consume`` is the only way a unit is spent: it either takes a unit (True) or writes nothing
-(False), and concurrent callers can never take more than ``limit`` units between them (see
-``slots``). ``refund`` gives one back when the work it paid for could not start.
-
-Collection ``usage``: one document per spent unit,
-``{_id: "<user>:<YYYY-MM-DD>:<kind>:<n>", user_id, date, kind, n, at}``, plus one hint document
-``{_id: "<user>:<YYYY-MM-DD>:<kind>:top", user_id, date, kind, n: 0, top}`` per counter.
+(False), and concurrent callers can never take more than ``limit`` units between them: it is one
+conditional update of the day's counter (``db.usage``). ``refund`` gives one back when the work it
+paid for could not start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from ..config import PlanLimits, Settings
 from ..db.client import Database, utcnow
-from . import slots
+from ..db.usage import DailyUsage
+from ..db.users import UserRepository
 
 Kind = Literal["ai", "uploads"]
 KINDS: tuple[Kind, ...] = ("ai", "uploads")
@@ -27,25 +25,18 @@ def today(now: datetime | None = None) -> str:
     return (now or utcnow()).astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _scope(user_id: str, kind: str, date: str) -> tuple[str, dict[str, Any]]:
-    return f"{user_id}:{date}:{kind}", {"user_id": user_id, "date": date, "kind": kind}
-
-
 async def consume(db: Database, user_id: str, kind: str, limit: int, *, date: str | None = None) -> bool:
     """Spend one unit of ``kind`` for today if fewer than ``limit`` are spent; True when spent."""
-    key, scope = _scope(user_id, kind, date or today())
-    return await slots.claim(db["usage"], key, scope, limit) is not None
+    return await DailyUsage(db).take(user_id, date or today(), kind, limit)
 
 
 async def refund(db: Database, user_id: str, kind: str, *, date: str | None = None) -> bool:
     """Give back one unit spent today (the work it paid for did not happen)."""
-    key, scope = _scope(user_id, kind, date or today())
-    return await slots.release_highest(db["usage"], key, scope)
+    return await DailyUsage(db).give_back(user_id, date or today(), kind)
 
 
 async def used(db: Database, user_id: str, kind: str, *, date: str | None = None) -> int:
-    _, scope = _scope(user_id, kind, date or today())
-    return await slots.count(db["usage"], scope)
+    return await DailyUsage(db).used(user_id, date or today(), kind)
 
 
 def daily_limit(limits: PlanLimits, kind: str) -> int:
@@ -57,8 +48,7 @@ def daily_limit(limits: PlanLimits, kind: str) -> int:
 
 
 async def plan_of(db: Database, user_id: str) -> str:
-    user = await db["users"].find_one({"_id": user_id}, {"plan": 1})
-    return str(user.get("plan") or "free") if user else "free"
+    return await UserRepository(db).plan_of(user_id)
 
 
 async def consume_for_plan(db: Database, settings: Settings, user_id: str, kind: str) -> bool:

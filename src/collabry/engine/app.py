@@ -69,7 +69,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=False)
         raise ConfigError("COLLABRY_EMBED_BACKEND", str(exc)) from None
     db = app[DB]
-    index_log = IndexLog(db, redis=app[REDIS], prefix=settings.redis_prefix)
+    index_log = IndexLog(db)
     store = IndexStore(
         index_log, settings.state_dir, model=embedder.model, dim=embedder.dim, memory_budget=settings.index_memory_bytes
     )

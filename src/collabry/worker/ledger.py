@@ -5,12 +5,10 @@ insert fails on the unique ``_id`` and it skips the slot. The winner holds a lea
 it works and records the outcome. A slot whose lease ran out without a finished run (the process
 was killed, the host died) or whose run failed is taken over by a later run.
 
-Every ownership decision is a unique insert, never a conditional update: FerretDB 1.24 applies an
-update as read-modify-write without isolation, so fifty concurrent ``update_one({..., lease_until:
-{$lt: now}})`` calls can all report a match. A takeover of attempt ``n`` therefore inserts
-``{_id: "<job>:<slot>#<n>"}`` into ``job_claims``; the single winner then updates the slot document,
-which from that point only it writes. Attempt markers carry their own lease, so a worker that dies
-between winning a marker and updating the slot does not block the slot forever.
+A takeover is one conditional update of the slot document that matches only the attempt the
+taker read, unfinished and with its lease run out, and moves it to the next attempt: the database
+applies it atomically, so of any number of workers trying at once exactly one gets the attempt,
+and the owner of the old attempt can no longer renew or record it.
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ def owner_name() -> str:
 class JobLedger:
     def __init__(self, db: Database, *, owner: str | None = None) -> None:
         self.runs = db["job_runs"]
-        self.claims = db["job_claims"]
         self.stats = db["job_stats"]
         self.owner = owner or owner_name()
 
@@ -93,46 +90,29 @@ class JobLedger:
         if doc is None or not self._expired(doc, now) or doc["attempt"] >= max_attempts:
             return None
         attempt = int(doc["attempt"]) + 1
-        while attempt <= max_attempts:
-            try:
-                await self.claims.insert_one(
-                    {
-                        "_id": f"{run_id}#{attempt}",
-                        "run_id": run_id,
-                        "job": doc["job"],
-                        "attempt": attempt,
-                        "owner": self.owner,
-                        "lease_until": now + lease,
-                        "created_at": now,
-                    }
-                )
-            except DuplicateKeyError:
-                marker = await self.claims.find_one({"_id": f"{run_id}#{attempt}"})
-                # Its winner is working (or about to record its claim): leave the slot to it.
-                if marker is None or marker["lease_until"] > now:
-                    return None
-                # Its winner died before it could update the slot: the next attempt is open.
-                attempt += 1
-                continue
-            await self.runs.update_one(
-                {"_id": run_id},
-                {
-                    "$set": {
-                        "status": RUNNING,
-                        "attempt": attempt,
-                        "owner": self.owner,
-                        "host": socket.gethostname(),
-                        "lease_until": now + lease,
-                        "started_at": now,
-                        "finished_at": None,
-                        "previous_error": doc.get("error") or ("abandoned" if doc["status"] == RUNNING else None),
-                    }
-                },
-            )
-            if doc["status"] == RUNNING:
-                await self.count_failure(doc["job"])  # the abandoned attempt never recorded itself
-            return Claim(run_id, doc["job"], doc["slot"], doc["slot_at"], attempt, self.owner, doc["status"])
-        return None
+        abandoned = doc["status"] == RUNNING
+        # Matches only the attempt as read here: the owner's own writes match on attempt and owner,
+        # and a record of its outcome changes status or lease, so whatever this sets is still true.
+        taken = await self.runs.update_one(
+            {"_id": run_id, "attempt": doc["attempt"], "status": doc["status"], "lease_until": doc["lease_until"]},
+            {
+                "$set": {
+                    "status": RUNNING,
+                    "attempt": attempt,
+                    "owner": self.owner,
+                    "host": socket.gethostname(),
+                    "lease_until": now + lease,
+                    "started_at": now,
+                    "finished_at": None,
+                    "previous_error": doc.get("error") or ("abandoned" if abandoned else None),
+                }
+            },
+        )
+        if taken.modified_count != 1:
+            return None  # another worker took this attempt over first
+        if abandoned:
+            await self.count_failure(doc["job"])  # the abandoned attempt never recorded itself
+        return Claim(run_id, doc["job"], doc["slot"], doc["slot_at"], attempt, self.owner, doc["status"])
 
     @staticmethod
     def _expired(doc: dict[str, Any], now: datetime) -> bool:
@@ -173,8 +153,6 @@ class JobLedger:
         return result.matched_count == 1
 
     async def count_failure(self, job: str) -> None:
-        # A lost increment is possible on FerretDB when two runs of one job fail at the same
-        # instant; the counter only feeds a metric, so that is acceptable.
         await self.stats.update_one({"_id": job}, {"$inc": {"failures": 1}}, upsert=True)
 
     async def known_slots(self, job: str, since: datetime) -> dict[datetime, dict[str, Any]]:
@@ -204,5 +182,4 @@ class JobLedger:
     async def purge(self, before: datetime) -> int:
         """Forget runs that started before ``before`` (the cleanup job keeps the ledger bounded)."""
         removed = await self.runs.delete_many({"started_at": {"$lt": before}, "lease_until": {"$lt": before}})
-        await self.claims.delete_many({"created_at": {"$lt": before}})
         return removed.deleted_count

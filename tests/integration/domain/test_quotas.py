@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from collabry.domain import storage, usage
+from collabry.db.plan_counts import PlanCounts
+from collabry.domain import policy, quotas, storage, usage
 
 
 async def test_fifty_parallel_ai_consumptions_against_ten_give_exactly_ten(db, alice):
@@ -64,9 +65,9 @@ async def test_storage_ledger_never_overshoots_under_concurrency(db, alice):
     assert await storage.used_bytes(db, alice["id"]) == 900
     granted = [f"s{i}" for i, ok in enumerate(results) if ok]
     # releasing twice counts once
-    await asyncio.gather(*[storage.release(db, alice["id"], granted[0], 300) for _ in range(2)])
+    await asyncio.gather(*[storage.release(db, alice["id"], granted[0]) for _ in range(2)])
     assert await storage.used_bytes(db, alice["id"]) == 600
-    await storage.release(db, alice["id"], "never-reserved", 300)
+    await storage.release(db, alice["id"], "never-reserved")
     assert await storage.used_bytes(db, alice["id"]) == 600
 
 
@@ -88,15 +89,20 @@ async def test_consume_for_plan_follows_the_users_plan(db, alice, settings):
     assert results.count(True) == 50
 
 
-async def test_a_stale_hint_never_lets_the_limit_be_passed(db, alice):
-    key = f"{alice['id']}:{usage.today()}:ai"
-    for _ in range(7):
-        assert await usage.consume(db, alice["id"], "ai", 10)
-    # a lost raise of the hint (two writers at once) leaves it behind the real top
-    await db["usage"].update_one({"_id": f"{key}:top"}, {"$set": {"top": 2}})
-    results = await asyncio.gather(*[usage.consume(db, alice["id"], "ai", 10) for _ in range(10)])
-    assert results.count(True) == 3 and await usage.used(db, alice["id"], "ai") == 10
-    # refunds far below a hint that is too high still find their unit
-    await db["usage"].update_one({"_id": f"{key}:top"}, {"$set": {"top": 500}})
-    assert await usage.refund(db, alice["id"], "ai")
-    assert await usage.used(db, alice["id"], "ai") == 9
+async def test_plan_counts_hold_under_concurrency_and_count_a_resource_once(db, alice):
+    who = await policy.actor(db, alice["id"])
+    limits = {"boards": 3}
+    results = await asyncio.gather(*[
+        PlanCounts(db).take(who.user_id, "boards", f"b{i}", limits["boards"]) for i in range(50)
+    ])
+    assert results.count(True) == 3
+    assert await quotas.held(db, alice["id"], "boards") == 3
+    held = [f"b{i}" for i, ok in enumerate(results) if ok]
+    # the same resource taken again (a repeated restore) is already counted, even when full
+    assert all(await asyncio.gather(*[PlanCounts(db).take(who.user_id, "boards", held[0], 3) for _ in range(10)]))
+    assert await quotas.held(db, alice["id"], "boards") == 3
+    # giving one back twice frees one place
+    await asyncio.gather(*[quotas.give_back(db, alice["id"], "boards", held[0]) for _ in range(5)])
+    assert await quotas.held(db, alice["id"], "boards") == 2
+    assert await PlanCounts(db).take(who.user_id, "boards", "another", 3)
+    assert not await PlanCounts(db).take(who.user_id, "boards", "one-too-many", 3)

@@ -8,23 +8,22 @@
 
 A chunk's ``seq`` is its vector id (the FAISS id), allocated per user from ``next_vid``. Chunks are
 written first and become visible only when their source's ``add`` is committed to the log; the
-commit is a compare-and-set on ``seq`` (one document, so it is atomic on MongoDB and FerretDB
-without transactions). A replica whose index is at sequence L replays log entries after L; if the
+commit is a compare-and-set on ``seq`` and the allocation one ``$inc`` (each a single-document
+update, atomic on DocumentDB and MongoDB without transactions), so concurrent writers on any
+engine replica need no lock. A replica whose index is at sequence L replays log entries after L; if the
 log no longer reaches back to L (or says ``reset``), it reloads the user from ``sources``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
-from redis.asyncio import Redis
 
-from ...cache.keys import Keys
 from ...db.client import Database, utcnow
 
 LOG_KEEP = 200
@@ -78,33 +77,12 @@ def _state(doc: dict[str, Any] | None, user_id: str) -> IndexState:
 
 
 class IndexLog:
-    """A user's index state document: its log of source additions and removals, and vector ids.
+    """A user's index state document: its log of source additions and removals, and vector ids."""
 
-    Writers of one user (vector-id allocation, log commits, on any engine replica) hold a Redis
-    lock: FerretDB 1.24 applies a filtered update as read-modify-write without isolation, so two
-    concurrent compare-and-set commits could both "win" and one log entry would be lost. Without
-    Redis (the offline `collabry index` commands) the caller must be the only writer.
-    """
-
-    LOCK_SECONDS = 30.0
-
-    def __init__(self, db: Database, *, redis: Redis | None = None, prefix: str = "collabry:") -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
         self.states = db[STATE]
         self.chunks = db[CHUNKS]
-        self.redis = redis
-        self.keys = Keys(prefix)
-
-    @contextlib.asynccontextmanager
-    async def _exclusive(self, user_id: str) -> AsyncIterator[None]:
-        if self.redis is None:
-            yield
-            return
-        lock = self.redis.lock(
-            self.keys.index_writer(user_id), timeout=self.LOCK_SECONDS, blocking_timeout=2 * self.LOCK_SECONDS
-        )
-        async with lock:
-            yield
 
     async def head(self, user_id: str) -> tuple[int, str, int]:
         """(seq, model, dim) only: the cheap check done before every search."""
@@ -136,12 +114,11 @@ class IndexLog:
 
     async def allocate(self, user_id: str, count: int) -> int:
         """Reserve ``count`` vector ids; returns the first. Gaps (failed ingestions) are harmless."""
-        async with self._exclusive(user_id):
-            await self._ensure(user_id)
-            doc = await self.states.find_one_and_update(
-                {"_id": user_id}, {"$inc": {"next_vid": count}}, return_document=True
-            )
-            return int(doc["next_vid"]) - count
+        await self._ensure(user_id)
+        doc = await self.states.find_one_and_update(
+            {"_id": user_id}, {"$inc": {"next_vid": count}}, return_document=ReturnDocument.AFTER
+        )
+        return int(doc["next_vid"]) - count
 
     async def commit(
         self,
@@ -157,33 +134,32 @@ class IndexLog:
 
         ``add`` (with ``model``/``dim``) refuses to mix models: ``ModelMismatch``.
         """
-        async with self._exclusive(user_id):
-            await self._ensure(user_id)
-            for _ in range(100):
-                state = await self.state(user_id)
-                sets: dict[str, Any] = {}
-                if op == "add":
-                    if state.model and (state.model != model or state.dim != dim):
-                        raise ModelMismatch(user_id, state.model, state.dim, model or "", dim or 0)
-                    sets.update({f"sources.{source_id}": ingest_id, "model": model, "dim": dim})
-                    unset: dict[str, str] = {}
-                elif op == "remove":
-                    unset = {f"sources.{source_id}": ""}
-                elif op == "reset":
-                    sets.update({"model": model or state.model, "dim": dim or state.dim})
-                    unset = {}
-                else:
-                    raise ValueError(op)
-                seq = state.seq + 1
-                entry = {"seq": seq, "op": op, "source_id": source_id, "ingest_id": ingest_id, "at": utcnow()}
-                sets.update({"seq": seq, "log": [*state.log[-(LOG_KEEP - 1) :], entry]})
-                update: dict[str, Any] = {"$set": sets}
-                if unset:
-                    update["$unset"] = unset
-                result = await self.states.update_one({"_id": user_id, "seq": state.seq}, update)
-                if result.modified_count == 1:
-                    return seq
-            raise RuntimeError(f"index log of {user_id} is too contended")
+        await self._ensure(user_id)
+        for _ in range(100):
+            state = await self.state(user_id)
+            sets: dict[str, Any] = {}
+            if op == "add":
+                if state.model and (state.model != model or state.dim != dim):
+                    raise ModelMismatch(user_id, state.model, state.dim, model or "", dim or 0)
+                sets.update({f"sources.{source_id}": ingest_id, "model": model, "dim": dim})
+                unset: dict[str, str] = {}
+            elif op == "remove":
+                unset = {f"sources.{source_id}": ""}
+            elif op == "reset":
+                sets.update({"model": model or state.model, "dim": dim or state.dim})
+                unset = {}
+            else:
+                raise ValueError(op)
+            seq = state.seq + 1
+            entry = {"seq": seq, "op": op, "source_id": source_id, "ingest_id": ingest_id, "at": utcnow()}
+            sets.update({"seq": seq, "log": [*state.log[-(LOG_KEEP - 1) :], entry]})
+            update: dict[str, Any] = {"$set": sets}
+            if unset:
+                update["$unset"] = unset
+            result = await self.states.update_one({"_id": user_id, "seq": state.seq}, update)
+            if result.modified_count == 1:
+                return seq
+        raise RuntimeError(f"index log of {user_id} is too contended")
 
     # -- chunks ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ...auth.refresh import RefreshTokenStore
 from ...cache.keys import Keys
 from ...cache.streams import StreamReader
 from ...db.client import utcnow
+from ...db.usage import DailyUsage
 from ..job import CatchUp, Job, JobContext
 from ..ledger import JobLedger
 from . import recycle
@@ -57,8 +58,7 @@ async def notifications(ctx: JobContext) -> None:
 async def usage_counters(ctx: JobContext) -> None:
     # `usage` documents carry their UTC day as YYYY-MM-DD, which sorts like the date.
     cutoff = (utcnow() - timedelta(days=ctx.settings.usage_retention_days)).strftime("%Y-%m-%d")
-    result = await ctx.db["usage"].delete_many({"date": {"$lt": cutoff}})
-    ctx.done("usage", result.deleted_count)
+    ctx.done("usage", await DailyUsage(ctx.db).forget_before(cutoff))
 
 
 async def job_runs(ctx: JobContext) -> None:

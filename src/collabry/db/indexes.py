@@ -1,0 +1,67 @@
+"""Every index of the application, declared here and nowhere else; ``migrate`` creates them.
+
+Each index serves query shapes declared in the repositories (``queries.SHAPES``); the query-plan
+test explains every shape against thousands of documents and fails on a collection scan, so an
+index missing here (or one the planner cannot use) is found before production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Index:
+    collection: str
+    keys: list[tuple[str, int]]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+INDEXES: tuple[Index, ...] = (
+    Index("users", [("email", 1)], {"unique": True, "name": "email_unique"}),
+    Index("refresh_tokens", [("family_id", 1)], {"name": "family"}),
+    # one child per token: the single-use guarantee of refresh rotation (see auth/refresh.py).
+    # Partial: a family's first token has no parent, and a unique index counts a missing field as
+    # null, so a plain one would admit a single family.
+    Index(
+        "refresh_tokens",
+        [("parent", 1)],
+        {"unique": True, "name": "parent_unique", "partialFilterExpression": {"parent": {"$exists": True}}},
+    ),
+    Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
+    Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
+    Index("auth_sessions", [("expires_at", 1)], {"name": "expires"}),
+    # board documents: a board's updates in insertion order (realtime/boards.py)
+    Index("board_updates", [("board_id", 1), ("_id", 1)], {"name": "board_order"}),
+    Index("board_snapshots", [("board_id", 1), ("version", -1)], {"name": "board_latest"}),
+    # worker ledger: catch-up planning, `worker status`, retention
+    Index("job_runs", [("job", 1), ("slot_at", -1)], {"name": "job_slot"}),
+    Index("job_runs", [("started_at", -1)], {"name": "started"}),
+    # engine: chunk vectors by user and vector id, by source version, and in reading order
+    Index("chunks", [("user_id", 1), ("seq", 1)], {"unique": True, "name": "user_seq"}),
+    Index("chunks", [("user_id", 1), ("source_id", 1), ("ingest_id", 1)], {"name": "user_source"}),
+    Index("chunks", [("source_id", 1), ("ord", 1)], {"name": "source_order"}),
+    # AI sessions and their messages (engine writes, gateway /api/ai/sessions reads)
+    Index("ai_sessions", [("user_id", 1), ("updated_at", -1)], {"name": "user_recent"}),
+    Index("ai_messages", [("session_id", 1), ("created_at", 1)], {"name": "session_order"}),
+    # study domain (src/collabry/domain): listings, the recycle bin, counters, idempotency keys
+    Index("boards", [("owner_id", 1), ("deleted_at", 1)], {"name": "owner_live"}),
+    Index("boards", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("board_members", [("user_id", 1)], {"name": "user"}),
+    Index("board_members", [("board_id", 1), ("created_at", 1)], {"name": "board"}),
+    Index("notebooks", [("user_id", 1), ("deleted_at", 1)], {"name": "user_live"}),
+    Index("notebooks", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("sources", [("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], {"name": "notebook"}),
+    Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("usage", [("date", 1)], {"name": "date"}),
+    Index("checkouts", [("key", 1)], {"unique": True, "name": "key_unique"}),
+    Index("checkouts", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
+    Index("subscriptions", [("status", 1), ("current_period_end", 1)], {"name": "status_end"}),
+    Index("invoices", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
+    Index("notifications", [("dedupe_key", 1)], {"unique": True, "name": "dedupe_unique"}),
+    Index("notifications", [("user_id", 1), ("created_at", -1)], {"name": "user_recent"}),
+    Index("notifications", [("user_id", 1), ("read", 1)], {"name": "user_read"}),
+    Index("planner_tasks", [("user_id", 1), ("due_at", 1)], {"name": "user_due"}),
+    Index("planner_tasks", [("done", 1), ("due_at", 1)], {"name": "open_due"}),
+)
