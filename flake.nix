@@ -22,7 +22,10 @@
         pkgs:
         let
           collabry = pkgs.callPackage ./nix/package.nix { };
-          images = pkgs.callPackage ./nix/images.nix { inherit collabry; };
+          images = pkgs.callPackage ./nix/images.nix {
+            inherit collabry;
+            revision = self.rev or null;
+          };
           database = pkgs.callPackage ./nix/database.nix { };
         in
         {

@@ -50,6 +50,21 @@ if [ "$WITH_TEST" = 1 ] && [ "$(id -u)" = 0 ]; then
   "$ROOT/scripts/build-rootfs.sh" >/dev/null
 fi
 
+# --- Nix layer checks (tests/static/test_nix_ci.py): actionlint, the Compose file checker ---------
+if [ "$WITH_TEST" = 1 ]; then
+  ACTIONLINT_VERSION=v1.7.12
+  if [ "$("$CACHE/bin/actionlint" -version 2>/dev/null | head -n1)" != "$ACTIONLINT_VERSION" ]; then
+    say "installing actionlint $ACTIONLINT_VERSION"
+    GOBIN="$CACHE/bin" go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+  fi
+  cc_key=$(cat "$ROOT"/tests/static/composecheck/{go.mod,go.sum,main.go} | sha256sum | cut -c1-16)
+  if [ "$(cat "$CACHE/bin/composecheck.key" 2>/dev/null)" != "$cc_key" ]; then
+    say "building the Compose file checker (compose-go, tests/static/composecheck)"
+    (cd "$ROOT/tests/static/composecheck" && go build -o "$CACHE/bin/composecheck" .)
+    echo "$cc_key" >"$CACHE/bin/composecheck.key"
+  fi
+fi
+
 # --- The database: PostgreSQL 15 + DocumentDB, FerretDB v2 in front --------------------------
 # The first run builds DocumentDB and its libraries (~5 minutes on 2 cores) and FerretDB (~2 minutes
 # with the Go toolchain download); both are cached.

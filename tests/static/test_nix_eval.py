@@ -488,3 +488,51 @@ def test_a_type_error_in_a_vm_test_script_fails_the_type_check(tmp_path: Path) -
     out = _typecheck(copy, tmp_path)
     assert out.returncode != 0
     assert "nix/tests/single.py" in out.stdout and "wait_for_open_port" in out.stdout, out.stdout[-3000:]
+
+
+# --- OCI images ----------------------------------------------------------------------------------
+
+
+def test_images_are_labelled_non_root_and_health_checked() -> None:
+    """nix/images.nix with dockerTools standing in (streamLayeredImage returns its arguments):
+    the image configs Docker will read."""
+    expr = f"""
+      let
+        lib = import {HARNESS}/nixpkgs/lib;
+        dockerTools = {{
+          streamLayeredImage = a: a;
+          fakeNss = {{ override = a: {{ name = "fake-nss"; inherit a; }}; }};
+          caCertificates = {{ name = "ca-certificates"; }};
+        }};
+        python3 = "/nix/store/00000000000000000000000000000000-python3-3.13";
+        collabry = {{ type = "derivation"; name = "collabry-0.1.0"; version = "0.1.0"; meta.mainProgram = "collabry"; outPath = "/nix/store/11111111111111111111111111111111-collabry-0.1.0"; }};
+        images = import {REPO}/nix/images.nix {{ inherit lib dockerTools python3 collabry; revision = "abc123"; }};
+      in lib.mapAttrs (_: i: {{ inherit (i) name tag config fakeRootCommands; }}) images
+    """
+    out = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expr],
+        capture_output=True, text=True, timeout=120, env=_nix_env(), check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    images = json.loads(out.stdout)
+    assert set(images) == {"gateway-image", "engine-image", "worker-image"}
+    for key, image in images.items():
+        role = key.removesuffix("-image")
+        config = image["config"]
+        assert image["name"] == f"collabry-{role}" and image["tag"] == "0.1.0"
+        assert config["User"] == "65532:65532"
+        labels = config["Labels"]
+        for label in ("title", "description", "version", "licenses", "source", "revision", "ref.name"):
+            assert labels.get(f"org.opencontainers.image.{label}"), (role, label)
+        assert labels["org.opencontainers.image.version"] == "0.1.0"
+        assert labels["org.opencontainers.image.revision"] == "abc123"
+        health = config["Healthcheck"]
+        assert health["Test"][0] == "CMD" and health["Test"][1].endswith("/bin/python3")
+        compile(health["Test"][3], f"{role} healthcheck", "exec")
+        for duration in ("Interval", "Timeout", "StartPeriod"):
+            assert isinstance(health[duration], int) and health[duration] >= 10**9, (role, duration)
+        ports = list(config["ExposedPorts"])
+        if ports:
+            assert f"127.0.0.1:{ports[0].split('/')[0]}/health" in health["Test"][3]
+    assert "--metrics-file" in images["worker-image"]["config"]["Cmd"]
+    assert "/var/lib/collabry/metrics/worker.prom" in images["worker-image"]["config"]["Healthcheck"]["Test"][3]
