@@ -64,6 +64,8 @@ export function describeError(err: unknown): string {
       return `Choose a stronger password: ${err.message}`;
     case "plan_limit":
       return "Your plan's limit is reached. Delete something or upgrade your plan.";
+    case "invalid_coupon":
+      return "This coupon cannot be used for that plan.";
     case "storage_limit":
       return "This upload would exceed your plan's storage.";
     case "too_large":

@@ -40,6 +40,8 @@ export function BillingPage(props: { user: User }) {
   const [coupon, setCoupon] = useState("");
   const [couponPlan, setCouponPlan] = useState("starter");
   const [couponResult, setCouponResult] = useState<string | null>(null);
+  // a code is sent with a checkout only after it was validated for that plan
+  const [validCoupon, setValidCoupon] = useState<{ code: string; planId: string; percent: number } | null>(null);
   const [checkout, setCheckout] = useState<Checkout | null>(null);
   const action = useAction();
 
@@ -49,6 +51,7 @@ export function BillingPage(props: { user: User }) {
       const r = await api<{ valid: boolean; discountPercent?: number; reason?: string }>("/api/coupons/validate", {
         json: { code: coupon, planId: couponPlan },
       });
+      setValidCoupon(r.valid ? { code: coupon.trim(), planId: couponPlan, percent: r.discountPercent ?? 0 } : null);
       setCouponResult(
         r.valid
           ? `Valid: ${r.discountPercent ?? 0} % off.`
@@ -59,7 +62,7 @@ export function BillingPage(props: { user: User }) {
   const buy = (planId: string) =>
     action.run(async () => {
       const body: Record<string, string> = { planId };
-      if (coupon.trim() && couponPlan === planId) body.couponCode = coupon.trim();
+      if (validCoupon && validCoupon.planId === planId) body.couponCode = validCoupon.code;
       const r = await api<{ checkout: Checkout }>("/api/subscription/checkout", { json: body });
       setCheckout(r.checkout);
       await Promise.all([sub.reload(), usage.reload()]);

@@ -18,6 +18,7 @@ export function Shell(props: { user: User; path: string; onSignOut: () => void; 
   const [unread, setUnread] = useState(0);
   const [open, setOpen] = useState(false);
   const [toast, setToast] = useState<Notification | null>(null);
+  const [connected, setConnected] = useState(false);
   const panel = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -33,8 +34,17 @@ export function Shell(props: { user: User; path: string; onSignOut: () => void; 
       setUnread((u) => u + 1);
       setToast(n);
     };
+    const onConnect = () => setConnected(true);
+    const onDisconnect = () => setConnected(false);
+    setConnected(socket.connected);
     socket.on("notification", onNotification);
-    return () => void socket.off("notification", onNotification);
+    socket.on("connect", onConnect);
+    socket.on("disconnect", onDisconnect);
+    return () => {
+      socket.off("notification", onNotification);
+      socket.off("connect", onConnect);
+      socket.off("disconnect", onDisconnect);
+    };
   }, []);
 
   useEffect(() => {
@@ -90,6 +100,14 @@ export function Shell(props: { user: User; path: string; onSignOut: () => void; 
           </ul>
         </nav>
         <div class="top-right">
+          <span
+            class={`conn ${connected ? "on" : "off"}`}
+            data-testid="connection"
+            data-state={connected ? "live" : "offline"}
+            role="img"
+            aria-label={connected ? "Live updates on" : "Live updates reconnecting"}
+            title={connected ? "Live updates on" : "Reconnecting…"}
+          />
           <button
             type="button"
             class="bell"

@@ -1,0 +1,70 @@
+"""Accounts and the rest of the screens: sign-in errors, plans and usage, a phone-sized screen."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import axe_violations
+from .flows import create_notebook, register
+
+pytestmark = pytest.mark.slow
+
+
+def test_sign_in_errors_are_clear_and_sign_out_ends_the_session(stack, new_page):
+    page = new_page()
+    email = register(page, "Eve")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.reload()  # the refresh cookie is gone too: still signed out
+    expect(page.get_by_role("heading", name="Sign in to Collabry")).to_be_visible()
+
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("not the password 1")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    # repeated failures from one address: the limit answers with how long to wait (Retry-After)
+    for _ in range(8):
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("button", name="Sign in")).to_be_enabled()
+        if "Try again in" in (page.get_by_role("alert").text_content() or ""):
+            break
+    limited = re.compile(r"^Too many requests\. Try again in \d+ (seconds|minutes)\.$")
+    expect(page.get_by_role("alert")).to_have_text(limited)
+    assert axe_violations(page) == []
+
+
+def test_plans_usage_coupon_and_checkout(stack, new_page, screens):
+    page = new_page()
+    register(page, "Max")
+    create_notebook(page, "Chemistry")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Plans & usage").click()
+    plans = page.locator("article.plan")
+    expect(plans).to_have_count(3)
+    expect(page.locator("article.plan.current")).to_contain_text("Your plan")
+    expect(page.get_by_text(re.compile(r"^1 of \d+$"))).to_have_count(1)  # one notebook used
+    page.get_by_label("Code").fill("NO-SUCH-CODE")
+    page.get_by_role("button", name="Check coupon").click()
+    expect(page.get_by_test_id("coupon-result")).to_contain_text("Not valid (not found)")
+    page.get_by_role("button", name=re.compile("^Choose ")).first.click()
+    expect(page.get_by_role("status").filter(has_text="Checkout")).to_be_visible()
+    screens.shot(page, "billing")
+    assert axe_violations(page) == []
+
+
+def test_phone_sized_screen(stack, new_page, screens):
+    page = new_page(mobile=True)
+    register(page, "Ana")
+    create_notebook(page, "History")
+    page.goto("/notebooks")
+    expect(page.get_by_role("link", name="History")).to_be_visible()
+    # nothing wider than the screen: no sideways scrolling
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    screens.shot(page, "notebooks-phone")
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("link", name="Chat").click()
+    expect(page.get_by_label("Your question")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

@@ -1,0 +1,125 @@
+"""Live parts of the web app: a board edited from two browsers, an answer resumed after a reload,
+a reminder from the worker appearing without a reload."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.fake_openai import Reply
+
+from .conftest import axe_violations
+from .flows import CELLS, create_notebook, open_tab, register, upload_text
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_people_edit_one_board_and_see_each_other_within_a_second(stack, new_page, screens):
+    ada = new_page()
+    bob = new_page()
+    register(ada, "Ada")
+    bob_email = register(bob, "Bob")
+
+    ada.goto("/boards")
+    ada.get_by_label("Title").fill("Revision plan")
+    ada.get_by_role("button", name="Create board").click()
+    expect(ada.get_by_role("heading", name="Revision plan", level=1)).to_be_visible()
+    ada.get_by_label("Email of an existing user").fill(bob_email)
+    ada.get_by_label("Role").select_option("editor")
+    ada.get_by_role("button", name="Share board").click()
+    expect(ada.get_by_role("list", name="Members")).to_contain_text("Bob (editor)")
+
+    bob.goto("/boards")
+    bob.get_by_role("link", name="Revision plan").click()
+    for page in (ada, bob):
+        expect(page.get_by_test_id("board-status")).to_have_text("Live")
+        # presence: each sees both people on the board
+        expect(page.get_by_test_id("presence").get_by_role("listitem")).to_have_count(2)
+
+    ada_text = ada.get_by_test_id("board-text")
+    bob_text = bob.get_by_test_id("board-text")
+    ada_text.fill("Week 1: cells")
+    expect(bob_text).to_have_value("Week 1: cells", timeout=1_000)
+    bob_text.press("End")
+    bob_text.press_sequentially("\nWeek 2: genetics")
+    expect(ada_text).to_have_value("Week 1: cells\nWeek 2: genetics", timeout=1_000)
+
+    # the document is stored: a reload shows it
+    bob.reload()
+    expect(bob.get_by_test_id("board-text")).to_have_value("Week 1: cells\nWeek 2: genetics")
+    screens.shot(ada, "board")
+    assert axe_violations(ada) == []
+
+
+LONG = (
+    "Chloroplasts capture light energy and use it to turn water and carbon dioxide into sugar and "
+    "oxygen, which the plant stores and uses for growth over the whole season [1]."
+)
+
+
+def test_a_reload_in_the_middle_of_an_answer_resumes_it(stack, new_page):
+    page = new_page()
+    register(page, "Lin")
+    create_notebook(page, "Plants")
+    upload_text(page, "plants.txt", CELLS)
+    open_tab(page, "Chat")
+    resumed_from: list[str] = []
+    page.on(
+        "request",
+        lambda r: resumed_from.append(r.headers.get("last-event-id", ""))
+        if "/api/ai/streams/" in r.url and r.method == "GET"
+        else None,
+    )
+    stack.fake_llm.push(Reply(text=LONG, delay=0.15))
+    page.get_by_label("Your question").fill("What do chloroplasts do?")
+    page.get_by_role("button", name="Ask").click()
+    expect(page.get_by_test_id("answer-text")).to_contain_text("light energy")
+    before = page.get_by_test_id("answer-text").text_content() or ""
+    assert len(before) < len(LONG)
+    page.reload()
+    # the answer continues after the reload, from the last event the page had, without repeats
+    answer = page.locator(".msg-assistant").last
+    expect(answer.locator(".msg-text")).to_have_text(LONG, timeout=30_000)
+    expect(answer.get_by_test_id("citation").first).to_contain_text("plants")
+    assert resumed_from and int(resumed_from[0]) > 0, resumed_from
+    expect(page.locator(".msg-user .msg-text").last).to_have_text("What do chloroplasts do?")
+
+
+def test_a_due_reminder_from_the_worker_appears_without_a_reload(stack, new_page, screens):
+    page = new_page()
+    register(page, "Kim")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Planner").click()
+    page.get_by_label("Task", exact=True).fill("Essay on photosynthesis")
+    due = datetime.now(UTC).astimezone() + timedelta(minutes=30)
+    page.get_by_label("Due", exact=True).fill(due.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="Add task").click()
+    expect(page.get_by_role("list", name="Tasks")).to_contain_text("Essay on photosynthesis")
+    expect(page.get_by_test_id("unread")).to_have_text("0")
+    # the socket is connected (the user's room joined), so the push has somewhere to go
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    # The worker's next run, as its timer starts it at the next full minute: that slot covers the
+    # minute in which the task was created (it is already due within the hour), and the reminder
+    # is pushed to the user's sockets.
+    created_by = datetime.now(UTC)
+    next_run = created_by.replace(second=0, microsecond=0)
+    if next_run < created_by:
+        next_run += timedelta(minutes=1)
+    next_run = next_run.strftime("%Y-%m-%dT%H:%M:%SZ")
+    subprocess.run(
+        [sys.executable, "-m", "collabry.cli", "worker", "run-due", "--now", next_run],
+        env={**stack.env, "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    expect(page.get_by_test_id("toast")).to_contain_text("Essay on photosynthesis")
+    expect(page.get_by_test_id("unread")).to_have_text("1")
+    screens.shot(page, "planner")
+    page.get_by_role("button", name=re.compile("Notifications")).click()
+    expect(page.get_by_role("region", name="Notifications")).to_contain_text("Essay on photosynthesis")
+    assert axe_violations(page) == []
