@@ -59,7 +59,10 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 def test_workflow_runs_what_docs_say_only_networked_ci_proves() -> None:
     flow = yaml.safe_load((WORKFLOWS / "nix.yml").read_text())
-    steps = {job: "\n".join(s.get("run", "") + s.get("uses", "") for s in body["steps"]) for job, body in flow["jobs"].items()}
+    steps = {
+        job: "\n".join(step.get("run", "") + step.get("uses", "") for step in body["steps"])
+        for job, body in flow["jobs"].items()
+    }
     assert "make test" in steps["make-test"]
     assert "nix flake check -L" in steps["flake-check"]
     assert "kvm" in steps["flake-check"] and "/dev/kvm" in steps["flake-check"]
@@ -93,7 +96,7 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
     [
         (("    image: redis:7.4-alpine", "    imagee: redis:7.4-alpine"), "imagee"),
         (("    secrets: [postgres-password]", "    secrets: [postgres-passwd]"), "undefined secret"),
-        (("      migrate:\n        condition: service_completed_successfully\n\n  gateway1", "      migrat:\n        condition: service_completed_successfully\n\n  gateway1"), "undefined service"),
+        (("    depends_on:\n      migrate:\n", "    depends_on:\n      migrat:\n"), "undefined service"),
     ],
     ids=["unknown-key", "undeclared-secret", "unknown-dependency"],
 )
@@ -134,8 +137,8 @@ def test_compose_runs_the_nix_images_unprivileged_with_file_secrets() -> None:
     assert ferret["FERRETDB_LISTEN_ADDR"] == "0.0.0.0:27017" and "FERRETDB_AUTH" not in ferret
     assert "FERRETDB_POSTGRESQL_URL" not in ferret and ferret["FERRETDB_POSTGRESQL_URL_FILE"]
     assert services["redis"]["image"].startswith("redis:") and "noeviction" in services["redis"]["command"]
-    nginx = services["nginx"]
-    assert nginx["networks"]["backend"]["ipv4_address"] == services["gateway1"]["environment"]["COLLABRY_TRUSTED_PROXIES"]
+    nginx_address = services["nginx"]["networks"]["backend"]["ipv4_address"]
+    assert nginx_address == services["gateway1"]["environment"]["COLLABRY_TRUSTED_PROXIES"]
 
 
 def test_compose_secrets_script_writes_every_declared_secret(tmp_path: Path) -> None:

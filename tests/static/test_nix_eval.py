@@ -228,26 +228,8 @@ def test_rendered_nginx_configuration_passes_nginx_t(scenario: str, tmp_path: Pa
     if not http:
         assert not data["nginx"]["enable"]
         return
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
-        pytest.fail("nginx is not installed; `scripts/bootstrap.sh --test` installs Debian nginx-light")
-    # As ../shared/nixeval/harness/report.py: no certificates exist here, so the TLS lines go.
-    text = "pid %s/nginx.pid;\nerror_log stderr;\nevents {}\n" % tmp_path + http.replace("/var/log/nginx/", f"{tmp_path}/")
-    text = "\n".join(
-        line for line in text.splitlines() if not line.strip().startswith(("ssl_certificate", "http2 on"))
-    ).replace(" ssl ;", " ;")
-    for name, address in TEST_HOSTS.items():
-        text = re.sub(rf"\bserver {name}:", f"server {address}:", text)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(text)
-    out = subprocess.run(
-        [nginx, "-t", "-q", "-c", str(conf), "-p", str(tmp_path), "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, f"{scenario}: nginx -t: {out.stderr}\n--- {conf}\n{text}"
+    out = nginx_t(http, tmp_path)
+    assert out.returncode == 0, f"{scenario}: nginx -t: {out.stderr}\n--- {tmp_path / 'nginx.conf'}"
 
 
 @pytest.mark.parametrize("scenario", _hosts())
@@ -288,6 +270,29 @@ def test_units_are_the_shipped_ones_with_drop_ins(scenario: str) -> None:
     if packages:
         for required in ("collabry.target", "collabry-migrate.service"):
             assert f"{required}.d/overrides.conf" in data["units"], (scenario, required)
+
+
+def nginx_t(http: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`nginx -t` of a rendered `http {}` block. As ../shared/nixeval/harness/report.py: no
+    certificates exist here, so the TLS lines go; names of the VM test network get its addresses."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        pytest.fail("nginx is not installed; `scripts/bootstrap.sh --test` installs Debian nginx-light")
+    text = f"pid {tmp}/nginx.pid;\nerror_log stderr;\nevents {{}}\n" + http.replace("/var/log/nginx/", f"{tmp}/")
+    text = "\n".join(
+        line for line in text.splitlines() if not line.strip().startswith(("ssl_certificate", "http2 on"))
+    ).replace(" ssl ;", " ;")
+    for name, address in TEST_HOSTS.items():
+        text = re.sub(rf"\bserver {name}:", f"server {address}:", text)
+    conf = tmp / "nginx.conf"
+    conf.write_text(text)
+    return subprocess.run(
+        [nginx, "-t", "-q", "-c", str(conf), "-p", str(tmp), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _flags(exec_start: str) -> dict[str, str]:
@@ -373,7 +378,7 @@ def test_module_alone_is_pin_proof() -> None:
     one, two = result("pin-ferretdb1"), result("pin-ferretdb2")
     assert one["ferretdb"]["version"] == "1.24.0" and two["ferretdb"]["version"] == "2.5.0"
     assert one["failedAssertions"] == two["failedAssertions"] == []
-    assert one["units"] .keys() == two["units"].keys()
+    assert one["units"].keys() == two["units"].keys()
     module = (REPO / "nix" / "module.nix").read_text()
     assert "versionOlder" not in module and "versionAtLeast" not in module
     assert not re.search(r"sqlite|FERRETDB_HANDLER", module, re.I)
@@ -468,16 +473,7 @@ def test_a_broken_nginx_rule_fails_nginx_t(tmp_path: Path) -> None:
     locations.write_text(locations.read_text() + "\nlocation /broken { proxy_pass; }\n")
     out = evaluate("docs-host", copy)
     assert out.returncode == 0, out.stderr[-2000:]
-    http = json.loads(out.stdout)["nginx"]["http"]
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        "pid %s/nginx.pid;\nerror_log stderr;\nevents {}\n" % tmp_path
-        + "\n".join(l for l in http.splitlines() if not l.strip().startswith(("ssl_certificate", "http2 on"))).replace(
-            " ssl ;", " ;"
-        )
-    )
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    r = subprocess.run([nginx, "-t", "-q", "-c", str(conf), "-p", str(tmp_path), "-e", "stderr"], capture_output=True, text=True, check=False)
+    r = nginx_t(json.loads(out.stdout)["nginx"]["http"], tmp_path)
     assert r.returncode != 0 and "proxy_pass" in r.stderr
 
 
@@ -505,13 +501,20 @@ def test_images_are_labelled_non_root_and_health_checked() -> None:
           caCertificates = {{ name = "ca-certificates"; }};
         }};
         python3 = "/nix/store/00000000000000000000000000000000-python3-3.13";
-        collabry = {{ type = "derivation"; name = "collabry-0.1.0"; version = "0.1.0"; meta.mainProgram = "collabry"; outPath = "/nix/store/11111111111111111111111111111111-collabry-0.1.0"; }};
+        collabry = {{
+          type = "derivation"; name = "collabry-0.1.0"; version = "0.1.0"; meta.mainProgram = "collabry";
+          outPath = "/nix/store/11111111111111111111111111111111-collabry-0.1.0";
+        }};
         images = import {REPO}/nix/images.nix {{ inherit lib dockerTools python3 collabry; revision = "abc123"; }};
       in lib.mapAttrs (_: i: {{ inherit (i) name tag config fakeRootCommands; }}) images
     """
     out = subprocess.run(
         ["nix-instantiate", "--eval", "--strict", "--json", "-E", expr],
-        capture_output=True, text=True, timeout=120, env=_nix_env(), check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_nix_env(),
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     images = json.loads(out.stdout)
