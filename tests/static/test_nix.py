@@ -97,6 +97,8 @@ def test_the_nix_layer_is_there() -> None:
         "nix/package.nix",
         "nix/module.nix",
         "nix/images.nix",
+        "nix/database.nix",
+        "nix/flake-module.nix",
         "nix/tests/single.nix",
         "nix/tests/cluster.nix",
         "nix/tests/unit.nix",
