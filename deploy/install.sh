@@ -46,6 +46,7 @@ APT=auto
 IP_ALLOW=()
 declare -A LIMITS=()
 KEEP_RELEASES=3
+WEB_DIR=
 REDIS_CHANGED=0
 FERRETDB_CHANGED=0
 
@@ -74,6 +75,8 @@ usage: $0 [options]
   --with-llm              enable collabry-llm.service (local model server on 127.0.0.1:8200)
   --no-engine             do not enable the engine on this host (roles split across hosts)
   --no-nginx              do not install the nginx site
+  --web-dir DIR           the built web front end to install (default: frontend/dist, built by
+                          scripts/build-frontend.sh where npm is available)
   --listen ADDR           nginx listen address/port (default $NGINX_LISTEN)
   --server-name NAME      nginx server_name (default $SERVER_NAME)
   --no-local-redis        do not configure the host's redis-server (COLLABRY_REDIS_URL elsewhere)
@@ -121,6 +124,7 @@ while [[ $# -gt 0 ]]; do
     --render-units) MODE=render-units; RENDER_DIR=$2; shift 2 ;;
     --print-nginx-site) MODE=print-nginx-site; shift ;;
     --nginx-dir) NGINX_DIR=$2; shift 2 ;;
+    --web-dir) WEB_DIR=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -172,6 +176,7 @@ nginx_site() { # the site with upstreams from the replica list
   site=${site//@LISTEN@/$NGINX_LISTEN}
   site=${site//@SERVER_NAME@/$SERVER_NAME}
   site=${site//@NGINX_DIR@/$NGINX_DIR}
+  site=${site//@WEB_ROOT@/$PREFIX/current/web}
   printf '%s\n%s\n' "$MARKER" "$site"
 }
 atomic_link() { # atomic_link TARGET LINK
@@ -286,6 +291,19 @@ if [[ $WITH_LLM == 1 && -f $SRC/requirements/llm.txt ]]; then
   "${pip[@]}" install "${src_opts[@]}" -r "$SRC/requirements/llm.txt"
 fi
 [[ -x $rel/venv/bin/collabry ]] || die "the release has no collabry entry point"
+# The web front end: static files in the release (nginx serves PREFIX/current/web, so a rollout
+# switches them with the code). Built here from the lockfile when npm is available.
+web_src=${WEB_DIR:-$SRC/frontend/dist}
+if [[ -z $WEB_DIR ]] && command -v npm >/dev/null; then
+  "$SRC/scripts/build-frontend.sh" || die "building the web front end failed"
+fi
+if [[ -f $web_src/index.html ]]; then
+  cp -r "$web_src" "$rel/web"
+  rm -f "$rel/web/.build-stamp"
+  chmod -R a+rX "$rel/web"
+else
+  say "no built web front end in $web_src: / will answer 404 (run scripts/build-frontend.sh or pass --web-dir)"
+fi
 {
   echo "release=$RELEASE"
   echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
