@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from .components import Process, collabry, free_port, http_ok, nginx, redis, start_database
+from .components import Process, collabry, free_port, http_ok, nginx, redis, start_database, web_root
 
 SECRET_NAMES = ("jwt-secret", "service-token", "webhook-secret")
 # nginx: graceful quit; PostgreSQL: fast shutdown (SIGTERM would wait for every session to end)
@@ -108,6 +108,10 @@ def main(args: argparse.Namespace) -> int:
         start(nginx(state / "nginx", public_port, gateway_ports))
         base = f"http://127.0.0.1:{public_port}"
         _say(f"ready in {time.monotonic() - started:.1f}s: {base}  (logs in {logs})")
+        if (web_root() / "index.html").exists():
+            _say(f"open {base}/ in a browser: sign up there, upload material, chat, study, share boards")
+        else:
+            _say(f"the web front end is not built ({web_root()}): run scripts/build-frontend.sh; / answers 404")
         _say(
             f"create a first user:  curl -s {base}/api/auth/register -H 'Content-Type: application/json' "
             '-d \'{"email": "me@example.com", "password": "choose a long one", "name": "Me"}\''
