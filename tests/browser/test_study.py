@@ -24,7 +24,21 @@ def test_upload_ask_and_see_the_answer_stream_with_its_citation(stack, new_page,
     started = time.monotonic()
     page.goto("/")
     expect(page.get_by_role("button", name="Sign in")).to_be_enabled()
-    screens.record("first_screen_usable_s", round(time.monotonic() - started, 3))
+    usable = time.monotonic() - started
+    # First screen usable: from the start of navigation until the sign-in form can be used (the
+    # page asked the API whether a session exists first), as the browser measured it.
+    timing = page.evaluate(
+        """() => {
+          const nav = performance.getEntriesByType('navigation')[0];
+          const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+          return {dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, fcp: fcp ? fcp.startTime : null,
+                  now: performance.now()};
+        }"""
+    )
+    screens.record("first_screen_usable_s", round(usable, 3))
+    screens.record("dom_content_loaded_ms", round(timing["dcl"], 1))
+    screens.record("first_contentful_paint_ms", round(timing["fcp"] or -1, 1))
+    assert usable < 5  # the figure itself (well under 1 s on loopback) is in docs/benchmarks.md
     screens.shot(page, "sign-in")
     register(page, "Ada")
     create_notebook(page, "Biology")
