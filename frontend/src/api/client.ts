@@ -23,6 +23,28 @@ async function refreshRequest(): Promise<Tokens> {
 
 export const session = new Session({ refresh: refreshRequest, lock: browserLock });
 
+// A hint (not a credential) that this browser holds a refresh cookie: without it the first screen
+// shows the sign-in form at once instead of asking the server first.
+const HINT = "collabry.signedIn";
+function setHint(on: boolean): void {
+  try {
+    if (on) localStorage.setItem(HINT, "1");
+    else localStorage.removeItem(HINT);
+  } catch {
+    /* storage disabled: every start asks the server */
+  }
+}
+function hasHint(): boolean {
+  try {
+    return localStorage.getItem(HINT) === "1";
+  } catch {
+    return true;
+  }
+}
+session.subscribe((token, reason) => {
+  if (token === null && (reason === "expired" || reason === "cleared")) setHint(false);
+});
+
 export interface RequestOptions {
   method?: string;
   json?: unknown;
@@ -77,6 +99,7 @@ export interface LoginResult extends Tokens {
 export async function login(email: string, password: string): Promise<User> {
   const result = await api<LoginResult>("/api/auth/login", { json: { email, password }, auth: false });
   session.set(result);
+  setHint(true);
   return result.user;
 }
 
@@ -87,9 +110,11 @@ export async function register(email: string, password: string, name: string): P
 
 /** On start: a refresh cookie from an earlier visit signs the person in again. */
 export async function restore(): Promise<User | null> {
+  if (!hasHint()) return null;
   try {
     session.set(await refreshRequest());
-  } catch {
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) setHint(false);
     return null;
   }
   try {
