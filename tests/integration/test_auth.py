@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
@@ -214,3 +215,112 @@ async def test_concurrent_use_of_one_refresh_token_has_one_winner(gateway):
         if r.status == 200:
             newest = (await r.json())["refreshToken"]
             assert (await gateway.post("/api/auth/refresh", json={"refreshToken": newest})).status == 401
+
+
+async def _gateway_with(aiohttp_client, env, **overrides):
+    from collabry.config import load_settings
+    from collabry.gateway.app import create_app
+
+    settings = load_settings({**env, **overrides}, require=("jwt-secret", "service-token"))
+    return await aiohttp_client(await create_app(settings))
+
+
+async def _fail(client, email, ip):
+    resp = await client.post(
+        "/api/auth/login", json={"email": email, "password": "wrong password 1"}, headers={"X-Forwarded-For": ip}
+    )
+    return resp.status
+
+
+async def test_ip_and_email_failures_are_counted_in_a_sliding_window(aiohttp_client, env):
+    # 2 failures per 3 s: pacing the next failure (GCRA would let one through after 1.5 s) does
+    # not help; only the first failure leaving the window frees a try.
+    client = await _gateway_with(aiohttp_client, env, COLLABRY_LOGIN_FAILURE_LIMIT="2/3")
+    user = await register(client)
+    started = time.monotonic()
+    assert [await _fail(client, user["email"], "203.0.113.9") for _ in range(2)] == [401, 401]
+    assert await _fail(client, user["email"], "203.0.113.9") == 429
+    while time.monotonic() - started < 2.0:
+        await asyncio.sleep(0.1)
+    resp = await client.post(
+        "/api/auth/login",
+        json={"email": user["email"], "password": "wrong password 1"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    assert resp.status == 429
+    assert 0 < int(resp.headers["Retry-After"]) <= 2
+    while time.monotonic() - started < 3.3:
+        await asyncio.sleep(0.1)
+    statuses = [await _fail(client, user["email"], "203.0.113.9") for _ in range(3)]
+    assert statuses == [401, 401, 429]
+
+
+async def test_paced_failures_from_many_addresses_lock_the_account(aiohttp_client, env):
+    # 4 failures per 4 s lock the account, however they are spread over addresses and time
+    # inside the window (a paced allowance never reached zero this way).
+    client = await _gateway_with(
+        aiohttp_client, env, COLLABRY_ACCOUNT_FAILURE_LIMIT="4/4", COLLABRY_ACCOUNT_LOCK_SECONDS="60"
+    )
+    user = await register(client)
+    for i in range(4):
+        if i:
+            await asyncio.sleep(0.9)  # the pacing is the point of the test, not a synchronisation
+        assert await _fail(client, user["email"], f"203.0.113.{20 + i}") == 401
+    resp = await client.post(
+        "/api/auth/login", json={"email": user["email"], "password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.1"}
+    )
+    assert resp.status == 423
+    assert int(resp.headers["Retry-After"]) > 50
+
+
+async def test_failures_outside_the_account_window_do_not_lock(aiohttp_client, env):
+    client = await _gateway_with(aiohttp_client, env, COLLABRY_ACCOUNT_FAILURE_LIMIT="3/1.5")
+    user = await register(client)
+    for i in range(2):
+        assert await _fail(client, user["email"], f"203.0.113.{40 + i}") == 401
+    await asyncio.sleep(1.7)  # let both failures leave the window
+    for i in range(2):
+        assert await _fail(client, user["email"], f"203.0.113.{50 + i}") == 401
+    await login(client, user["email"], headers={"X-Forwarded-For": "198.51.100.2"})
+
+
+async def test_login_keys_and_logs_never_carry_the_email(gateway, infra, capsys):
+    import redis.asyncio as aioredis
+
+    user = await register(gateway)
+    typed = "my secret password 99"  # a password typed into the email field
+    for email in (user["email"], typed):
+        resp = await gateway.post("/api/auth/login", json={"email": email, "password": "wrong password 1"})
+        assert resp.status == 401
+    redis = aioredis.Redis.from_url(infra.redis_url)
+    try:
+        keys = [k.decode() for k in await redis.keys("*")]
+    finally:
+        await redis.aclose()
+    assert any(":lock:" in k or "loginw" in k for k in keys), keys
+    for key in keys:
+        assert user["email"].split("@")[0] not in key and "secret" not in key, key
+    out = capsys.readouterr()
+    logged = out.out + out.err
+    assert "login_failed" in logged
+    assert user["email"].split("@")[0] not in logged and typed not in logged
+
+
+async def test_names_are_checked_after_trimming(gateway):
+    for name in ("   ", "\t\n", "\u0000", "a\u0007b", "\u200b", " " * 99 + "\u202e"):
+        resp = await gateway.post(
+            "/api/auth/register", json={"email": new_email(), "password": PASSWORD, "name": name}
+        )
+        assert resp.status == 400, repr(name)
+        assert (await resp.json())["error"]["code"] == "invalid_request"
+    user = await register(gateway, name="  Ada Lovelace  ")
+    assert user["name"] == "Ada Lovelace"
+
+
+async def test_token_responses_are_not_stored(gateway):
+    user = await register(gateway)
+    resp = await gateway.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+    refresh_token = (await resp.json())["refreshToken"]
+    resp = await gateway.post("/api/auth/refresh", json={"refreshToken": refresh_token})
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"

@@ -1,5 +1,9 @@
 """Rate limits shared by every replica: GCRA in a Lua script, one Redis round trip per check.
 
+Login failures are not paced but counted in sliding windows (a sorted set of failure times per
+subject): the contract says "at most N failures in any 15 minutes", which pacing does not give.
+Emails never appear in key names: the subject is a keyed hash (``email_pseudonym``).
+
 The scripts are sent once and then called by SHA (redis-py's ``Script`` falls back to EVAL when a
 restarted Redis has forgotten them). A Redis outage raises ``LimiterUnavailable``; the caller
 decides whether its rule fails open or closed.
@@ -7,6 +11,8 @@ decides whether its rule fails open or closed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -48,9 +54,23 @@ class LoginGate:
     decision: Decision  # whether this (IP, email) may try once more
 
 
-def _script(name: str) -> str:
+def _script(name: str, library: str = "gcra.lua") -> str:
     files = resources.files("collabry.cache")
-    return files.joinpath("gcra.lua").read_text() + "\n" + files.joinpath(name).read_text()
+    return files.joinpath(library).read_text() + "\n" + files.joinpath(name).read_text()
+
+
+def email_pseudonym(settings: Settings, email: str) -> str:
+    """A keyed hash of a (normalised) email, for Redis key names and log lines.
+
+    Stable for one deployment (keyed with the JWT secret), so an operator can still group the
+    failures of one account, but an email cannot be read from or guessed against it without the key.
+    """
+    key = ("collabry-email-pseudonym:" + settings.jwt_secret).encode()
+    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _window_ms(rule: Rule) -> int:
+    return max(1, int(rule.period * 1000))
 
 
 def _interval_ms(rule: Rule) -> float:
@@ -63,8 +83,8 @@ class RateLimiter:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._hit: AsyncScript = redis.register_script(_script("ratelimit.lua"))
-        self._gate: AsyncScript = redis.register_script(_script("login_gate.lua"))
-        self._failed: AsyncScript = redis.register_script(_script("login_failed.lua"))
+        self._gate: AsyncScript = redis.register_script(_script("login_gate.lua", "window.lua"))
+        self._failed: AsyncScript = redis.register_script(_script("login_failed.lua", "window.lua"))
 
     async def hit(self, rule_name: str, subject: str, rule: Rule, *, cost: int = 1, commit: bool = True) -> Decision:
         key = self.keys.limit(rule_name, subject)
@@ -74,11 +94,20 @@ class RateLimiter:
             raise LimiterUnavailable(str(exc)) from exc
         return self._decision(rule, raw)
 
+    def _login_keys(self, ip: str, email: str) -> tuple[str, str, str]:
+        """(IP, email) failures, account failures, account lock: keyed by the email's pseudonym."""
+        subject = email_pseudonym(self.settings, email)
+        return (
+            self.keys.limit("loginw", f"{ip}|{subject}"),
+            self.keys.limit("accountw", subject),
+            self.keys.account_lock(subject),
+        )
+
     async def login_gate(self, ip: str, email: str) -> LoginGate:
         rule = self.settings.login_failures
-        keys = [self.keys.limit("login", f"{ip}|{email}"), self.keys.account_lock(email)]
+        pair, _, lock = self._login_keys(ip, email)
         try:
-            raw = await self._gate(keys=keys, args=[_interval_ms(rule), rule.limit])
+            raw = await self._gate(keys=[pair, lock], args=[_window_ms(rule), rule.limit])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return LoginGate(locked_for=int(raw[0]) / 1000.0, decision=self._decision(rule, raw[1:]))
@@ -86,15 +115,11 @@ class RateLimiter:
     async def login_failed(self, ip: str, email: str) -> bool:
         """Record a failure; True when it locked the account."""
         ip_rule, acct_rule = self.settings.login_failures, self.settings.account_failures
-        keys = [
-            self.keys.limit("login", f"{ip}|{email}"),
-            self.keys.limit("account", email),
-            self.keys.account_lock(email),
-        ]
+        keys = list(self._login_keys(ip, email))
         args = [
-            _interval_ms(ip_rule),
+            _window_ms(ip_rule),
             ip_rule.limit,
-            _interval_ms(acct_rule),
+            _window_ms(acct_rule),
             acct_rule.limit,
             self.settings.account_lock_seconds * 1000,
         ]
@@ -106,7 +131,7 @@ class RateLimiter:
 
     async def login_succeeded(self, ip: str, email: str) -> None:
         try:
-            await self.redis.delete(self.keys.limit("login", f"{ip}|{email}"))
+            await self.redis.delete(self._login_keys(ip, email)[0])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ...appkeys import LIMITER, SESSION_ID, SETTINGS
 from ...auth.passwords import password_weakness
 from ...auth.refresh import RefreshError, TokenReused
-from ...cache.ratelimit import LimiterUnavailable
+from ...cache.ratelimit import LimiterUnavailable, email_pseudonym
 from ...db.client import iso
 from ...db.users import EmailTaken, normalise_email, public_user
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
@@ -27,10 +28,24 @@ REFRESH_COOKIE = "collabry_refresh"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
+NAME_MAX = 100
+
+
 class RegisterBody(RequestModel):
     email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
     password: str = Field(max_length=1024)
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _visible_name(cls, value: str) -> str:
+        """The name as shown to others: trimmed, then checked (not checked, then trimmed)."""
+        name = value.strip()
+        if not name:
+            raise ValueError("the name must contain a visible character")
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in name):
+            raise ValueError("the name must not contain control or invisible format characters")
+        return name
 
 
 class LoginBody(RequestModel):
@@ -77,7 +92,12 @@ class SessionList(BaseModel):
     sessions: list[Session]
 
 
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 def _set_refresh_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Also marks the response ``no-store``: it carries tokens no cache may keep."""
+    response.headers.update(NO_STORE)
     settings = request.app[SETTINGS]
     response.set_cookie(
         REFRESH_COOKIE,
@@ -122,6 +142,9 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     limiter = request.app[LIMITER]
     ip = ip_of(request)
     email = normalise_email(body.email)
+    # Logs name the account by a keyed hash: an email (or a password typed into the email field)
+    # never reaches a log line.
+    account = email_pseudonym(settings, email)
     try:
         gate = await limiter.login_gate(ip, email)
     except LimiterUnavailable:
@@ -136,7 +159,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     if gate is not None:
         if gate.locked_for > 0:
             AUTH_EVENTS.labels("locked").inc()
-            log.warning("login_locked", email=email, client_ip=ip)
+            log.warning("login_locked", account=account, client_ip=ip)
             raise ApiError(
                 423,
                 "account_locked",
@@ -146,7 +169,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         if not gate.decision.allowed:
             RATELIMIT_DECISIONS.labels("login", "deny").inc()
             AUTH_EVENTS.labels("login_rate_limited").inc()
-            log.warning("ratelimit_hit", rule="login", email=email, client_ip=ip)
+            log.warning("ratelimit_hit", rule="login", account=account, client_ip=ip)
             raise ApiError(
                 429, "rate_limited", "too many failed attempts; try again later", headers=gate.decision.headers()
             )
@@ -154,14 +177,14 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     passwords = request.app[PASSWORDS]
     if not await passwords.verify(user["password_hash"] if user else None, body.password) or user is None:
         AUTH_EVENTS.labels("login_failed").inc()
-        log.warning("login_failed", email=email, client_ip=ip)
+        log.warning("login_failed", account=account, client_ip=ip)
         if gate is not None:
             try:
                 if await limiter.login_failed(ip, email):
                     AUTH_EVENTS.labels("lockout").inc()
-                    log.warning("account_lockout", email=email, client_ip=ip)
+                    log.warning("account_lockout", account=account, client_ip=ip)
             except LimiterUnavailable:
-                log.error("login_failure_not_recorded", email=email)
+                log.error("login_failure_not_recorded", account=account)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     if gate is not None:
         try:
