@@ -64,7 +64,18 @@ def test_phone_sized_screen(stack, new_page, screens):
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     screens.shot(page, "notebooks-phone")
     assert axe_violations(page) == []
-    page.get_by_role("link", name="History").click()
+    # rename, delete (to the recycle bin) and restore
+    page.get_by_role("button", name="Rename History").click()
+    page.get_by_label("New title for History").fill("World history")
+    page.get_by_role("button", name="Save").click()
+    notebooks = page.get_by_role("list", name="Notebooks")
+    expect(notebooks.get_by_role("link", name="World history")).to_be_visible()
+    page.get_by_role("button", name="Delete World history").click()
+    expect(notebooks.get_by_role("link")).to_have_count(0)
+    page.get_by_role("button", name="Restore World history").click()
+    expect(notebooks.get_by_role("link", name="World history")).to_be_visible()
+
+    notebooks.get_by_role("link", name="World history").click()
     page.get_by_role("link", name="Chat").click()
     expect(page.get_by_label("Your question")).to_be_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

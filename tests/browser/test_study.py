@@ -65,12 +65,22 @@ def test_upload_ask_and_see_the_answer_stream_with_its_citation(stack, new_page,
     screens.shot(page, "chat")
     assert axe_violations(page) == []
 
+    # Stop: the answer ends where it was, marked as stopped (the same session continues)
+    stack.fake_llm.push(Reply(text=" ".join(["word"] * 200), delay=0.1))
+    page.get_by_label("Your question").fill("Tell me everything")
+    page.get_by_role("button", name="Ask").click()
+    expect(page.get_by_test_id("answer-text")).to_contain_text("word")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator(".msg-assistant").last).to_contain_text("Stopped.")
+    expect(page.get_by_role("button", name="Ask")).to_be_visible()
+
     # the conversation is in the history, and comes back from the server
     page.reload()
     history = page.get_by_role("complementary", name="Chat history")
     history.get_by_role("button", name=re.compile("What makes ATP")).click()
-    expect(page.locator(".msg-assistant .msg-text")).to_have_text(ANSWER)
-    expect(page.locator(".msg-user .msg-text")).to_have_text("What makes ATP?")
+    expect(page.locator(".msg-assistant .msg-text").first).to_have_text(ANSWER)
+    expect(page.locator(".msg-user .msg-text").first).to_have_text("What makes ATP?")
+    expect(page.locator(".msg-user .msg-text")).to_have_count(2)
 
 
 QUIZ = {
