@@ -76,6 +76,7 @@ EXAMPLES = {
 
 
 _UNBOUNDED = {"maxLength", "title", "default"}
+_NAMED = {"properties", "$defs", "patternProperties"}
 
 
 def grammar_schema(model: type[Output]) -> dict[str, Any]:
@@ -87,11 +88,14 @@ def grammar_schema(model: type[Output]) -> dict[str, Any]:
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
-            return {
-                k: strip(v)
-                for k, v in node.items()
-                if k not in _UNBOUNDED and not (k == "maxItems" and isinstance(v, int) and v > 8)
-            }
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                if k in _UNBOUNDED or (k == "maxItems" and isinstance(v, int) and v > 8):
+                    continue
+                # ``properties`` and ``$defs`` map names to schemas: a name is never a keyword, so
+                # a property called ``title`` stays (the mind map's nodes have one).
+                out[k] = {n: strip(sub) for n, sub in v.items()} if k in _NAMED and isinstance(v, dict) else strip(v)
+            return out
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
