@@ -45,8 +45,11 @@ fetch_source() {
     if [ -f "$SOURCES/$name" ]; then
       cp "$SOURCES/$name" "$dest.part"
     else
-      say "downloading $(upstream_url "$name")"
-      curl -fsSL --retry 3 -o "$dest.part" "$(upstream_url "$name")"
+      say "downloading $(upstream_url "$name") ($SOURCES/$name is absent)"
+      curl -fsSL --retry 3 -o "$dest.part" "$(upstream_url "$name")" || {
+        echo "cannot download $name: put the archive into \$COLLABRY_SOURCES_DIR (now $SOURCES)" >&2
+        exit 1
+      }
     fi
     local got
     got=$(sha256sum "$dest.part" | cut -d' ' -f1)
