@@ -4,9 +4,12 @@ a reminder from the worker appearing without a reload."""
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -17,6 +20,19 @@ from .conftest import axe_violations
 from .flows import CELLS, create_notebook, open_tab, register, upload_text
 
 pytestmark = pytest.mark.slow
+
+
+def edit_seen(source: Any, other: Any, text: str) -> float:
+    """Replace the board's text in one browser; seconds until the other browser shows it."""
+    started = time.monotonic()
+    source.fill(text)
+    other.wait_for_function(
+        "text => document.querySelector('[data-testid=board-text]').value === text",
+        arg=text,
+        polling=20,
+        timeout=10_000,
+    )
+    return time.monotonic() - started
 
 
 def test_two_people_edit_one_board_and_see_each_other_within_a_second(stack, new_page, screens):
@@ -43,18 +59,26 @@ def test_two_people_edit_one_board_and_see_each_other_within_a_second(stack, new
 
     ada_text = ada.get_by_test_id("board-text")
     bob_text = bob.get_by_test_id("board-text")
-    ada_text.fill("Week 1: cells")
-    expect(bob_text).to_have_value("Week 1: cells", timeout=1_000)
+    # Each edit is timed from the moment it is made until the other browser shows it; the median
+    # of three per direction must be under a second (one slow sample on a busy machine is not a
+    # failure, a slow path is).
+    latencies: dict[str, list[float]] = {"ada->bob": [], "bob->ada": []}
+    for n in range(3):
+        latencies["ada->bob"].append(edit_seen(ada_text, bob, f"Week 1: cells ({n})"))
+        latencies["bob->ada"].append(edit_seen(bob_text, ada, f"Week 1: cells ({n}) and genes"))
+    for direction, values in latencies.items():
+        screens.record(f"board_edit_seen_{direction}_median_s", round(statistics.median(values), 3))
+        assert statistics.median(values) < 1.0, (direction, values)
     bob_text.press("End")
     bob_text.press_sequentially("\nWeek 2: genetics")
-    expect(ada_text).to_have_value("Week 1: cells\nWeek 2: genetics", timeout=1_000)
+    expect(ada_text).to_have_value("Week 1: cells (2) and genes\nWeek 2: genetics")
 
     screens.shot(ada, "board")
     assert axe_violations(ada) == []
 
     # the document is stored: a reload shows it, and Bob is back among those present
     bob.reload()
-    expect(bob.get_by_test_id("board-text")).to_have_value("Week 1: cells\nWeek 2: genetics")
+    expect(bob.get_by_test_id("board-text")).to_have_value("Week 1: cells (2) and genes\nWeek 2: genetics")
     expect(ada.get_by_test_id("presence").get_by_role("listitem")).to_have_count(2)
 
 
