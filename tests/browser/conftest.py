@@ -98,6 +98,18 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.tail(20)}" for p in self.processes)
 
+    @property
+    def gateways(self) -> dict[int, Process]:
+        return {int(p.name.split("-", 1)[1]): p for p in self.processes if p.name.startswith("gateway-")}
+
+    def restart_gateway(self, port: int) -> None:
+        """Start a replica again on its port (after a test killed it)."""
+        old = self.gateways[port]
+        old.stop(timeout=10)
+        argv = ["gateway", "--port", str(port)]
+        proc = components.collabry(f"gateway-{port}", argv, self.env, self.log_dir, port=port)
+        self.processes[self.processes.index(old)] = proc.start().wait_ready(90)
+
 
 @pytest.fixture(scope="module")
 def stack(infra: Any, web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,6 +115,34 @@ def test_a_reload_in_the_middle_of_an_answer_resumes_it(stack, new_page):
     expect(answer.get_by_test_id("citation").first).to_contain_text("plants")
     assert resumed_from and int(resumed_from[0]) > 0, resumed_from
     expect(page.locator(".msg-user .msg-text").last).to_have_text("What do chloroplasts do?")
+
+
+def sse_clients(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        match = re.search(r"^collabry_sse_clients (\S+)$", resp.read().decode(), re.M)
+    return int(float(match.group(1))) if match else 0
+
+
+def test_a_dropped_connection_resumes_the_answer_on_the_other_replica(stack, new_page):
+    page = new_page()
+    register(page, "Sam")
+    create_notebook(page, "Physics")
+    upload_text(page, "physics.txt", CELLS)
+    open_tab(page, "Chat")
+    stack.fake_llm.push(Reply(text=LONG, delay=0.2))
+    page.get_by_label("Your question").fill("What do chloroplasts do?")
+    page.get_by_role("button", name="Ask").click()
+    expect(page.get_by_test_id("answer-text")).to_contain_text("light energy")
+    # the replica relaying the answer dies: the browser's connection breaks mid-answer
+    holder = next(port for port in stack.gateways if sse_clients(port) > 0)
+    stack.gateways[holder].kill()
+    try:
+        expect(page.get_by_text("Connection lost, resuming…")).to_be_visible()
+        answer = page.locator(".msg-assistant").last
+        expect(answer.locator(".msg-text")).to_have_text(LONG, timeout=30_000)
+        expect(answer.get_by_test_id("citation").first).to_contain_text("physics")
+    finally:
+        stack.restart_gateway(holder)
 
 
 def test_a_due_reminder_from_the_worker_appears_without_a_reload(stack, new_page, screens):
