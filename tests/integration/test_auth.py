@@ -129,10 +129,18 @@ async def test_logout_and_logout_all(gateway):
     assert resp.status == 204
     assert (await gateway.post("/api/auth/refresh", json={"refreshToken": a["refreshToken"]})).status == 401
     assert (await gateway.post("/api/auth/refresh", json={"refreshToken": b["refreshToken"]})).status == 200
+    # the access token of the session that logged out stops at once, not when it expires
+    assert (await gateway.get("/api/auth/me", headers=headers)).status == 401
+    assert (await gateway.get("/api/auth/me", headers={"Authorization": f"Bearer {b['accessToken']}"})).status == 200
+    c = await login(gateway, user["email"])
     resp = await gateway.post("/api/auth/logout-all", headers={"Authorization": f"Bearer {b['accessToken']}"})
     assert resp.status == 204
-    sessions = await gateway.get("/api/auth/sessions", headers=headers)
-    assert (await sessions.json())["sessions"] == []
+    for tokens in (b, c):
+        resp = await gateway.get("/api/auth/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+        assert resp.status == 401
+    fresh = await login(gateway, user["email"])
+    sessions = await gateway.get("/api/auth/sessions", headers={"Authorization": f"Bearer {fresh['accessToken']}"})
+    assert [s["current"] for s in (await sessions.json())["sessions"]] == [True]
 
 
 async def test_sessions_list_and_user_b_cannot_revoke_user_a(gateway):
@@ -267,7 +275,9 @@ async def test_paced_failures_from_many_addresses_lock_the_account(aiohttp_clien
             await asyncio.sleep(0.9)  # the pacing is the point of the test, not a synchronisation
         assert await _fail(client, user["email"], f"203.0.113.{20 + i}") == 401
     resp = await client.post(
-        "/api/auth/login", json={"email": user["email"], "password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.1"}
+        "/api/auth/login",
+        json={"email": user["email"], "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.1"},
     )
     assert resp.status == 423
     assert int(resp.headers["Retry-After"]) > 50

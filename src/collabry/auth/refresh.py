@@ -31,9 +31,10 @@ class RefreshError(Exception):
 class TokenReused(RefreshError):
     code = "token_reused"
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, session_id: str = "") -> None:
         super().__init__("refresh token reused")
         self.user_id = user_id
+        self.session_id = session_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class RefreshTokenStore:
 
     async def _reused(self, doc: dict[str, Any]) -> NoReturn:
         await self.store.revoke(doc["family_id"], utcnow(), "reuse")
-        raise TokenReused(doc["user_id"])
+        raise TokenReused(doc["user_id"], doc["family_id"])
 
     async def revoke(self, session_id: str, *, user_id: str | None = None, reason: str = "logout") -> bool:
         """Revoke one session (of ``user_id`` when given); False if unknown or already revoked."""

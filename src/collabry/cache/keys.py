@@ -40,3 +40,7 @@ class Keys:
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}lease:{name}"
+
+    def revoked_session(self, session_id: str) -> str:
+        """Set on revocation, expiring with the last access token the session can have issued."""
+        return f"{self.prefix}revoked:{session_id}"

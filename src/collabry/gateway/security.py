@@ -15,6 +15,7 @@ from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ..web.clientip import client_ip
 from ..web.errors import ApiError, error_response
 from .keys import ACCESS_TOKENS
+from .revocation import is_revoked
 
 log = structlog.get_logger("collabry.security")
 
@@ -36,6 +37,9 @@ async def authenticate_user(request: web.Request) -> None:
     except InvalidToken:
         AUTH_EVENTS.labels("invalid_token").inc()
         raise ApiError(401, "unauthorized", "the access token is invalid or expired") from None
+    if await is_revoked(request.app, claims.session_id):
+        AUTH_EVENTS.labels("revoked_token").inc()
+        raise ApiError(401, "unauthorized", "the session of this access token was revoked")
     request[USER_ID] = claims.user_id
     request[SESSION_ID] = claims.session_id
     structlog.contextvars.bind_contextvars(user_id=claims.user_id)

@@ -7,6 +7,7 @@ the target room. The sender needs no Socket.IO server of its own.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -26,9 +27,36 @@ def board_room(board_id: str) -> str:
     return f"board:{board_id}"
 
 
-def socketio_manager(settings: Settings, *, write_only: bool) -> socketio.AsyncRedisManager:
+# A message for the gateways themselves, never delivered to a client: evict sockets from a board
+# room, disconnect the sockets of revoked sessions. It travels as an ``emit`` on the manager's
+# channel, so every replica (and the sender itself, first) handles it.
+EVICT_EVENT = "collabry:evict"
+
+EvictHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RealtimeManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """``AsyncRedisManager`` that hands ``EVICT_EVENT`` messages to ``on_evict`` instead of clients."""
+
+    on_evict: EvictHandler | None = None
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("event") == EVICT_EVENT:
+            data = message.get("data")
+            payload = data[0] if isinstance(data, list) and data else None
+            if self.on_evict is not None and isinstance(payload, dict):
+                await self.on_evict(payload)
+            return
+        await super()._handle_emit(message)
+
+    async def evict(self, payload: dict[str, Any]) -> None:
+        """Publish an eviction to every replica (handled here first, before this returns)."""
+        await self.emit(EVICT_EVENT, payload, namespace=NAMESPACE)
+
+
+def socketio_manager(settings: Settings, *, write_only: bool) -> RealtimeManager:
     """The Redis client manager every process uses, so gateways and emitters share one channel."""
-    return socketio.AsyncRedisManager(
+    return RealtimeManager(
         settings.redis_url,
         channel=Keys(settings.redis_prefix).socketio_channel(),
         write_only=write_only,

@@ -2,8 +2,10 @@
 
 An update is checked (size, base64, Yjs structure), stored in the database, relayed to the board's
 room on every replica (Redis), and only then acknowledged. Awareness (cursors, selections) is
-relayed and never stored. Access is the policy layer's, cached per connection for
-``ACCESS_RECHECK`` seconds so a removed member loses write access within that time.
+relayed and never stored; the awareness clients a socket announced are cleared for the others
+when it leaves the board, is evicted, or disconnects. Access is the policy layer's, cached per
+connection for ``ACCESS_RECHECK`` seconds; a member removed (or every member of a deleted board)
+is evicted from the room at once by the REST route (``evict``), on every replica.
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from ...realtime.boards import COMPACT_BATCH, InvalidUpdate, append_update, chec
 from ...realtime.emitter import board_room
 from .access import board_access
 from .connections import BoardAccess, Connection
-from .payloads import BoardAwareness, BoardRef, BoardUpdate, EventError, decode_base64, encode_base64, parse
+from .payloads import (
+    MAX_AWARENESS_CLIENTS,
+    BoardAwareness,
+    BoardRef,
+    BoardUpdate,
+    EventError,
+    awareness_entries,
+    awareness_removal,
+    decode_base64,
+    encode_base64,
+    parse,
+)
 
 if TYPE_CHECKING:
     from .server import RealtimeHub
@@ -129,24 +142,68 @@ class BoardEvents:
     async def awareness(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         msg = parse(BoardAwareness, args)
         await self._access(conn, msg.boardId)
-        decode_base64(msg.update)
+        self._track_awareness(conn, msg.boardId, decode_base64(msg.update))
         await self.hub.sio.emit(
             "board:awareness", {"boardId": msg.boardId, "update": msg.update}, room=board_room(msg.boardId),
             skip_sid=conn.sid,
         )
         return {"ok": True}
 
+    @staticmethod
+    def _track_awareness(conn: Connection, board_id: str, update: bytes) -> None:
+        try:
+            entries = awareness_entries(update)
+        except ValueError:
+            return  # relayed as it is; nothing to clear for it later
+        clients = conn.awareness.setdefault(board_id, {})
+        for client, clock, removed in entries:
+            if removed:
+                clients.pop(client, None)
+            elif client in clients or len(clients) < MAX_AWARENESS_CLIENTS:
+                clients[client] = max(clock, clients.get(client, 0))
+
+    async def _clear_awareness(self, conn: Connection, board_id: str) -> None:
+        clients = conn.awareness.pop(board_id, None)
+        if clients:
+            update = encode_base64(awareness_removal(clients))
+            await self.hub.sio.emit(
+                "board:awareness", {"boardId": board_id, "update": update}, room=board_room(board_id),
+                skip_sid=conn.sid,
+            )
+
+    async def _drop(self, conn: Connection, board_id: str) -> None:
+        """Take the socket off the board: room, awareness, presence."""
+        conn.boards.pop(board_id, None)
+        await self.hub.sio.leave_room(conn.sid, board_room(board_id))
+        await self._clear_awareness(conn, board_id)
+        await self._left(board_id, conn.sid)
+
     async def leave(self, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         board_id = parse(BoardRef, args).boardId
-        if conn.boards.pop(board_id, None) is not None:
-            await self.hub.sio.leave_room(conn.sid, board_room(board_id))
-            await self._left(board_id, conn.sid)
+        if board_id in conn.boards:
+            await self._drop(conn, board_id)
         return {"ok": True}
 
     async def disconnected(self, conn: Connection) -> None:
         for board_id in list(conn.boards):
             conn.boards.pop(board_id, None)
+            await self._clear_awareness(conn, board_id)
             await self._left(board_id, conn.sid)
+
+    async def evict(self, board_id: str, user_ids: set[str] | None, *, recheck: bool = False) -> None:
+        """This process's sockets of ``user_ids`` (all when None) leave the board's room now."""
+        for conn in self.hub.connections:
+            if board_id not in conn.boards or (user_ids is not None and conn.user_id not in user_ids):
+                continue
+            if recheck:
+                fresh = await board_access(self.hub.db, board_id, conn.user_id)
+                if fresh is not None:
+                    conn.boards[board_id] = fresh
+                    continue
+            await self._drop(conn, board_id)
+            await self.hub.sio.emit(
+                "board:removed", {"boardId": board_id}, to=conn.sid, namespace="/", ignore_queue=True
+            )
 
     async def _left(self, board_id: str, sid: str) -> None:
         await self.hub.presence.leave(board_id, sid)
@@ -180,9 +237,7 @@ class BoardEvents:
         if time.monotonic() - access.checked_at > ACCESS_RECHECK:
             fresh = await board_access(self.hub.db, board_id, conn.user_id)
             if fresh is None:
-                conn.boards.pop(board_id, None)
-                await self.hub.sio.leave_room(conn.sid, board_room(board_id))
-                await self._left(board_id, conn.sid)
+                await self._drop(conn, board_id)
                 raise EventError("not_found", "board not found")
             conn.boards[board_id] = access = fresh
         return access

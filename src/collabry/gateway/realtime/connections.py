@@ -47,6 +47,9 @@ class Connection:
     ip: str
     budget: EventBudget
     boards: dict[str, BoardAccess] = field(default_factory=dict)
+    # board id -> the Yjs awareness client ids this socket announced there, with their last clock:
+    # cleared for the others when the socket leaves the board or goes away.
+    awareness: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
 class Connections:

@@ -68,3 +68,59 @@ def decode_base64(text: str) -> bytes:
 
 def encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+# -- Yjs awareness updates (y-protocols): varuint count, then per client varuint id, varuint clock,
+# varstring state (JSON; "null" when the client is gone).
+
+MAX_AWARENESS_CLIENTS = 16
+
+
+def _read_varuint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 49:
+            raise ValueError("truncated varuint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _varuint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def awareness_entries(update: bytes) -> list[tuple[int, int, bool]]:
+    """(client id, clock, removed) of each entry; ValueError when it is not an awareness update."""
+    count, pos = _read_varuint(update, 0)
+    if count > MAX_AWARENESS_CLIENTS:
+        raise ValueError("too many awareness entries")
+    entries = []
+    for _ in range(count):
+        client, pos = _read_varuint(update, pos)
+        clock, pos = _read_varuint(update, pos)
+        length, pos = _read_varuint(update, pos)
+        state = update[pos : pos + length]
+        if len(state) != length:
+            raise ValueError("truncated awareness state")
+        pos += length
+        entries.append((client, clock, state == b"null"))
+    if pos != len(update):
+        raise ValueError("trailing bytes")
+    return entries
+
+
+def awareness_removal(clients: dict[int, int]) -> bytes:
+    """The update that tells the other peers these clients are gone (a newer clock, state null)."""
+    out = bytearray(_varuint(len(clients)))
+    for client, clock in clients.items():
+        out += _varuint(client) + _varuint(clock + 1) + _varuint(4) + b"null"
+    return bytes(out)

@@ -9,8 +9,15 @@ channel from ``cache.keys``: an emit to a room on any replica (or from the worke
   ``user:<id>``; identity comes only from the token, never from payloads.
 - Events: each one spends from the connection's budget, is parsed as a strict model and runs
   inside a guard, so junk, floods and failures come back as error acks and never escape.
-- Logout-all: ``session_revoked`` goes to the user's room, then every socket of the user, on any
-  replica, is disconnected.
+- Revocation: logout-all, logout, a deleted session and refresh-token reuse send ``session_revoked``
+  to the sockets concerned and disconnect them, on every replica; a board member removed (or every
+  member of a deleted board) is taken out of the board's room at once. Both are evictions
+  published through the Socket.IO manager (``RealtimeManager.evict``), handled by this process
+  before the REST answer and by the other replicas as the message arrives.
+- Malformed traffic: a frame that is not a well-formed Socket.IO packet, an event before CONNECT,
+  and any binary packet or attachment (Yjs travels as base64 text) is never handed to the library's
+  parser state: binary drops the connection at once, other junk after ``MAX_BAD_PACKETS``, with
+  one short log line and no traceback.
 - Drain (SIGTERM): new handshakes get 503 (nginx tries the next replica) and the open transports
   are closed, so clients reconnect elsewhere instead of holding the drain open.
 """
@@ -19,22 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import socketio
 import structlog
 from aiohttp import web
+from socketio import packet as sio_packet
 
 from ...appkeys import DB, DRAIN, REDIS, SETTINGS
 from ...auth.tokens import InvalidToken
 from ...cache.keys import Keys
 from ...db.client import Database
 from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
-from ...realtime.emitter import NAMESPACE, socketio_manager, user_room
+from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
 from ...web.api import Routes
 from ...web.errors import ApiError
 from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, USERS
+from ..revocation import SESSION_REVOKED_HOOKS
 from ..security import ip_of
 from .boards import BoardEvents
 from .connections import Connection, Connections, EventBudget
@@ -48,6 +58,96 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 4096
 
 EventHandler = Callable[[Connection, tuple[Any, ...]], Awaitable[dict[str, Any]]]
+# Malformed packets one Engine.IO connection may send before it is dropped.
+MAX_BAD_PACKETS = 3
+
+
+class PacketJson:
+    """The JSON codec of Engine.IO and Socket.IO packets: a body nested past the parser's
+    recursion limit is a ValueError (a malformed packet), never a RecursionError."""
+
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def loads(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return json.loads(*args, **kwargs)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+
+
+class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    """An ``AsyncServer`` that parses and checks each packet before the library dispatches it.
+
+    The library raises on junk (logged with a traceback per frame) and buffers the binary
+    attachments a packet announces, however many; here junk is counted and binary refused.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bad_packets: dict[str, int] = {}
+        self.dropping: set[str] = set()
+        self._drops: set[asyncio.Task[None]] = set()
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid in self.dropping:
+            return
+        if not isinstance(data, str):
+            return await self._bad_packet(eio_sid, "binary", fatal=True)
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:  # any parse failure of client bytes is the client's
+            return await self._bad_packet(eio_sid, "malformed")
+        kind = pkt.packet_type
+        if kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            return await self._bad_packet(eio_sid, "binary", fatal=True)
+        if kind == sio_packet.CONNECT:
+            return await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        if kind == sio_packet.DISCONNECT:
+            return await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        if kind not in (sio_packet.EVENT, sio_packet.ACK):
+            return await self._bad_packet(eio_sid, "unexpected")
+        namespace = pkt.namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return await self._bad_packet(eio_sid, "not_connected")
+        if not isinstance(pkt.data, list) or (
+            kind == sio_packet.EVENT and not (pkt.data and isinstance(pkt.data[0], str))
+        ):
+            return await self._bad_packet(eio_sid, "malformed")
+        if kind == sio_packet.EVENT:
+            return await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        return await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    async def _bad_packet(self, eio_sid: str, reason: str, *, fatal: bool = False) -> None:
+        SOCKETIO_EVENTS.labels("packet", reason).inc()
+        count = self.bad_packets.get(eio_sid, 0) + 1
+        self.bad_packets[eio_sid] = count
+        if not fatal and count < MAX_BAD_PACKETS:
+            return
+        self.dropping.add(eio_sid)
+        log.warning("socket_dropped", eio_sid=eio_sid, reason=reason, bad_packets=count)
+        # Not awaited here: the close must not run inside the receive loop it ends.
+        task = asyncio.create_task(self._drop(eio_sid))
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def _drop(self, eio_sid: str) -> None:
+        """End the Engine.IO session and its transport now. A polite close would leave the
+        websocket open until the client speaks again; the ``None`` ends the session's writer,
+        which closes the websocket (or answers the pending long-poll)."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
+        await sock.close(wait=False, abort=True)
+        await sock.queue.put(None)
+        self.eio.sockets.pop(eio_sid, None)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self.bad_packets.pop(eio_sid, None)
+        self.dropping.discard(eio_sid)
+        self._binary_packet.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
 
 
 class RealtimeHub:
@@ -57,12 +157,15 @@ class RealtimeHub:
         self.app = app
         settings = app[SETTINGS]
         self.settings = settings
-        self.sio = socketio.AsyncServer(
+        self.manager: RealtimeManager = socketio_manager(settings, write_only=False)
+        self.manager.on_evict = self.on_evict
+        self.sio = GuardedServer(
             async_mode="aiohttp",
-            client_manager=socketio_manager(settings, write_only=False),
+            client_manager=self.manager,
             # None = same origin only; an explicit list otherwise. Never '*'.
             cors_allowed_origins=list(settings.cors_origins) or None,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
+            json=PacketJson,
             ping_interval=25,
             ping_timeout=20,
             logger=False,
@@ -146,14 +249,48 @@ class RealtimeHub:
 
     async def logout_all(self, app: web.Application, user_id: str) -> None:
         """LOGOUT_ALL_HOOKS: tell every socket of the user, then disconnect them on every replica."""
+        await self._publish_evict({"kind": "user", "userId": user_id, "reason": "logout_all"})
+
+    async def sessions_revoked(self, app: web.Application, user_id: str, session_ids: list[str], reason: str) -> None:
+        """SESSION_REVOKED_HOOKS: the sockets of these sessions, on every replica."""
+        await self._publish_evict({"kind": "sessions", "sessionIds": session_ids, "reason": reason})
+
+    async def evict_from_board(self, board_id: str, user_ids: list[str] | None, *, recheck: bool = False) -> None:
+        """Take these users' sockets (everyone's when None) out of the board's room on every replica;
+        with ``recheck``, only those whose access the policy no longer grants (a role changed)."""
+        await self._publish_evict({"kind": "board", "boardId": board_id, "userIds": user_ids, "recheck": recheck})
+
+    async def _publish_evict(self, payload: dict[str, Any]) -> None:
         try:
-            await self.sio.emit(
-                "session_revoked", {"reason": "logout_all"}, room=user_room(user_id), namespace=NAMESPACE
-            )
-            for sid in await self.presence.sockets_of(user_id):
-                await self.sio.disconnect(sid, namespace=NAMESPACE)
-        except Exception as exc:  # the sessions are revoked already; sockets end at the next check
-            log.warning("session_revoked_push_failed", user_id=user_id, error=str(exc))
+            await self.manager.evict(payload)
+        except Exception as exc:  # the revocation is stored; access re-checks catch up
+            log.warning("socket_eviction_not_published", kind=payload.get("kind"), error=str(exc))
+
+    async def on_evict(self, data: dict[str, Any]) -> None:
+        """An eviction from any replica (or this one), for the sockets this process holds."""
+        kind = data.get("kind")
+        reason = str(data.get("reason", "revoked"))
+        try:
+            if kind == "board" and isinstance(data.get("boardId"), str):
+                users = data.get("userIds")
+                await self.boards.evict(
+                    data["boardId"], set(users) if isinstance(users, list) else None, recheck=bool(data.get("recheck"))
+                )
+            elif kind == "sessions" and isinstance(data.get("sessionIds"), list):
+                sessions = set(data["sessionIds"])
+                for conn in self.connections:
+                    if conn.session_id in sessions:
+                        await self._end(conn, reason)
+            elif kind == "user" and isinstance(data.get("userId"), str):
+                for conn in self.connections:
+                    if conn.user_id == data["userId"]:
+                        await self._end(conn, reason)
+        except Exception as exc:
+            log.warning("socket_eviction_failed", kind=kind, error=str(exc))
+
+    async def _end(self, conn: Connection, reason: str) -> None:
+        await self.sio.emit("session_revoked", {"reason": reason}, to=conn.sid, namespace=NAMESPACE, ignore_queue=True)
+        await self.sio.disconnect(conn.sid, namespace=NAMESPACE, ignore_queue=True)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -246,6 +383,7 @@ def setup(app: web.Application) -> None:
     app[HUB] = hub
     app.cleanup_ctx.append(hub.ctx)
     app.setdefault(LOGOUT_ALL_HOOKS, []).append(hub.logout_all)
+    app.setdefault(SESSION_REVOKED_HOOKS, []).append(hub.sessions_revoked)
     # The Engine.IO endpoint is a transport, not part of the JSON API: it is served outside
     # ``routes`` so the OpenAPI document lists only /api.
     resource = app.router.add_resource("/socket.io/", name="socketio")
@@ -263,6 +401,10 @@ async def _engineio(request: web.Request) -> web.StreamResponse:
         hub.transports.add(transport)
     try:
         response = await hub.sio.handle_request(request)
+    except Exception as exc:  # junk below Socket.IO (an Engine.IO frame that is no packet): the
+        # transport ends; one short line, no traceback of client bytes
+        log.warning("engineio_transport_error", error=type(exc).__name__, client_ip=ip_of(request))
+        return web.Response(status=400)
     finally:
         if transport is not None:
             hub.transports.discard(transport)

@@ -19,6 +19,7 @@ from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
 from ...web.errors import ApiError
 from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
+from ..revocation import sessions_revoked
 from ..security import current_user_id, ip_of
 
 log = structlog.get_logger("collabry.auth")
@@ -224,6 +225,7 @@ async def refresh(request: web.Request) -> web.Response:
     except TokenReused as exc:
         AUTH_EVENTS.labels("token_reused").inc()
         log.warning("refresh_token_reused", user_id=exc.user_id, client_ip=ip_of(request))
+        await sessions_revoked(request.app, exc.user_id, [exc.session_id], "token_reused")
         raise ApiError(401, "token_reused", "this refresh token was already used; the session is revoked") from None
     except RefreshError:
         AUTH_EVENTS.labels("refresh_failed").inc()
@@ -238,6 +240,7 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
     await request.app[REFRESH_TOKENS].revoke(request[SESSION_ID], user_id=user_id)
+    await sessions_revoked(request.app, user_id, [request[SESSION_ID]], "logout")
     AUTH_EVENTS.labels("logout").inc()
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path="/api/auth")
@@ -247,7 +250,11 @@ async def logout(request: web.Request) -> web.Response:
 @routes.post("/api/auth/logout-all", summary="Revoke every session of the user", responses={204: None})
 async def logout_all(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    count = await request.app[REFRESH_TOKENS].revoke_all(user_id)
+    store = request.app[REFRESH_TOKENS]
+    active = [d["_id"] for d in await store.list_active(user_id)]
+    count = await store.revoke_all(user_id)
+    # The user's sockets are all disconnected by the hooks below, whatever session they belong to.
+    await sessions_revoked(request.app, user_id, [*active, request[SESSION_ID]], "logout_all", notify=False)
     AUTH_EVENTS.labels("logout_all").inc()
     log.info("logout_all", revoked=count)
     for hook in request.app.get(LOGOUT_ALL_HOOKS, []):
@@ -289,7 +296,9 @@ async def sessions(request: web.Request) -> web.Response:
 @routes.delete("/api/auth/sessions/{id}", summary="Revoke one session", responses={204: None})
 async def revoke_session(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    if not await request.app[REFRESH_TOKENS].revoke(request.match_info["id"], user_id=user_id, reason="revoked"):
+    session_id = request.match_info["id"]
+    if not await request.app[REFRESH_TOKENS].revoke(session_id, user_id=user_id, reason="revoked"):
         raise ApiError(404, "not_found", "session not found")
+    await sessions_revoked(request.app, user_id, [session_id], "revoked")
     return web.Response(status=204)
 

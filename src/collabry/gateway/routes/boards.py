@@ -15,6 +15,7 @@ from ...appkeys import SETTINGS
 from ...domain import boards
 from ...realtime.boards import board_state
 from ...web.api import RequestModel
+from ..realtime.server import HUB
 from ._domain import DomainRoutes, actor_of, db_of, emitter_of, install_emitter, json, no_content
 from .auth import EMAIL_PATTERN
 
@@ -132,7 +133,9 @@ async def rename_board(request: web.Request, body: BoardBody) -> web.Response:
 @routes.delete("/api/boards/{id}", summary="Move a board to the recycle bin (owner only)", responses={204: None})
 async def delete_board(request: web.Request) -> web.Response:
     who = await actor_of(request)
-    await boards.delete(db_of(request), who.user_id, request.match_info["id"])
+    board_id = request.match_info["id"]
+    await boards.delete(db_of(request), who.user_id, board_id)
+    await _evict(request, board_id, None)  # members lose access at once, live sockets included
     return no_content()
 
 
@@ -151,6 +154,8 @@ async def add_member(request: web.Request, body: MemberBody) -> web.Response:
     member, created = await boards.add_member(
         db_of(request), emitter_of(request), who, request.match_info["id"], body.email, body.role
     )
+    if not created:  # a changed role applies to the member's open sockets now, not at the next re-check
+        await _evict(request, request.match_info["id"], [str(member.get("userId", ""))], recheck=True)
     return json({"member": member}, status=201 if created else 200)
 
 
@@ -158,8 +163,17 @@ async def add_member(request: web.Request, body: MemberBody) -> web.Response:
                responses={204: None})
 async def remove_member(request: web.Request) -> web.Response:
     who = await actor_of(request)
-    await boards.remove_member(db_of(request), who.user_id, request.match_info["id"], request.match_info["userId"])
+    board_id, user_id = request.match_info["id"], request.match_info["userId"]
+    await boards.remove_member(db_of(request), who.user_id, board_id, user_id)
+    await _evict(request, board_id, [user_id])
     return no_content()
+
+
+async def _evict(request: web.Request, board_id: str, user_ids: list[str] | None, *, recheck: bool = False) -> None:
+    """Sockets of these users (everyone's when None) leave the board's live room on every replica."""
+    hub = request.app.get(HUB)
+    if hub is not None:
+        await hub.evict_from_board(board_id, user_ids, recheck=recheck)
 
 
 @routes.get("/api/boards/{id}/snapshot", summary="The board's Yjs document as one state update",
