@@ -16,7 +16,7 @@ from ..db.users import UserRepository
 from ..lifecycle import install_drain
 from ..web.api import AUTHENTICATORS
 from ..web.errors import error_middleware
-from ..web.middleware import observe_middleware
+from ..web.middleware import observe_middleware, security_headers
 from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
 from . import realtime
@@ -46,6 +46,7 @@ async def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[PROCESS] = "gateway"
+    app.on_response_prepare.append(security_headers)
     app[READY_CHECKS] = {}
     install_drain(app)
     app[ACCESS_TOKENS] = AccessTokens(settings)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from ..appkeys import SETTINGS
 from .errors import ApiError, validation_details
@@ -54,6 +55,59 @@ class Endpoint:
     parameters: list[dict[str, Any]] | None = None
 
 
+# Deeper than any request model goes; BSON itself refuses documents nested 100 levels deep.
+MAX_JSON_DEPTH = 32
+# Integers are stored as BSON int64: 19 digits (and a sign) at most.
+MAX_INT_DIGITS = 19
+
+
+class InvalidJson(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidJson(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidJson(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def loads_json(raw: bytes) -> Any:
+    """Parse a request body; every malformed body (syntax, encoding, nesting, huge numbers) is
+    ``InvalidJson``, never a RecursionError or an overflow further down."""
+    try:
+        value = json.loads(raw, parse_int=_parse_int, parse_constant=_no_constant)
+    except InvalidJson:
+        raise
+    except RecursionError:
+        raise InvalidJson("the body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidJson(str(exc)) from None
+    _check_depth(value)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidJson(f"{name} is not JSON")
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 async def read_json(request: web.Request) -> Any:
     limit = request.app[SETTINGS].max_json_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -63,10 +117,26 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(413, "too_large", f"the request body is over {limit} bytes")
     if not raw.strip():
         return {}
+    # A body of another type is refused before it is read as JSON: a browser can send text/plain
+    # (or a form) cross-site without a preflight, application/json it cannot.
+    if not is_json_type(request.content_type):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return loads_json(raw)
+    except InvalidJson as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+# A time with a zone, converted to UTC while validating (a time at the edge of the calendar whose
+# offset moves it out of range is a 400, not an overflow when it is stored).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 def parse_model(model: type[M], data: Any) -> M:

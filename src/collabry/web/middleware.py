@@ -72,3 +72,11 @@ async def observe_middleware(request: web.Request, handler: Any) -> web.StreamRe
                 client_ip=request.get(CLIENT_IP),
             )
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: on every answer, streamed ones included. JSON is never sniffed
+    into something a browser would run; an error or a token is never kept by a cache."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.status >= 400:
+        response.headers.setdefault("Cache-Control", "no-store")

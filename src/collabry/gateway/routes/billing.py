@@ -7,7 +7,6 @@ bytes before the body is parsed, so an unsigned sender learns nothing but 401.
 
 from __future__ import annotations
 
-import json as jsonlib
 from typing import Any, Literal
 
 import structlog
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...appkeys import SETTINGS
 from ...domain import billing, coupons, payments
 from ...domain.errors import DomainError
-from ...web.api import RequestModel
+from ...web.api import RequestModel, is_json_type, loads_json
 from ...web.errors import ApiError, validation_details
 from ..security import enforce
 from ._domain import DomainRoutes, actor_of, db_of, emitter_of, install_emitter, json
@@ -212,8 +211,10 @@ async def payment_webhook(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", "the event is too large")
     payments.verify(settings.webhook_secret, raw, request.headers.get(payments.SIGNATURE_HEADER),
                     request.headers.get(payments.TIMESTAMP_HEADER), tolerance=settings.webhook_tolerance)
+    if not is_json_type(request.content_type):
+        raise ApiError(415, "unsupported_media_type", "send the event as application/json")
     try:
-        event = WebhookEvent.model_validate(jsonlib.loads(raw))
+        event = WebhookEvent.model_validate(loads_json(raw))
     except (ValueError, UnicodeDecodeError) as exc:
         details = validation_details(exc) if isinstance(exc, ValidationError) else None
         raise ApiError(400, "invalid_request", "the event is not valid", details=details) from None

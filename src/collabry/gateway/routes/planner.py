@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ...domain import planner
-from ...web.api import RequestModel
+from ...web.api import RequestModel, UtcDatetime
 from ...web.errors import ApiError
 from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 
@@ -20,13 +20,13 @@ TITLE = Field(min_length=1, max_length=200, pattern=r"\S")
 
 class TaskBody(RequestModel):
     title: str = TITLE
-    dueAt: AwareDatetime
+    dueAt: UtcDatetime
 
 
 class TaskPatch(RequestModel):
     # Optional, but not nullable: the schema offers no null, and a null sent anyway is a 400.
     title: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")] | SkipJsonSchema[None] = None
-    dueAt: AwareDatetime | SkipJsonSchema[None] = None
+    dueAt: UtcDatetime | SkipJsonSchema[None] = None
     done: bool | SkipJsonSchema[None] = None
 
 
