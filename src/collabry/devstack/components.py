@@ -79,8 +79,12 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
+        # Logs hold user ids, addresses and request paths: readable by their owner only, and so is
+        # every file a child creates (uploads, indexes, database and Redis files).
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        log = os.fdopen(fd, "ab")
         self.proc = subprocess.Popen(
             self.argv,
             stdout=log,
@@ -89,6 +93,7 @@ class Process:
             env={**os.environ, **self.env},
             cwd=self.cwd,
             start_new_session=True,  # Ctrl-C in a terminal reaches the supervisor only
+            umask=0o077,
         )
         log.close()
         return self
