@@ -54,6 +54,7 @@ INDEXES: tuple[Index, ...] = (
     Index("notebooks", [("deleted_at", 1)], {"name": "deleted"}),
     Index("sources", [("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], {"name": "notebook"}),
     Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
+    Index("sources", [("file", 1)], {"name": "file"}),  # the worker's orphan-upload sweep
     Index("usage", [("date", 1)], {"name": "date"}),
     Index("checkouts", [("key", 1)], {"unique": True, "name": "key_unique"}),
     Index("checkouts", [("user_id", 1), ("created_at", -1)], {"name": "user"}),

@@ -23,9 +23,20 @@ log = structlog.get_logger("collabry.migrate")
 SCHEMA_VERSION = 2
 
 
+async def _index_names(db: Database, collection: str) -> set[str]:
+    return {str(index["name"]) async for index in await db[collection].list_indexes()}
+
+
 async def migrate(db: Database) -> int:
+    # Only missing indexes are created: every process migrates at start while it already serves,
+    # and on DocumentDB a create_index racing with writes to the same collection can end in a
+    # deadlock that PostgreSQL resolves by failing one of them (a request, as likely as not).
+    existing: dict[str, set[str]] = {}
     for index in INDEXES:
-        await db[index.collection].create_index(index.keys, **index.options)
+        if index.collection not in existing:
+            existing[index.collection] = await _index_names(db, index.collection)
+        if index.options["name"] not in existing[index.collection]:
+            await db[index.collection].create_index(index.keys, **index.options)
     if needs_fold(await db["meta"].find_one({"_id": "schema"})):
         await fold_schema_1(db)
     try:

@@ -6,8 +6,8 @@ what the product asks the database, and ``tests/integration/db/test_query_plans.
 each shape against thousands of documents and fails on a collection scan: an index that the
 planner cannot use, or a query without one, shows up there and not in production.
 
-``example`` holds arguments for the builder; the plan does not depend on the values, only on the
-fields and operators of the filter.
+``example`` holds arguments for the builder (``variants`` more, where optional arguments change
+the filter's fields); the plan does not depend on the values, only on the fields and operators.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ class Query(Generic[P]):
     sort: Sort = ()
     limit: int = 0  # the largest limit the repository passes (0: none)
     full_scan: str = ""  # why this shape may read the whole collection (a rare, bounded job)
+    variants: tuple[tuple[Any, ...], ...] = ()  # more arguments, for filters with optional parts
+
+    @property
+    def examples(self) -> tuple[tuple[Any, ...], ...]:
+        return (self.example, *self.variants)
 
     @property
     def name(self) -> str:
@@ -48,12 +53,13 @@ SHAPES: list[Query[Any]] = []
 
 
 def query(
-    collection: str, *, example: tuple[Any, ...], sort: Sort = (), limit: int = 0, full_scan: str = ""
+    collection: str, *, example: tuple[Any, ...], sort: Sort = (), limit: int = 0, full_scan: str = "",
+    variants: tuple[tuple[Any, ...], ...] = (),
 ) -> Callable[[Callable[P, Filter]], Query[P]]:
     """Declare a filter builder as one of the product's query shapes."""
 
     def declare(build: Callable[P, Filter]) -> Query[P]:
-        shape = Query(collection, build, example, sort, limit, full_scan)
+        shape = Query(collection, build, example, sort, limit, full_scan, variants)
         SHAPES.append(shape)
         return shape
 

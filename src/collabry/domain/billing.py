@@ -14,7 +14,7 @@ Event processing is idempotent by ``eventId`` and retry-safe:
    its claim (answer 503, so the provider retries); one that dies leaves a claim whose lease
    expires, after which a retry takes over. Either way the retry finishes the work.
 
-Collections:
+Collections (stored by ``db.billing``):
 - ``checkouts`` ``{_id, user_id, plan_id, base_amount, discount_percent, amount, currency, coupon_code,
   provider, provider_ref, instructions, status: pending|paid|failed, key, renewal_of, period_start,
   period_end, paid_at, event_id, created_at}`` (``key`` unique: the worker's renewal idempotency key)
@@ -36,7 +36,10 @@ import structlog
 from pymongo.errors import DuplicateKeyError
 
 from ..config import Plan, Settings
+from ..db.billing import Checkouts, Invoices, PaymentEvents, Subscriptions
+from ..db.boards import Boards
 from ..db.client import Database, iso, new_id, utcnow
+from ..db.users import UserRepository
 from . import coupons, policy
 from .errors import Conflict, Invalid
 from .notifications import UserEmitter, notify
@@ -116,8 +119,9 @@ async def create_checkout(
 ) -> dict[str, Any]:
     """A priced checkout for ``plan_id``. ``key`` makes it idempotent (the worker's renewals pass one)."""
     plan = paid_plan(settings, plan_id)
+    checkouts = Checkouts(db)
     if key is not None:
-        existing = await db["checkouts"].find_one({"key": key})
+        existing = await checkouts.by_key(key)
         if existing is not None:
             return existing
     checkout_id = new_id()
@@ -150,9 +154,9 @@ async def create_checkout(
         "deleted_at": None,
     }
     try:
-        await db["checkouts"].insert_one(doc)
+        await checkouts.insert(doc)
     except DuplicateKeyError:
-        existing = await db["checkouts"].find_one({"key": key})
+        existing = await checkouts.by_key(doc["key"])
         if existing is not None:
             return existing
         raise
@@ -160,9 +164,7 @@ async def create_checkout(
         CheckoutIntent(checkout_id, who.user_id, plan.id, amount, doc["currency"], f"Collabry {plan.name}")
     )
     doc.update(provider_ref=started.reference, instructions=started.instructions)
-    await db["checkouts"].update_one(
-        {"_id": checkout_id}, {"$set": {"provider_ref": started.reference, "instructions": started.instructions}}
-    )
+    await checkouts.set(checkout_id, provider_ref=started.reference, instructions=started.instructions)
     if amount == 0:  # fully discounted: nothing to pay, the plan starts now
         await apply_payment(db, settings, emitter, doc, event_id=f"free:{checkout_id}")
         doc["status"] = "paid"
@@ -184,7 +186,7 @@ def public_subscription(doc: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def subscription_of(db: Database, user_id: str) -> dict[str, Any] | None:
-    return await db["subscriptions"].find_one({"_id": user_id})
+    return await Subscriptions(db).of_user(user_id)
 
 
 async def cancel(db: Database, provider: PaymentProvider, who: Actor) -> dict[str, Any]:
@@ -194,9 +196,7 @@ async def cancel(db: Database, provider: PaymentProvider, who: Actor) -> dict[st
         raise Conflict("there is no paid subscription to cancel", code="no_subscription")
     if not sub.get("cancel_at_period_end"):
         await provider.cancel_renewal(who.user_id, sub["_id"])
-        await db["subscriptions"].update_one(
-            {"_id": who.user_id}, {"$set": {"cancel_at_period_end": True, "updated_at": utcnow()}}
-        )
+        await Subscriptions(db).set(who.user_id, cancel_at_period_end=True, updated_at=utcnow())
         sub["cancel_at_period_end"] = True
     return sub
 
@@ -206,17 +206,14 @@ async def cancel(db: Database, provider: PaymentProvider, who: Actor) -> dict[st
 
 async def claim_event(db: Database, event_id: str, event_type: str, checkout_id: str | None) -> bool:
     """Take the exclusive right to process ``event_id``; False if it was already done."""
-    events = db["payment_events"]
+    events = PaymentEvents(db)
     for _ in range(2):
         now = utcnow()
-        try:
-            await events.insert_one({"_id": event_id, "type": event_type, "checkout_id": checkout_id,
-                                     "status": "processing", "outcome": None, "lease_until": now + EVENT_LEASE,
-                                     "received_at": now, "done_at": None})
+        if await events.claim({"_id": event_id, "type": event_type, "checkout_id": checkout_id,
+                               "status": "processing", "outcome": None, "lease_until": now + EVENT_LEASE,
+                               "received_at": now, "done_at": None}):
             return True
-        except DuplicateKeyError:
-            pass
-        existing = await events.find_one({"_id": event_id})
+        existing = await events.get(event_id)
         if existing is None:
             continue  # released between our insert and read: try again
         if existing["status"] == "done":
@@ -224,11 +221,9 @@ async def claim_event(db: Database, event_id: str, event_type: str, checkout_id:
         if existing["lease_until"] > now:
             raise Conflict("this event is being processed; retry later", code="event_in_progress",
                            headers={"Retry-After": "5"})
-        # An earlier delivery died half-way. delete_one reports the removal to one caller only,
-        # so exactly one retry takes the stale claim over.
-        taken = await events.delete_one({"_id": event_id, "status": "processing",
-                                         "lease_until": existing["lease_until"]})
-        if not taken.deleted_count:
+        # An earlier delivery died half-way. Removing its claim is conditional on the lease read
+        # here, and reported to one caller only, so exactly one retry takes the stale claim over.
+        if not await events.drop_stale_claim(event_id, existing["lease_until"]):
             raise Conflict("this event is being processed; retry later", code="event_in_progress",
                            headers={"Retry-After": "5"})
     raise Conflict("this event is being processed; retry later", code="event_in_progress",
@@ -236,13 +231,11 @@ async def claim_event(db: Database, event_id: str, event_type: str, checkout_id:
 
 
 async def finish_event(db: Database, event_id: str, outcome: str) -> None:
-    await db["payment_events"].update_one(
-        {"_id": event_id}, {"$set": {"status": "done", "outcome": outcome, "done_at": utcnow()}}
-    )
+    await PaymentEvents(db).finish(event_id, outcome, utcnow())
 
 
 async def release_event(db: Database, event_id: str) -> None:
-    await db["payment_events"].delete_one({"_id": event_id, "status": "processing"})
+    await PaymentEvents(db).release(event_id)
 
 
 async def process_event(db: Database, settings: Settings, emitter: UserEmitter | None, event: dict[str, Any]) -> str:
@@ -269,7 +262,7 @@ async def _apply_event(db: Database, settings: Settings, emitter: UserEmitter | 
                        checkout_id: Any, event: dict[str, Any]) -> str:
     if event_type not in ("payment.succeeded", "payment.failed") or not isinstance(checkout_id, str):
         return "unsupported"
-    checkout = await db["checkouts"].find_one({"_id": checkout_id})
+    checkout = await Checkouts(db).get(checkout_id)
     if checkout is None:
         return "unknown_checkout"
     if event.get("amount") is not None and event["amount"] != checkout["amount"]:
@@ -295,22 +288,18 @@ async def fix_period(db: Database, settings: Settings, checkout: dict[str, Any])
             and sub.get("current_period_end") and sub["current_period_end"] > now):
         start = sub["current_period_end"]  # paying again for the same plan extends it
     end = start + timedelta(days=settings.billing_period_days)
-    await db["checkouts"].update_one({"_id": checkout["_id"]}, {"$set": {"period_start": start, "period_end": end}})
+    await Checkouts(db).set(checkout["_id"], period_start=start, period_end=end)
     checkout.update(period_start=start, period_end=end)
     return start, end
 
 
 async def record_invoice(db: Database, checkout: dict[str, Any], start: datetime, end: datetime) -> None:
     now = utcnow()
-    try:
-        await db["invoices"].insert_one({
-            "_id": checkout["_id"], "user_id": checkout["user_id"], "checkout_id": checkout["_id"],
-            "plan_id": checkout["plan_id"], "amount": checkout["amount"], "currency": checkout["currency"],
-            "period_start": start, "period_end": end, "status": "paid", "created_at": now, "paid_at": now,
-        })
-    except DuplicateKeyError:
-        await db["invoices"].update_one({"_id": checkout["_id"], "status": {"$ne": "paid"}},
-                                        {"$set": {"status": "paid", "paid_at": now}})
+    await Invoices(db).record_paid({
+        "_id": checkout["_id"], "user_id": checkout["user_id"], "checkout_id": checkout["_id"],
+        "plan_id": checkout["plan_id"], "amount": checkout["amount"], "currency": checkout["currency"],
+        "period_start": start, "period_end": end, "status": "paid", "created_at": now, "paid_at": now,
+    }, now)
 
 
 async def activate_subscription(db: Database, checkout: dict[str, Any], start: datetime, end: datetime) -> None:
@@ -321,23 +310,18 @@ async def activate_subscription(db: Database, checkout: dict[str, Any], start: d
     fields = {"user_id": user_id, "plan": checkout["plan_id"], "status": "active", "current_period_start": start,
               "current_period_end": end, "cancel_at_period_end": False, "checkout_id": checkout["_id"],
               "provider": checkout["provider"], "updated_at": utcnow()}
-    if current is None:
-        try:
-            await db["subscriptions"].insert_one({"_id": user_id, **fields, "created_at": utcnow()})
-            return
-        except DuplicateKeyError:
-            pass
-    await db["subscriptions"].update_one({"_id": user_id}, {"$set": fields})
+    if current is None and await Subscriptions(db).create(user_id, {**fields, "created_at": utcnow()}):
+        return
+    await Subscriptions(db).set(user_id, **fields)
 
 
 async def set_user_plan(db: Database, user_id: str, plan_id: str) -> None:
-    await db["users"].update_one({"_id": user_id}, {"$set": {"plan": plan_id}})
+    await UserRepository(db).set_plan(user_id, plan_id)
 
 
 async def unarchive_boards(db: Database, user_id: str) -> None:
     """A paid plan again: boards archived by a downgrade become writable (they kept their slots)."""
-    await db["boards"].update_many({"owner_id": user_id, "archived_at": {"$ne": None}},
-                                   {"$set": {"archived_at": None, "updated_at": utcnow()}})
+    await Boards(db).unarchive_all(user_id, utcnow())
 
 
 async def apply_payment(db: Database, settings: Settings, emitter: UserEmitter | None, checkout: dict[str, Any],
@@ -350,9 +334,7 @@ async def apply_payment(db: Database, settings: Settings, emitter: UserEmitter |
     await unarchive_boards(db, checkout["user_id"])
     if checkout.get("coupon_code"):
         await coupons.redeem(db, checkout["coupon_code"], checkout["user_id"], checkout["_id"])
-    await db["checkouts"].update_one(
-        {"_id": checkout["_id"]}, {"$set": {"status": "paid", "paid_at": utcnow(), "event_id": event_id}}
-    )
+    await Checkouts(db).set(checkout["_id"], status="paid", paid_at=utcnow(), event_id=event_id)
     plan = settings.plan(checkout["plan_id"])
     await notify(db, emitter, checkout["user_id"], "payment_succeeded", f"{plan.name} plan active",
                  f"Your {plan.name} plan is active until {end:%Y-%m-%d}.", dedupe_key=f"payment:{checkout['_id']}")
@@ -361,10 +343,9 @@ async def apply_payment(db: Database, settings: Settings, emitter: UserEmitter |
 async def apply_failure(db: Database, emitter: UserEmitter | None, checkout: dict[str, Any]) -> None:
     if checkout["status"] == "paid":
         return  # a late failure notice for a checkout that was paid after all
-    await db["checkouts"].update_one({"_id": checkout["_id"]}, {"$set": {"status": "failed"}})
+    await Checkouts(db).set(checkout["_id"], status="failed")
     if checkout.get("renewal_of"):
-        await db["subscriptions"].update_one({"_id": checkout["user_id"], "status": "active"},
-                                             {"$set": {"status": "past_due", "updated_at": utcnow()}})
+        await Subscriptions(db).set_if_active(checkout["user_id"], status="past_due", updated_at=utcnow())
     await notify(db, emitter, checkout["user_id"], "payment_failed", "Payment failed",
                  "Your payment did not go through; your plan stays as it was.",
                  dedupe_key=f"payment_failed:{checkout['_id']}")
@@ -384,7 +365,7 @@ def public_invoice(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def invoices_of(db: Database, user_id: str) -> list[dict[str, Any]]:
-    return await db["invoices"].find({"user_id": user_id}).sort("created_at", -1).limit(200).to_list(None)
+    return await Invoices(db).of_user(user_id)
 
 
 async def checkout_of(db: Database, who: Actor, checkout_id: str) -> dict[str, Any]:

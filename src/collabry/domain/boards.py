@@ -1,6 +1,6 @@
 """Boards, their members and the recycle bin.
 
-Collections:
+Collections (stored by ``db.boards``):
 - ``boards`` ``{_id, owner_id, title, created_at, updated_at, deleted_at, archived_at}``;
   ``deleted_at`` set = in the owner's recycle bin for ``Settings.recycle_days`` (then the worker
   purges it with ``recycle.purge_board``); ``archived_at`` set = read-only after a plan downgrade.
@@ -14,11 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from ..config import Settings
+from ..db.boards import Boards, member_id
 from ..db.client import Database, iso, new_id, utcnow
-from ..db.users import normalise_email
+from ..db.users import UserRepository
 from . import policy, quotas
 from .errors import Conflict, NotFound
 from .notifications import UserEmitter, notify
@@ -53,7 +52,7 @@ async def create(db: Database, settings: Settings, who: Actor, title: str) -> di
     doc = {"_id": board_id, "owner_id": who.user_id, "title": title, "created_at": now, "updated_at": now,
            "deleted_at": None, "archived_at": None}
     try:
-        await db["boards"].insert_one(doc)
+        await Boards(db).insert(doc)
     except BaseException:
         await quotas.give_back(db, who.user_id, "boards", board_id)
         raise
@@ -61,13 +60,7 @@ async def create(db: Database, settings: Settings, who: Actor, title: str) -> di
 
 
 async def list_for(db: Database, user_id: str) -> list[tuple[dict[str, Any], str]]:
-    roles: dict[str, str] = {}
-    async for member in db["board_members"].find({"user_id": user_id}, {"board_id": 1, "role": 1}):
-        roles[member["board_id"]] = member["role"]
-    query: dict[str, Any] = {"deleted_at": None, "$or": [{"owner_id": user_id}]}
-    if roles:
-        query["$or"].append({"_id": {"$in": list(roles)}})
-    docs = await db["boards"].find(query).sort([("updated_at", -1), ("_id", -1)]).to_list(None)
+    docs, roles = await Boards(db).visible_to(user_id)
     return [(doc, "owner" if doc["owner_id"] == user_id else roles[doc["_id"]]) for doc in docs]
 
 
@@ -76,9 +69,8 @@ async def get(db: Database, user_id: str, board_id: str) -> tuple[dict[str, Any]
 
 
 async def members(db: Database, board: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = await db["board_members"].find({"board_id": board["_id"]}).sort("created_at", 1).to_list(None)
-    ids = [board["owner_id"], *(row["user_id"] for row in rows)]
-    names = {u["_id"]: u.get("name", "") async for u in db["users"].find({"_id": {"$in": ids}}, {"name": 1})}
+    rows = await Boards(db).members_of(board["_id"])
+    names = await UserRepository(db).names([board["owner_id"], *(row["user_id"] for row in rows)])
     out = [{"userId": board["owner_id"], "name": names.get(board["owner_id"], ""), "role": "owner"}]
     out += [{"userId": row["user_id"], "name": names.get(row["user_id"], ""), "role": row["role"]} for row in rows]
     return out
@@ -87,7 +79,7 @@ async def members(db: Database, board: dict[str, Any]) -> list[dict[str, Any]]:
 async def rename(db: Database, user_id: str, board_id: str, title: str) -> tuple[dict[str, Any], str]:
     board, role = await policy.authorize_board(db, board_id, user_id, BoardAction.WRITE)
     now = utcnow()
-    await db["boards"].update_one({"_id": board_id}, {"$set": {"title": title, "updated_at": now}})
+    await Boards(db).rename(board_id, title, now)
     board.update(title=title, updated_at=now)
     return board, role
 
@@ -95,7 +87,7 @@ async def rename(db: Database, user_id: str, board_id: str, title: str) -> tuple
 async def delete(db: Database, user_id: str, board_id: str) -> None:
     """Move the board to the recycle bin; members lose access at once."""
     await policy.authorize_board(db, board_id, user_id, BoardAction.MANAGE)
-    await db["boards"].update_one({"_id": board_id, "deleted_at": None}, {"$set": {"deleted_at": utcnow()}})
+    await Boards(db).to_bin(board_id, utcnow())
     await quotas.give_back(db, user_id, "boards", board_id)
 
 
@@ -104,8 +96,7 @@ def _recycle_cutoff(settings: Settings, now: datetime | None = None) -> datetime
 
 
 async def trash(db: Database, settings: Settings, user_id: str) -> list[dict[str, Any]]:
-    query = {"owner_id": user_id, "deleted_at": {"$gt": _recycle_cutoff(settings)}}
-    return await db["boards"].find(query).sort("deleted_at", -1).to_list(None)
+    return await Boards(db).bin_of(user_id, _recycle_cutoff(settings))
 
 
 async def restore(db: Database, settings: Settings, who: Actor, board_id: str) -> dict[str, Any]:
@@ -113,7 +104,7 @@ async def restore(db: Database, settings: Settings, who: Actor, board_id: str) -
     if board["deleted_at"] <= _recycle_cutoff(settings):
         raise NotFound("board")  # past the recycle window: waiting for the purge
     await quotas.take(db, settings, who, "boards", board_id)
-    await db["boards"].update_one({"_id": board_id}, {"$set": {"deleted_at": None, "updated_at": utcnow()}})
+    await Boards(db).restore(board_id, utcnow())
     board.update(deleted_at=None)
     return board
 
@@ -123,20 +114,14 @@ async def add_member(
 ) -> tuple[dict[str, Any], bool]:
     """Add (or change the role of) a member; returns the member and whether it is new."""
     board, _ = await policy.authorize_board(db, board_id, who.user_id, BoardAction.MANAGE)
-    user = await db["users"].find_one({"email": normalise_email(email)}, {"name": 1})
+    user = await UserRepository(db).id_and_name_by_email(email)
     if user is None:
         raise NotFound("user")
     if user["_id"] == board["owner_id"]:
         raise Conflict("the owner is already on the board", code="already_owner")
-    key = policy.member_id(board_id, user["_id"])
-    row = {"_id": key, "board_id": board_id, "user_id": user["_id"], "role": role, "added_by": who.user_id,
-           "created_at": utcnow()}
-    try:
-        await db["board_members"].insert_one(row)
-        created = True
-    except DuplicateKeyError:
-        await db["board_members"].update_one({"_id": key}, {"$set": {"role": role}})
-        created = False
+    row = {"_id": member_id(board_id, user["_id"]), "board_id": board_id, "user_id": user["_id"], "role": role,
+           "added_by": who.user_id, "created_at": utcnow()}
+    created = await Boards(db).add_member(row)
     if created:
         await notify(db, emitter, user["_id"], "board_shared", f"{who.name or 'Someone'} shared a board with you",
                      f"You can now {'edit' if role == 'editor' else 'view'} “{board['title']}”.")
@@ -151,6 +136,5 @@ async def remove_member(db: Database, user_id: str, board_id: str, member_user_i
             raise Conflict("the owner cannot leave the board; delete it instead", code="owner_cannot_leave")
     else:
         await policy.authorize_board(db, board_id, user_id, BoardAction.MANAGE)
-    result = await db["board_members"].delete_one({"_id": policy.member_id(board_id, member_user_id)})
-    if not result.deleted_count:
+    if not await Boards(db).remove_member(board_id, member_user_id):
         raise NotFound("member")

@@ -98,6 +98,7 @@ def cmd_payment_confirm(args: argparse.Namespace) -> int:
     from . import billing
 
     async def confirm(settings: Any, db: Any) -> int:
+        from ..db.billing import Checkouts
         from ..realtime.emitter import Emitter
 
         emitter = Emitter(settings)
@@ -107,7 +108,7 @@ def cmd_payment_confirm(args: argparse.Namespace) -> int:
             status = await billing.process_event(db, settings, emitter, event)
         finally:
             await emitter.close()
-        checkout = await db["checkouts"].find_one({"_id": args.checkout_id}, {"status": 1})
+        checkout = await Checkouts(db).get(args.checkout_id)
         print(json.dumps({"status": status, "checkout": checkout["status"] if checkout else "unknown"}))
         return 0 if checkout and checkout["status"] == "paid" else 1
 

@@ -15,6 +15,8 @@ import structlog
 
 from ..config import Settings
 from ..db.client import Database, iso, new_id, utcnow
+from ..db.notebooks import Notebooks
+from ..db.sources import Sources
 from . import policy, quotas, sources
 from .errors import NotFound
 from .policy import Actor
@@ -45,7 +47,7 @@ async def create(db: Database, settings: Settings, who: Actor, title: str) -> di
     doc = {"_id": notebook_id, "user_id": who.user_id, "title": title, "created_at": now, "updated_at": now,
            "deleted_at": None}
     try:
-        await db["notebooks"].insert_one(doc)
+        await Notebooks(db).insert(doc)
     except BaseException:
         await quotas.give_back(db, who.user_id, "notebooks", notebook_id)
         raise
@@ -53,8 +55,7 @@ async def create(db: Database, settings: Settings, who: Actor, title: str) -> di
 
 
 async def list_for(db: Database, user_id: str) -> list[dict[str, Any]]:
-    query = {"user_id": user_id, "deleted_at": None}
-    return await db["notebooks"].find(query).sort([("updated_at", -1), ("_id", -1)]).to_list(None)
+    return await Notebooks(db).live_of(user_id)
 
 
 async def get(db: Database, user_id: str, notebook_id: str) -> dict[str, Any]:
@@ -64,8 +65,7 @@ async def get(db: Database, user_id: str, notebook_id: str) -> dict[str, Any]:
 async def rename(db: Database, user_id: str, notebook_id: str, title: str) -> dict[str, Any]:
     doc = await policy.notebook(db, notebook_id, user_id)
     now = utcnow()
-    await db["notebooks"].update_one({"_id": notebook_id, "user_id": user_id},
-                                     {"$set": {"title": title, "updated_at": now}})
+    await Notebooks(db).rename(notebook_id, user_id, title, now)
     doc.update(title=title, updated_at=now)
     return doc
 
@@ -73,10 +73,8 @@ async def rename(db: Database, user_id: str, notebook_id: str, title: str) -> di
 async def delete(db: Database, engine: SourceEngine, user_id: str, notebook_id: str) -> None:
     await policy.notebook(db, notebook_id, user_id)
     now = utcnow()
-    live = await db["sources"].find({"notebook_id": notebook_id, "user_id": user_id, "deleted_at": None}).to_list(None)
-    await db["notebooks"].update_one({"_id": notebook_id, "user_id": user_id}, {"$set": {"deleted_at": now}})
-    await db["sources"].update_many({"notebook_id": notebook_id, "user_id": user_id, "deleted_at": None},
-                                    {"$set": {"deleted_at": now}})
+    await Notebooks(db).to_bin(notebook_id, user_id, now)
+    live = await Sources(db).to_bin_with_notebook(notebook_id, user_id, now)
     await quotas.give_back(db, user_id, "notebooks", notebook_id)
     for doc in live:
         try:
@@ -90,8 +88,7 @@ def _cutoff(settings: Settings) -> datetime:
 
 
 async def trash(db: Database, settings: Settings, user_id: str) -> list[dict[str, Any]]:
-    query = {"user_id": user_id, "deleted_at": {"$gt": _cutoff(settings)}}
-    return await db["notebooks"].find(query).sort("deleted_at", -1).to_list(None)
+    return await Notebooks(db).bin_of(user_id, _cutoff(settings))
 
 
 async def restore(
@@ -103,10 +100,8 @@ async def restore(
         raise NotFound("notebook")
     await quotas.take(db, settings, who, "notebooks", notebook_id)
     # Only the sources that went to the bin with the notebook come back.
-    query = {"notebook_id": notebook_id, "user_id": who.user_id, "deleted_at": deleted_at}
-    binned = await db["sources"].find(query).to_list(None)
-    await db["sources"].update_many(query, {"$set": {"deleted_at": None}})
-    await db["notebooks"].update_one({"_id": notebook_id}, {"$set": {"deleted_at": None, "updated_at": utcnow()}})
+    binned = await Sources(db).restore_with_notebook(notebook_id, who.user_id, deleted_at)
+    await Notebooks(db).restore(notebook_id, who.user_id, utcnow())
     for source in binned:
         await sources.reingest(db, settings, engine, source)
     doc.update(deleted_at=None)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import structlog
-from pymongo.errors import DuplicateKeyError
 
 from ..db.client import Database, iso, new_id, utcnow
+from ..db.notifications import Notifications
 from . import policy
 
 log = structlog.get_logger("collabry.notifications")
@@ -61,9 +61,7 @@ async def notify(
         "read_at": None,
         "dedupe_key": dedupe_key or f"id:{notification_id}",
     }
-    try:
-        await db["notifications"].insert_one(doc)
-    except DuplicateKeyError:
+    if not await Notifications(db).insert_once(doc):
         return None
     if emitter is not None:
         payload = {k: v for k, v in public(doc).items() if k in {"id", "type", "title", "body"}}
@@ -77,23 +75,14 @@ async def notify(
 async def list_for(
     db: Database, user_id: str, *, unread_only: bool, limit: int = LIST_LIMIT
 ) -> tuple[list[dict[str, Any]], int]:
-    query: dict[str, Any] = {"user_id": user_id}
-    if unread_only:
-        query["read"] = False
-    docs = await db["notifications"].find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit).to_list(None)
-    unread = await db["notifications"].count_documents({"user_id": user_id, "read": False})
-    return docs, int(unread)
+    store = Notifications(db)
+    return await store.of_user(user_id, unread_only=unread_only, limit=limit), await store.unread_count(user_id)
 
 
 async def mark_read(db: Database, user_id: str, notification_id: str) -> None:
     await policy.notification(db, notification_id, user_id)
-    await db["notifications"].update_one(
-        {"_id": notification_id, "user_id": user_id, "read": False}, {"$set": {"read": True, "read_at": utcnow()}}
-    )
+    await Notifications(db).mark_read(notification_id, user_id, utcnow())
 
 
 async def mark_all_read(db: Database, user_id: str) -> int:
-    result = await db["notifications"].update_many(
-        {"user_id": user_id, "read": False}, {"$set": {"read": True, "read_at": utcnow()}}
-    )
-    return int(result.modified_count)
+    return await Notifications(db).mark_all_read(user_id, utcnow())

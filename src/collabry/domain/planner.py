@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db.client import Database, bson_time, iso, new_id, utcnow
+from ..db.planner import PlannerTasks
 from . import policy
 
 MAX_TASKS_LISTED = 500
@@ -29,18 +30,13 @@ async def create(db: Database, user_id: str, title: str, due_at: datetime) -> di
     now = utcnow()
     doc = {"_id": new_id(), "user_id": user_id, "title": title, "due_at": bson_time(due_at), "done": False,
            "created_at": now, "updated_at": now}
-    await db["planner_tasks"].insert_one(doc)
+    await PlannerTasks(db).insert(doc)
     return doc
 
 
 async def list_for(db: Database, user_id: str, *, status: str = "all") -> list[dict[str, Any]]:
-    query: dict[str, Any] = {"user_id": user_id}
-    if status == "open":
-        query["done"] = False
-    elif status == "done":
-        query["done"] = True
-    cursor = db["planner_tasks"].find(query).sort([("due_at", 1), ("_id", 1)]).limit(MAX_TASKS_LISTED)
-    return await cursor.to_list(None)
+    done = {"open": False, "done": True}.get(status)
+    return await PlannerTasks(db).of_user(user_id, done, MAX_TASKS_LISTED)
 
 
 async def get(db: Database, user_id: str, task_id: str) -> dict[str, Any]:
@@ -53,11 +49,11 @@ async def update(db: Database, user_id: str, task_id: str, changes: dict[str, An
         changes = {**changes, "updated_at": utcnow()}
         if isinstance(changes.get("due_at"), datetime):
             changes["due_at"] = bson_time(changes["due_at"])
-        await db["planner_tasks"].update_one({"_id": task_id, "user_id": user_id}, {"$set": changes})
+        await PlannerTasks(db).update(task_id, user_id, changes)
         doc.update(changes)
     return doc
 
 
 async def delete(db: Database, user_id: str, task_id: str) -> None:
     await policy.task(db, task_id, user_id)
-    await db["planner_tasks"].delete_one({"_id": task_id, "user_id": user_id})
+    await PlannerTasks(db).delete(task_id, user_id)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ..db.billing import Checkouts
+from ..db.boards import Boards
 from ..db.client import Database
+from ..db.notebooks import Notebooks
+from ..db.notifications import Notifications
+from ..db.planner import PlannerTasks
+from ..db.sources import Sources
+from ..db.users import UserRepository
 from .errors import Forbidden, NotFound, Unauthorized
 
 ROLES = ("viewer", "editor", "owner")
@@ -47,7 +54,7 @@ SYSTEM = Actor("system", role="admin", name="system")
 
 
 async def actor(db: Database, user_id: str) -> Actor:
-    user = await db["users"].find_one({"_id": user_id}, {"role": 1, "plan": 1, "name": 1, "email": 1})
+    user = await UserRepository(db).by_id(user_id)
     if user is None:
         raise Unauthorized("the account no longer exists")
     return Actor(user_id, user.get("role") or "user", user.get("plan") or "free", user.get("name", ""),
@@ -62,23 +69,18 @@ def require_admin(who: Actor) -> None:
 # -- boards -----------------------------------------------------------------------------------
 
 
-def member_id(board_id: str, user_id: str) -> str:
-    return f"{board_id}:{user_id}"
-
-
 async def board_role(db: Database, board_id: str, user_id: str, *, board: dict[str, Any] | None = None) -> str | None:
     """The caller's role on a live board, or None (no access, unknown or in the recycle bin).
 
     Real-time code uses this for ``board:join`` / ``board:update`` so sockets follow the same rules.
     """
     if board is None:
-        board = await db["boards"].find_one({"_id": board_id, "deleted_at": None})
+        board = await Boards(db).live(board_id)
     if board is None or board.get("deleted_at") is not None:
         return None
     if board["owner_id"] == user_id:
         return "owner"
-    member = await db["board_members"].find_one({"_id": member_id(board_id, user_id)}, {"role": 1})
-    return str(member["role"]) if member else None
+    return await Boards(db).role_of(board_id, user_id)
 
 
 def allows(role: str | None, action: BoardAction, *, archived: bool = False) -> bool:
@@ -90,7 +92,7 @@ def allows(role: str | None, action: BoardAction, *, archived: bool = False) -> 
 
 
 async def authorize_board(db: Database, board_id: str, user_id: str, action: BoardAction) -> tuple[dict[str, Any], str]:
-    board = await db["boards"].find_one({"_id": board_id, "deleted_at": None})
+    board = await Boards(db).live(board_id)
     role = await board_role(db, board_id, user_id, board=board) if board else None
     if board is None or role is None:
         raise NotFound("board")
@@ -103,7 +105,7 @@ async def authorize_board(db: Database, board_id: str, user_id: str, action: Boa
 
 async def deleted_board(db: Database, board_id: str, user_id: str) -> dict[str, Any]:
     """A board in the owner's recycle bin (only the owner sees it)."""
-    board = await db["boards"].find_one({"_id": board_id, "owner_id": user_id, "deleted_at": {"$ne": None}})
+    board = await Boards(db).binned(board_id, user_id)
     if board is None:
         raise NotFound("board")
     return board
@@ -112,37 +114,32 @@ async def deleted_board(db: Database, board_id: str, user_id: str) -> dict[str, 
 # -- owner-only resources ---------------------------------------------------------------------
 
 
-async def owned(db: Database, collection: str, doc_id: str, user_id: str, what: str,
-                *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc = await db[collection].find_one({"_id": doc_id, "user_id": user_id, "deleted_at": None, **(extra or {})})
+def _found(doc: dict[str, Any] | None, what: str) -> dict[str, Any]:
     if doc is None:
         raise NotFound(what)
     return doc
 
 
 async def notebook(db: Database, notebook_id: str, user_id: str) -> dict[str, Any]:
-    return await owned(db, "notebooks", notebook_id, user_id, "notebook")
+    return _found(await Notebooks(db).live(notebook_id, user_id), "notebook")
 
 
 async def deleted_notebook(db: Database, notebook_id: str, user_id: str) -> dict[str, Any]:
-    doc = await db["notebooks"].find_one({"_id": notebook_id, "user_id": user_id, "deleted_at": {"$ne": None}})
-    if doc is None:
-        raise NotFound("notebook")
-    return doc
+    return _found(await Notebooks(db).binned(notebook_id, user_id), "notebook")
 
 
 async def source(db: Database, notebook_id: str, source_id: str, user_id: str) -> dict[str, Any]:
     await notebook(db, notebook_id, user_id)
-    return await owned(db, "sources", source_id, user_id, "source", extra={"notebook_id": notebook_id})
+    return _found(await Sources(db).live(source_id, user_id, notebook_id), "source")
 
 
 async def task(db: Database, task_id: str, user_id: str) -> dict[str, Any]:
-    return await owned(db, "planner_tasks", task_id, user_id, "task")
+    return _found(await PlannerTasks(db).get(task_id, user_id), "task")
 
 
 async def notification(db: Database, notification_id: str, user_id: str) -> dict[str, Any]:
-    return await owned(db, "notifications", notification_id, user_id, "notification")
+    return _found(await Notifications(db).get(notification_id, user_id), "notification")
 
 
 async def checkout(db: Database, checkout_id: str, user_id: str) -> dict[str, Any]:
-    return await owned(db, "checkouts", checkout_id, user_id, "checkout")
+    return _found(await Checkouts(db).of_user(checkout_id, user_id), "checkout")

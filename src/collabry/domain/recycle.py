@@ -10,7 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import Settings
+from ..db.boards import Boards
 from ..db.client import Database, utcnow
+from ..db.notebooks import Notebooks
+from ..db.sources import Sources
 from . import sources
 from .sources import SourceEngine
 
@@ -18,16 +21,14 @@ from .sources import SourceEngine
 async def purge_board(db: Database, board: dict[str, Any]) -> None:
     from ..realtime.boards import delete_board_content  # the board's Yjs document belongs to real time
 
-    board_id = board["_id"]
-    await delete_board_content(db, board_id)
-    await db["board_members"].delete_many({"board_id": board_id})
-    await db["boards"].delete_one({"_id": board_id})
+    await delete_board_content(db, board["_id"])
+    await Boards(db).delete(board["_id"])
 
 
 async def purge_notebook(db: Database, settings: Settings, engine: SourceEngine, notebook: dict[str, Any]) -> None:
-    async for source in db["sources"].find({"notebook_id": notebook["_id"], "user_id": notebook["user_id"]}):
+    for source in await Sources(db).all_in(notebook["_id"], notebook["user_id"]):
         await sources.purge(db, settings, engine, source)
-    await db["notebooks"].delete_one({"_id": notebook["_id"]})
+    await Notebooks(db).delete(notebook["_id"])
 
 
 async def purge_expired(
@@ -36,10 +37,10 @@ async def purge_expired(
     """Purge boards and notebooks deleted more than ``recycle_days`` ago; counts per kind."""
     cutoff = (now or utcnow()) - timedelta(days=settings.recycle_days)
     counts = {"boards": 0, "notebooks": 0}
-    async for board in db["boards"].find({"deleted_at": {"$ne": None, "$lte": cutoff}}):
+    for board in await Boards(db).binned_before(cutoff):
         await purge_board(db, board)
         counts["boards"] += 1
-    async for notebook in db["notebooks"].find({"deleted_at": {"$ne": None, "$lte": cutoff}}):
+    for notebook in await Notebooks(db).binned_before(cutoff):
         await purge_notebook(db, settings, engine, notebook)
         counts["notebooks"] += 1
     return counts

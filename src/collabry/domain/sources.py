@@ -25,6 +25,7 @@ import structlog
 
 from ..config import Settings
 from ..db.client import Database, iso, new_id, utcnow
+from ..db.sources import Sources
 from . import policy, storage, usage
 from .errors import QuotaExceeded, StorageLimit, TooLarge
 from .filetypes import TEXT, Detected, detect, safe_title
@@ -140,8 +141,8 @@ async def add(
             "updated_at": now,
             "deleted_at": None,
         }
-        await db["sources"].insert_one(doc)
-        undo.append(lambda: db["sources"].delete_one({"_id": source_id}))
+        await Sources(db).insert(doc)
+        undo.append(lambda: Sources(db).delete(source_id))
         if is_text:
             await engine.ingest_text(source_id, who.user_id, notebook_id, data.decode("utf-8"))
         else:
@@ -155,8 +156,7 @@ async def add(
 
 async def list_for(db: Database, user_id: str, notebook_id: str) -> list[dict[str, Any]]:
     await policy.notebook(db, notebook_id, user_id)
-    query = {"notebook_id": notebook_id, "user_id": user_id, "deleted_at": None}
-    return await db["sources"].find(query).sort([("created_at", 1), ("_id", 1)]).to_list(None)
+    return await Sources(db).live_in(notebook_id, user_id)
 
 
 async def get(db: Database, user_id: str, notebook_id: str, source_id: str) -> dict[str, Any]:
@@ -174,20 +174,16 @@ async def purge(db: Database, settings: Settings, engine: SourceEngine, doc: dic
     """Remove every trace of a source; safe to repeat (each step is idempotent)."""
     await engine.delete_source(doc["_id"], doc["user_id"])
     await asyncio.to_thread(_remove_file, file_path(settings, doc))
-    await db["sources"].delete_one({"_id": doc["_id"]})
+    await Sources(db).delete(doc["_id"])
     await storage.release(db, doc["user_id"], doc["_id"])
 
 
 async def reingest(db: Database, settings: Settings, engine: SourceEngine, doc: dict[str, Any]) -> None:
     """Index a stored source again (after its notebook left the recycle bin)."""
-    await db["sources"].update_one(
-        {"_id": doc["_id"]}, {"$set": {"status": "processing", "chunks": 0, "error": None, "updated_at": utcnow()}}
-    )
+    await Sources(db).set_status(doc["_id"], "processing", at=utcnow(), chunks=0, error=None)
     try:
         data = await asyncio.to_thread(file_path(settings, doc).read_bytes)
         await engine.ingest(doc["_id"], doc["user_id"], doc["notebook_id"], data, doc["content_type"])
     except Exception as exc:
         log.warning("reingest_failed", source_id=doc["_id"], error=str(exc))
-        await db["sources"].update_one(
-            {"_id": doc["_id"]}, {"$set": {"status": "failed", "error": "could not be indexed again; upload it anew"}}
-        )
+        await Sources(db).set_status(doc["_id"], "failed", error="could not be indexed again; upload it anew")

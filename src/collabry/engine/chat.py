@@ -21,7 +21,9 @@ from redis.asyncio import Redis
 
 from ..cache.streams import StreamEnded, StreamExists, StreamWriter
 from ..config import Settings
+from ..db.ai_sessions import ChatSessions
 from ..db.client import Database, new_id, utcnow
+from ..db.notebooks import Notebooks
 from ..web.errors import ApiError
 from .index.state import ModelMismatch
 from .llm.client import LLM, Generation, LLMError
@@ -51,6 +53,7 @@ class ChatRequest:
 class ChatService:
     def __init__(self, db: Database, redis: Redis, settings: Settings, retriever: Retriever, llm: LLM) -> None:
         self.db = db
+        self.chats = ChatSessions(db)
         self.redis = redis
         self.settings = settings
         self.retriever = retriever
@@ -68,13 +71,11 @@ class ChatService:
         source_ids: list[str] | None,
         request_id: str | None,
     ) -> dict[str, str]:
-        if notebook_id is not None:
-            notebook = await self.db.notebooks.find_one({"_id": notebook_id, "user_id": user_id, "deleted_at": None})
-            if notebook is None:
-                raise ApiError(404, "not_found", "notebook not found")
+        if notebook_id is not None and await Notebooks(self.db).live(notebook_id, user_id) is None:
+            raise ApiError(404, "not_found", "notebook not found")
         now = utcnow()
         if session_id is not None:
-            session = await self.db.ai_sessions.find_one({"_id": session_id, "user_id": user_id})
+            session = await self.chats.get(session_id, user_id)
             if session is None:
                 raise ApiError(404, "not_found", "session not found")
             if notebook_id is None:
@@ -82,33 +83,15 @@ class ChatService:
         else:
             session_id = new_id()
             title = " ".join(message.split())[:80] or "New chat"
-            await self.db.ai_sessions.insert_one(
-                {
-                    "_id": session_id,
-                    "user_id": user_id,
-                    "notebook_id": notebook_id,
-                    "title": title,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            await self.chats.create(session_id, user_id, notebook_id, title, now)
         message_id = new_id()
         writer = StreamWriter.for_settings(self.redis, stream_id, self.settings)
         try:
             await writer.start(user_id=user_id, session_id=session_id, message_id=message_id)
         except StreamExists:
             raise ApiError(409, "stream_exists", "this stream id is already in use") from None
-        await self.db.ai_messages.insert_one(
-            {
-                "_id": new_id(),
-                "session_id": session_id,
-                "user_id": user_id,
-                "role": "user",
-                "content": message,
-                "sources": [],
-                "stream_id": stream_id,
-                "created_at": now,
-            }
+        await self.chats.add_message(
+            new_id(), session_id, user_id, "user", message, sources=[], stream_id=stream_id, at=now
         )
         request = ChatRequest(user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id)
         task = asyncio.create_task(self._answer(writer, request), name=f"answer:{stream_id}")
@@ -201,12 +184,7 @@ class ChatService:
         return generation.finish_reason or "stop", generation.usage
 
     async def _history(self, req: ChatRequest) -> list[dict[str, Any]]:
-        cursor = (
-            self.db.ai_messages.find({"session_id": req.session_id, "user_id": req.user_id}, {"role": 1, "content": 1})
-            .sort("created_at", -1)
-            .limit(HISTORY_MESSAGES + 1)
-        )
-        recent = [doc async for doc in cursor][::-1]
+        recent = await self.chats.latest_messages(req.session_id, req.user_id, HISTORY_MESSAGES + 1)
         # The newest stored message is the question being answered; it is added separately.
         return recent[:-1] if recent else []
 
@@ -214,20 +192,11 @@ class ChatService:
         content = "".join(state["text"])
         passages: list[Passage] = state["passages"]
         now = utcnow()
-        await self.db.ai_messages.insert_one(
-            {
-                "_id": req.message_id,
-                "session_id": req.session_id,
-                "user_id": req.user_id,
-                "role": "assistant",
-                "content": content,
-                "sources": [p.public() for p in passages],
-                "stream_id": req.stream_id,
-                "finish_reason": outcome,
-                "created_at": now,
-            }
+        await self.chats.add_message(
+            req.message_id, req.session_id, req.user_id, "assistant", content,
+            sources=[p.public() for p in passages], stream_id=req.stream_id, at=now, finish_reason=outcome,
         )
-        await self.db.ai_sessions.update_one({"_id": req.session_id}, {"$set": {"updated_at": now}})
+        await self.chats.touch(req.session_id, now)
 
     async def shutdown(self, timeout: float) -> None:
         """Let answers finish within ``timeout``; the rest end with an ``error`` event."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..db.client import Database
+from ..db.sources import Sources
 from .embeddings.base import Embedder
 from .index.store import IndexStore
 from .metrics import RETRIEVAL_SECONDS
@@ -60,12 +61,8 @@ class Retriever:
         self, user_id: str, notebook_id: str | None, source_ids: list[str] | None
     ) -> dict[str, str]:
         """{source_id: title} the user may retrieve from under these filters."""
-        query: dict[str, Any] = {"user_id": user_id, "deleted_at": None, "status": "ready"}
-        if notebook_id is not None:
-            query["notebook_id"] = notebook_id
-        if source_ids is not None:
-            query["_id"] = {"$in": list(source_ids)}
-        return {doc["_id"]: doc.get("title") or "Untitled" async for doc in self.db.sources.find(query, {"title": 1})}
+        ready = await Sources(self.db).ready(user_id, notebook_id, source_ids)
+        return {doc["_id"]: doc.get("title") or "Untitled" for doc in ready}
 
     async def embed_query(self, text: str) -> np.ndarray:
         vectors = await self.run_blocking(self.embedder.embed, [text])

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 
 from ..appkeys import DB, REQUEST_ID, SETTINGS
+from ..db.notebooks import Notebooks
 from ..web.api import RequestModel, Routes, parse_model
 from ..web.errors import ApiError
 from .index.state import ModelMismatch
@@ -197,10 +198,7 @@ async def retrieve(request: web.Request, body: RetrieveBody) -> web.Response:
 
 
 async def _own_notebook(request: web.Request, user_id: str, notebook_id: str) -> None:
-    doc = await request.app[DB].notebooks.find_one(
-        {"_id": notebook_id, "user_id": user_id, "deleted_at": None}, {"_id": 1}
-    )
-    if doc is None:
+    if await Notebooks(request.app[DB]).live(notebook_id, user_id) is None:
         raise ApiError(404, "not_found", "notebook not found")
 
 

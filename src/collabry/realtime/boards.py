@@ -8,19 +8,17 @@ compaction safe without transactions:
 
 1. read the latest snapshot (version v), then a batch of the updates present now;
 2. insert the merged snapshot as version v+1. The snapshot's ``_id`` is ``<board>:<v+1>``, so of
-   two compactors that started from v exactly one insert succeeds: a unique ``_id`` is the one
-   write FerretDB 1.24 performs atomically (its conditional ``update_one`` is read-modify-write
-   and lets several concurrent writers "win");
+   two compactors that started from v exactly one insert succeeds. This claim by unique insert
+   stays on DocumentDB by design, not as a workaround: snapshots are immutable versions, and
+   the losing compactor must write nothing at all (a conditional update of one snapshot
+   document would rewrite the whole state in place and lose the version history readers use);
 3. the winner deletes exactly the updates it read (one inserted meanwhile is not among them and
    stays), then the older snapshots. The loser writes and deletes nothing.
 
 Readers take the updates first and the snapshot second: a compaction in between can only have
 moved updates into a newer snapshot, which the reader then sees.
 
-Documents:
-``board_updates`` {_id, board_id, update: bytes, user_id, created_at}
-``board_snapshots`` {_id: "<board_id>:<version, 12 digits>", board_id, version, state: bytes,
-updates_folded (total over all versions), created_at}
+Documents: see ``db.board_content``.
 """
 
 from __future__ import annotations
@@ -30,15 +28,13 @@ from typing import Any
 
 import pycrdt
 import structlog
-from pymongo.errors import DuplicateKeyError
 
+from ..db.board_content import BoardContent, snapshot_id
 from ..db.client import Database, new_id, utcnow
 from .yupdate import MalformedUpdate, inspect_update, state_vector
 
 log = structlog.get_logger("collabry.boards")
 
-UPDATES = "board_updates"
-SNAPSHOTS = "board_snapshots"
 MAX_UPDATE_BYTES = 256 * 1024
 # A compaction folds at most this many updates; a larger backlog takes several rounds.
 COMPACT_BATCH = 2000
@@ -71,17 +67,14 @@ def check_update(update: bytes, *, max_bytes: int = MAX_UPDATE_BYTES) -> None:
 async def append_update(db: Database, board_id: str, update: bytes, *, user_id: str) -> str:
     """Store one checked update durably; returns its id."""
     update_id = new_id()
-    await db[UPDATES].insert_one(
+    await BoardContent(db).append(
         {"_id": update_id, "board_id": board_id, "update": update, "user_id": user_id, "created_at": utcnow()}
     )
     return update_id
 
 
 async def _updates(db: Database, board_id: str, limit: int = 0) -> list[dict[str, Any]]:
-    cursor = db[UPDATES].find({"board_id": board_id}, {"update": 1}).sort("_id", 1)
-    if limit:
-        cursor = cursor.limit(limit)
-    return [doc async for doc in cursor]
+    return await BoardContent(db).pending(board_id, limit)
 
 
 def merge(updates: list[bytes]) -> bytes:
@@ -107,11 +100,7 @@ def merge(updates: list[bytes]) -> bytes:
 
 
 async def _latest_snapshot(db: Database, board_id: str) -> dict[str, Any] | None:
-    return await db[SNAPSHOTS].find_one({"board_id": board_id}, sort=[("version", -1)])
-
-
-def snapshot_id(board_id: str, version: int) -> str:
-    return f"{board_id}:{version:012d}"
+    return await BoardContent(db).latest_snapshot(board_id)
 
 
 async def load_board(db: Database, board_id: str) -> tuple[bytes, int]:
@@ -139,28 +128,25 @@ async def compact(db: Database, board_id: str, *, batch: int = COMPACT_BATCH) ->
     parts = ([snapshot["state"]] if snapshot else []) + [d["update"] for d in updates]
     state = await asyncio.to_thread(merge, parts)
     folded = (snapshot.get("updates_folded", 0) if snapshot else 0) + len(updates)
-    try:
-        await db[SNAPSHOTS].insert_one(
-            {
-                "_id": snapshot_id(board_id, version),
-                "board_id": board_id,
-                "version": version,
-                "state": state,
-                "updates_folded": folded,
-                "created_at": utcnow(),
-            }
-        )
-    except DuplicateKeyError:
+    content = BoardContent(db)
+    won = await content.add_snapshot(
+        {
+            "_id": snapshot_id(board_id, version),
+            "board_id": board_id,
+            "version": version,
+            "state": state,
+            "updates_folded": folded,
+            "created_at": utcnow(),
+        }
+    )
+    if not won:
         return 0
     ids = [d["_id"] for d in updates]
-    for start in range(0, len(ids), 500):
-        await db[UPDATES].delete_many({"_id": {"$in": ids[start : start + 500]}})
-    await db[SNAPSHOTS].delete_many({"board_id": board_id, "version": {"$lt": version}})
+    await content.drop_folded(board_id, ids, version)
     log.info("board_compacted", board_id=board_id, version=version, folded=len(ids), state_bytes=len(state))
     return len(ids)
 
 
 async def delete_board_content(db: Database, board_id: str) -> None:
     """For board deletion: the document goes with the board."""
-    await db[UPDATES].delete_many({"board_id": board_id})
-    await db[SNAPSHOTS].delete_many({"board_id": board_id})
+    await BoardContent(db).delete(board_id)

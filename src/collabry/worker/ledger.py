@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from ..db.client import Database
+from ..db.job_runs import SCHEDULED, JobRuns
 from .schedule import slot_name
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
-SCHEDULED, MANUAL = "schedule", "manual"
+MANUAL = "manual"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +45,7 @@ def owner_name() -> str:
 
 class JobLedger:
     def __init__(self, db: Database, *, owner: str | None = None) -> None:
-        self.runs = db["job_runs"]
-        self.stats = db["job_stats"]
+        self.runs = JobRuns(db)
         self.owner = owner or owner_name()
 
     @staticmethod
@@ -61,8 +59,7 @@ class JobLedger:
         """Claim a slot; None when another worker holds it, it is done, or it has used its attempts."""
         slot = slot or slot_name(slot_at)
         run_id = self.run_id(job, slot)
-        try:
-            await self.runs.insert_one(
+        claimed = await self.runs.claim(
                 {
                     "_id": run_id,
                     "job": job,
@@ -81,34 +78,32 @@ class JobLedger:
                     "error": None,
                 }
             )
-        except DuplicateKeyError:
+        if not claimed:
             return await self._take_over(run_id, now=now, lease=lease, max_attempts=max_attempts)
         return Claim(run_id, job, slot, slot_at, 1, self.owner, None)
 
     async def _take_over(self, run_id: str, *, now: datetime, lease: timedelta, max_attempts: int) -> Claim | None:
-        doc = await self.runs.find_one({"_id": run_id})
+        doc = await self.runs.get(run_id)
         if doc is None or not self._expired(doc, now) or doc["attempt"] >= max_attempts:
             return None
         attempt = int(doc["attempt"]) + 1
         abandoned = doc["status"] == RUNNING
         # Matches only the attempt as read here: the owner's own writes match on attempt and owner,
         # and a record of its outcome changes status or lease, so whatever this sets is still true.
-        taken = await self.runs.update_one(
-            {"_id": run_id, "attempt": doc["attempt"], "status": doc["status"], "lease_until": doc["lease_until"]},
+        taken = await self.runs.take_over(
+            doc,
             {
-                "$set": {
-                    "status": RUNNING,
-                    "attempt": attempt,
-                    "owner": self.owner,
-                    "host": socket.gethostname(),
-                    "lease_until": now + lease,
-                    "started_at": now,
-                    "finished_at": None,
-                    "previous_error": doc.get("error") or ("abandoned" if abandoned else None),
-                }
+                "status": RUNNING,
+                "attempt": attempt,
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "lease_until": now + lease,
+                "started_at": now,
+                "finished_at": None,
+                "previous_error": doc.get("error") or ("abandoned" if abandoned else None),
             },
         )
-        if taken.modified_count != 1:
+        if not taken:
             return None  # another worker took this attempt over first
         if abandoned:
             await self.count_failure(doc["job"])  # the abandoned attempt never recorded itself
@@ -120,11 +115,7 @@ class JobLedger:
 
     async def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
         """Extend the lease while the job works; False when another attempt has taken the slot."""
-        result = await self.runs.update_one(
-            {"_id": claim.run_id, "attempt": claim.attempt, "owner": claim.owner},
-            {"$set": {"lease_until": now + lease}},
-        )
-        return result.matched_count == 1
+        return await self.runs.update_attempt(claim.run_id, claim.attempt, claim.owner, {"lease_until": now + lease})
 
     async def finish(
         self, claim: Claim, *, now: datetime, started: datetime, items: dict[str, int], error: str | None,
@@ -135,51 +126,41 @@ class JobLedger:
         An interrupted attempt (the process was asked to stop) is recorded like a failure, so it is
         retried, but ``counts_as_failure=False`` keeps it out of the failure metric."""
         status = FAILED if error else DONE
-        result = await self.runs.update_one(
-            {"_id": claim.run_id, "attempt": claim.attempt, "owner": claim.owner},
+        recorded = await self.runs.update_attempt(
+            claim.run_id, claim.attempt, claim.owner,
             {
-                "$set": {
-                    "status": status,
-                    "finished_at": now,
-                    "duration": max((now - started).total_seconds(), 0.0),
-                    "items": dict(items),
-                    "error": error,
-                    "lease_until": (retry_at or now) if error else now,
-                }
+                "status": status,
+                "finished_at": now,
+                "duration": max((now - started).total_seconds(), 0.0),
+                "items": dict(items),
+                "error": error,
+                "lease_until": (retry_at or now) if error else now,
             },
         )
         if error and counts_as_failure:
             await self.count_failure(claim.job)
-        return result.matched_count == 1
+        return recorded
 
     async def count_failure(self, job: str) -> None:
-        await self.stats.update_one({"_id": job}, {"$inc": {"failures": 1}}, upsert=True)
+        await self.runs.count_failure(job)
 
     async def known_slots(self, job: str, since: datetime) -> dict[datetime, dict[str, Any]]:
         """Scheduled runs of ``job`` whose slot is after ``since``, by slot time."""
-        cursor = self.runs.find(
-            {"job": job, "trigger": SCHEDULED, "slot_at": {"$gt": since}},
-            {"status": 1, "attempt": 1, "lease_until": 1, "slot_at": 1},
-        )
-        return {doc["slot_at"]: doc async for doc in cursor}
+        return {doc["slot_at"]: doc for doc in await self.runs.scheduled_since(job, since)}
 
     async def last_slot(self, job: str) -> datetime | None:
-        doc = await self.runs.find_one({"job": job, "trigger": SCHEDULED}, {"slot_at": 1}, sort=[("slot_at", -1)])
+        doc = await self.runs.last_scheduled(job)
         return doc["slot_at"] if doc else None
 
     async def recent(self, *, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {} if job is None else {"job": job}
-        cursor = self.runs.find(query).sort("started_at", -1).limit(limit)
-        return [doc async for doc in cursor]
+        return await self.runs.recent(job, limit)
 
     async def last_success(self, job: str) -> dict[str, Any] | None:
-        return await self.runs.find_one({"job": job, "status": DONE}, sort=[("finished_at", -1)])
+        return await self.runs.last_success(job)
 
     async def failures(self, job: str) -> int:
-        doc = await self.stats.find_one({"_id": job})
-        return int(doc["failures"]) if doc else 0
+        return await self.runs.failures(job)
 
     async def purge(self, before: datetime) -> int:
         """Forget runs that started before ``before`` (the cleanup job keeps the ledger bounded)."""
-        removed = await self.runs.delete_many({"started_at": {"$lt": before}, "lease_until": {"$lt": before}})
-        return removed.deleted_count
+        return await self.runs.purge(before)

@@ -83,7 +83,8 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
 def _documents(shapes: list[Query[Any]]) -> list[dict[str, Any]]:
     fields: dict[str, Any] = {}
     for shape in shapes:
-        fields.update(dict(_samples(shape(*shape.example))))
+        for example in shape.examples:
+            fields.update(dict(_samples(shape(*example))))
         for name, _ in shape.sort:
             fields.setdefault(name, BASE)
     unique: set[str] = set()
@@ -157,9 +158,15 @@ def test_the_repositories_declare_their_query_shapes() -> None:
     assert len(names) == len(set(names)), "two shapes with one name"
 
 
-@pytest.mark.parametrize("shape", SHAPES_NOW, ids=lambda shape: shape.name)
-def test_query_shape_uses_an_index(filled: Database[dict[str, Any]], shape: Query[Any]) -> None:
-    command: dict[str, Any] = {"find": shape.collection, "filter": shape(*shape.example)}
+CASES = [(shape, example) for shape in SHAPES_NOW for example in shape.examples]
+CASE_NAMES = [f"{shape.name}{i or ''}" for shape in SHAPES_NOW for i in range(len(shape.examples))]
+
+
+@pytest.mark.parametrize(("shape", "example"), CASES, ids=CASE_NAMES)
+def test_query_shape_uses_an_index(
+    filled: Database[dict[str, Any]], shape: Query[Any], example: tuple[Any, ...]
+) -> None:
+    command: dict[str, Any] = {"find": shape.collection, "filter": shape(*example)}
     if shape.sort:
         command["sort"] = dict(shape.sort)
     if shape.limit:

@@ -56,7 +56,7 @@ async def test_a_lowered_limit_is_respected(db, alice):
     assert await usage.used(db, alice["id"], "ai") == 5
 
 
-async def test_storage_ledger_never_overshoots_under_concurrency(db, alice):
+async def test_storage_never_overshoots_under_concurrency(db, alice):
     sizes = [300] * 20  # 6,000 bytes asked against 1,000
     results = await asyncio.gather(*[
         storage.reserve(db, alice["id"], f"s{i}", size, 1000) for i, size in enumerate(sizes)

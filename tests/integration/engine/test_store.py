@@ -19,7 +19,7 @@ DIM = 8
 async def add_source(log: IndexLog, user: str, rows: np.ndarray, model: str = "m") -> str:
     source, ingest = new_id(), new_id()
     first = await log.allocate(user, len(rows))
-    await log.chunks.insert_many(
+    await log.chunks.insert(
         [
             {
                 "_id": new_id(),
@@ -74,7 +74,7 @@ async def test_a_cached_index_catches_up_with_other_replicas(db: Any, tmp_path: 
     idx = await replica_1.current(user)
     assert idx.ntotal == 50 and set(idx.ingests) == {a, b}
     await log.commit(user, "remove", a)
-    await log.chunks.delete_many({"source_id": a})
+    await log.chunks.delete_source(user, a)
     assert (await replica_1.current(user)).ntotal == 30
     assert (await replica_2.current(user)).ntotal == 30
 

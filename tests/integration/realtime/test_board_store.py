@@ -8,12 +8,11 @@ import random
 import pycrdt
 import pytest
 
+from collabry.db.board_content import SNAPSHOTS, UPDATES
 from collabry.db.client import create_client
 from collabry.db.migrations import migrate
 from collabry.realtime.boards import (
     EMPTY_UPDATE,
-    SNAPSHOTS,
-    UPDATES,
     append_update,
     board_state,
     compact,

@@ -78,11 +78,10 @@ async def _rebuild(settings: Any, only_user: str | None) -> int:
 
 async def _reembed(index_log: Any, embedder: Any, state: Any, *, prefix: str) -> None:
     import numpy as np
-    from pymongo import UpdateOne
 
     chunks = index_log.chunks
-    query = {"user_id": state.user_id, "source_id": {"$in": list(state.sources)}}
-    total = await chunks.count_documents(query)
+    sources = list(state.sources)
+    total = await chunks.count_of_sources(state.user_id, sources)
     print(f"{prefix}: re-embedding {total} chunks ({state.model} -> {embedder.model})", flush=True)
     done = 0
     batch: list[dict[str, Any]] = []
@@ -90,25 +89,15 @@ async def _reembed(index_log: Any, embedder: Any, state: Any, *, prefix: str) ->
     async def flush() -> None:
         nonlocal done
         vectors = await asyncio.to_thread(embedder.embed, [d["text"] for d in batch])
-        ops = [
-            UpdateOne(
-                {"_id": d["_id"]},
-                {
-                    "$set": {
-                        "vector": vectors[i].astype(np.float32).tobytes(),
-                        "model": embedder.model,
-                        "dim": embedder.dim,
-                    }
-                },
-            )
-            for i, d in enumerate(batch)
-        ]
-        await chunks.bulk_write(ops, ordered=False)
+        await chunks.set_vectors(
+            [(d["_id"], vectors[i].astype(np.float32).tobytes()) for i, d in enumerate(batch)],
+            embedder.model, embedder.dim,
+        )
         done += len(batch)
         print(f"{prefix}: {done}/{total}", flush=True)
         batch.clear()
 
-    async for doc in chunks.find(query, {"text": 1}).sort("seq", 1):
+    async for doc in chunks.texts_of_sources(state.user_id, sources):
         batch.append(doc)
         if len(batch) >= 256:
             await flush()
@@ -132,12 +121,10 @@ async def _verify(settings: Any) -> int:
             path = snapshot_path(settings.state_dir, user_id)
             known.add(path.name)
             counts = {
-                sid: await index_log.chunks.count_documents({"user_id": user_id, "source_id": sid, "ingest_id": ingest})
+                sid: await index_log.chunks.count_of_ingestion(user_id, sid, ingest)
                 for sid, ingest in state.sources.items()
             }
-            models = await index_log.chunks.distinct(
-                "model", {"user_id": user_id, "source_id": {"$in": list(state.sources)}}
-            )
+            models = await index_log.chunks.models_of_sources(user_id, list(state.sources))
             if len(models) > 1:
                 print(
                     f"BAD   {user_id}: vectors of several models in the database {models}; run `collabry index "

@@ -21,14 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
+from ...db.chunks import Chunks
 from ...db.client import Database, utcnow
+from ...db.index_state import IndexStates
 
 LOG_KEEP = 200
-STATE = "index_state"
-CHUNKS = "chunks"
 
 
 class ModelMismatch(Exception):
@@ -81,31 +79,21 @@ class IndexLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.states = db[STATE]
-        self.chunks = db[CHUNKS]
+        self.states = IndexStates(db)
+        self.chunks = Chunks(db)
 
     async def head(self, user_id: str) -> tuple[int, str, int]:
         """(seq, model, dim) only: the cheap check done before every search."""
-        doc = await self.states.find_one({"_id": user_id}, {"seq": 1, "model": 1, "dim": 1})
+        doc = await self.states.get(user_id, ("seq", "model", "dim"))
         if not doc:
             return 0, "", 0
         return int(doc.get("seq", 0)), doc.get("model", ""), int(doc.get("dim", 0))
 
     async def state(self, user_id: str) -> IndexState:
-        return _state(await self.states.find_one({"_id": user_id}), user_id)
+        return _state(await self.states.get(user_id), user_id)
 
     async def users(self) -> list[str]:
-        return [doc["_id"] async for doc in self.states.find({}, {"_id": 1})]
-
-    async def _ensure(self, user_id: str) -> None:
-        try:
-            await self.states.update_one(
-                {"_id": user_id},
-                {"$setOnInsert": {"seq": 0, "next_vid": 0, "model": "", "dim": 0, "sources": {}, "log": []}},
-                upsert=True,
-            )
-        except DuplicateKeyError:  # created concurrently
-            pass
+        return await self.states.users()
 
     async def check_model(self, user_id: str, model: str, dim: int) -> None:
         _, stored, stored_dim = await self.head(user_id)
@@ -114,11 +102,8 @@ class IndexLog:
 
     async def allocate(self, user_id: str, count: int) -> int:
         """Reserve ``count`` vector ids; returns the first. Gaps (failed ingestions) are harmless."""
-        await self._ensure(user_id)
-        doc = await self.states.find_one_and_update(
-            {"_id": user_id}, {"$inc": {"next_vid": count}}, return_document=ReturnDocument.AFTER
-        )
-        return int(doc["next_vid"]) - count
+        await self.states.ensure(user_id)
+        return await self.states.allocate(user_id, count)
 
     async def commit(
         self,
@@ -134,7 +119,7 @@ class IndexLog:
 
         ``add`` (with ``model``/``dim``) refuses to mix models: ``ModelMismatch``.
         """
-        await self._ensure(user_id)
+        await self.states.ensure(user_id)
         for _ in range(100):
             state = await self.state(user_id)
             sets: dict[str, Any] = {}
@@ -156,8 +141,7 @@ class IndexLog:
             update: dict[str, Any] = {"$set": sets}
             if unset:
                 update["$unset"] = unset
-            result = await self.states.update_one({"_id": user_id, "seq": state.seq}, update)
-            if result.modified_count == 1:
+            if await self.states.compare_and_set(user_id, state.seq, update):
                 return seq
         raise RuntimeError(f"index log of {user_id} is too contended")
 
@@ -165,9 +149,7 @@ class IndexLog:
 
     async def source_vectors(self, user_id: str, source_id: str, ingest_id: str) -> SourceRows:
         """(vids, vectors, passages) of one committed ingestion of a source."""
-        query = {"user_id": user_id, "source_id": source_id, "ingest_id": ingest_id}
-        projection = {"seq": 1, "vector": 1, "text": 1, "ord": 1, "page": 1}
-        return await _collect(self.chunks.find(query, projection))
+        return _collect(await self.chunks.of_ingestion(user_id, source_id, ingest_id))
 
     async def user_vectors(
         self, state: IndexState
@@ -181,8 +163,8 @@ class IndexLog:
 SourceRows = tuple[np.ndarray, np.ndarray, list[tuple[str, int, int | None, str]]]
 
 
-async def _collect(cursor: Any) -> SourceRows:
-    docs = sorted([doc async for doc in cursor], key=lambda d: d["seq"])
+def _collect(found: list[dict[str, Any]]) -> SourceRows:
+    docs = sorted(found, key=lambda d: d["seq"])
     if not docs:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), []
     vids = np.array([int(d["seq"]) for d in docs], dtype=np.int64)

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import structlog
 
+from ...db.chunks import Chunks
 from ...db.client import Database, new_id, utcnow
+from ...db.sources import Sources
 from ..embeddings.base import Embedder, EmbedderError
 from ..index.state import IndexLog, ModelMismatch
 from ..index.store import IndexStore
@@ -52,6 +54,8 @@ class Ingestor:
         run_blocking: Callable[..., Any],
     ) -> None:
         self.db = db
+        self.sources = Sources(db)
+        self.chunks = Chunks(db)
         self.embedder = embedder
         self.log = index_log
         self.store = store
@@ -65,11 +69,7 @@ class Ingestor:
     async def claim(self, source_id: str, user_id: str) -> str | None:
         """Mark the source as being ingested by a new ingest id; None if it is not the user's."""
         ingest_id = new_id()
-        result = await self.db.sources.update_one(
-            {"_id": source_id, "user_id": user_id, "deleted_at": None},
-            {"$set": {"status": "processing", "error": None, "ingest_id": ingest_id, "processing_at": utcnow()}},
-        )
-        return ingest_id if result.matched_count else None
+        return ingest_id if await self.sources.claim_ingestion(source_id, user_id, ingest_id, utcnow()) else None
 
     async def run(self, source_id: str, user_id: str, notebook_id: str, ingest_id: str, path: Path, kind: str) -> None:
         """Ingest ``path``; always leaves the source ``ready`` or ``failed`` (unless superseded)."""
@@ -145,11 +145,11 @@ class Ingestor:
             }
             for i, chunk in enumerate(batch)
         ]
-        await self.db.chunks.insert_many(docs, ordered=False)
+        await self.chunks.insert(docs)
         INGEST_CHUNKS.inc(len(docs))
 
     async def _still_current(self, source_id: str, ingest_id: str) -> None:
-        doc = await self.db.sources.find_one({"_id": source_id}, {"ingest_id": 1, "deleted_at": 1})
+        doc = await self.sources.get(source_id)
         if not doc or doc.get("ingest_id") != ingest_id or doc.get("deleted_at") is not None:
             raise Superseded
 
@@ -157,41 +157,36 @@ class Ingestor:
         await self._still_current(source_id, ingest_id)
         await self.log.commit(user_id, "add", source_id, ingest_id, model=self.embedder.model, dim=self.embedder.dim)
         # The previous version (if any) is no longer referenced by the log: delete its rows.
-        await self.db.chunks.delete_many({"user_id": user_id, "source_id": source_id, "ingest_id": {"$ne": ingest_id}})
-        await self.db.sources.update_one(
-            {"_id": source_id, "ingest_id": ingest_id},
-            {"$set": {"status": "ready", "chunks": count, "error": None, "indexed_at": utcnow()}},
-        )
+        await self.chunks.delete_other_ingestions(user_id, source_id, ingest_id)
+        await self.sources.finish_ingestion(source_id, ingest_id, "ready", chunks=count, error=None,
+                                            indexed_at=utcnow())
         await self.store.refresh(user_id)
 
     async def _discard(self, user_id: str, source_id: str, ingest_id: str) -> None:
-        await self.db.chunks.delete_many({"user_id": user_id, "source_id": source_id, "ingest_id": ingest_id})
+        await self.chunks.delete_ingestion(user_id, source_id, ingest_id)
 
     async def _fail(self, source_id: str, user_id: str, ingest_id: str, reason: str) -> None:
         INGESTIONS.labels("failed").inc()
         log.warning("ingest_failed", source_id=source_id, reason=reason)
         await self._discard(user_id, source_id, ingest_id)
-        doc = await self.db.sources.find_one({"_id": source_id}, {"ingest_id": 1})
+        doc = await self.sources.get(source_id)
         if not doc or doc.get("ingest_id") != ingest_id:
             return  # a newer ingestion or a delete owns the source now
         # A failed source has nothing indexed: an earlier ready version leaves the index as well.
         state = await self.log.state(user_id)
         if source_id in state.sources:
             await self.log.commit(user_id, "remove", source_id)
-            await self.db.chunks.delete_many({"user_id": user_id, "source_id": source_id})
+            await self.chunks.delete_source(user_id, source_id)
             await self.store.refresh(user_id)
-        await self.db.sources.update_one(
-            {"_id": source_id, "ingest_id": ingest_id},
-            {"$set": {"status": "failed", "chunks": 0, "error": reason}},
-        )
+        await self.sources.finish_ingestion(source_id, ingest_id, "failed", chunks=0, error=reason)
 
     async def delete(self, source_id: str, user_id: str) -> None:
         """Remove a source's chunks and vectors; idempotent. A running ingestion of it is abandoned."""
-        await self.db.sources.update_one({"_id": source_id, "user_id": user_id}, {"$set": {"ingest_id": None}})
+        await self.sources.drop_ingestion(source_id, user_id)
         state = await self.log.state(user_id)
         if source_id in state.sources:
             await self.log.commit(user_id, "remove", source_id)
-        await self.db.chunks.delete_many({"user_id": user_id, "source_id": source_id})
+        await self.chunks.delete_source(user_id, source_id)
         await self.store.refresh(user_id)
 
 

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from ...config import Settings
 from ...db.client import Database
+from ...db.notebooks import Notebooks
+from ...db.sources import Sources
 from ...web.errors import ApiError
 from ..index.store import IndexStore
 from ..llm.client import LLM, LLMError, loads_json
@@ -47,10 +49,7 @@ class ToolRunner:
         self.settings = settings
 
     async def material(self, user_id: str, notebook_id: str, source_ids: list[str] | None) -> str:
-        query: dict[str, Any] = {"user_id": user_id, "notebook_id": notebook_id, "deleted_at": None, "status": "ready"}
-        if source_ids is not None:
-            query["_id"] = {"$in": list(source_ids)}
-        sources = [doc async for doc in self.db.sources.find(query, {"title": 1}).sort("_id", 1)]
+        sources = await Sources(self.db).ready(user_id, notebook_id, source_ids)
         if not sources:
             raise ApiError(409, "no_sources", "there are no ready sources to work from in this notebook")
         budget = int(self.settings.tool_input_tokens * CHARS_PER_TOKEN) - 900
@@ -76,8 +75,7 @@ class ToolRunner:
             raise ApiError(404, "not_found", f"unknown tool {name!r}")
         if not self.llm.enabled:
             raise ApiError(503, "llm_unavailable", "study tools need a language model and none is configured")
-        notebook = await self.db.notebooks.find_one({"_id": notebook_id, "user_id": user_id, "deleted_at": None})
-        if notebook is None:
+        if await Notebooks(self.db).live(notebook_id, user_id) is None:
             raise ApiError(404, "not_found", "notebook not found")
         count = count or (5 if name == "quiz" else 10)
         material = await self.material(user_id, notebook_id, source_ids)

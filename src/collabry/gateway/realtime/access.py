@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from ...db.boards import Boards
 from ...db.client import Database
 from ...domain import policy
 from .connections import BoardAccess
@@ -11,7 +12,7 @@ from .connections import BoardAccess
 
 async def board_access(db: Database, board_id: str, user_id: str) -> BoardAccess | None:
     """The caller's role on a live board and whether it may write; None when it may not see it."""
-    board = await db["boards"].find_one({"_id": board_id, "deleted_at": None})
+    board = await Boards(db).live(board_id)
     if board is None:
         return None
     role = await policy.board_role(db, board_id, user_id, board=board)

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
 from ...appkeys import DB, SETTINGS
+from ...db.ai_sessions import ChatSessions
 from ...db.client import iso
 from ...domain import usage
 from ...engine_client import EngineError
@@ -174,7 +175,6 @@ async def mindmap(request: web.Request, body: ToolBody) -> web.Response:
 @routes.get("/api/ai/sessions", summary="The user's chat sessions, most recent first", responses={200: SessionList})
 async def list_sessions(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    cursor = request.app[DB].ai_sessions.find({"user_id": user_id}).sort("updated_at", -1).limit(200)
     sessions = [
         {
             "id": doc["_id"],
@@ -182,15 +182,13 @@ async def list_sessions(request: web.Request) -> web.Response:
             "notebookId": doc.get("notebook_id"),
             "updatedAt": iso(doc.get("updated_at")),
         }
-        async for doc in cursor
+        for doc in await ChatSessions(request.app[DB]).recent(user_id)
     ]
     return web.json_response({"sessions": sessions})
 
 
 async def _own_session(request: web.Request) -> dict[str, Any]:
-    doc = await request.app[DB].ai_sessions.find_one(
-        {"_id": request.match_info["sessionId"], "user_id": current_user_id(request)}
-    )
+    doc = await ChatSessions(request.app[DB]).get(request.match_info["sessionId"], current_user_id(request))
     if doc is None:
         raise ApiError(404, "not_found", "session not found")
     return dict(doc)
@@ -201,14 +199,8 @@ async def _own_session(request: web.Request) -> dict[str, Any]:
 )
 async def session_messages(request: web.Request) -> web.Response:
     session = await _own_session(request)
-    cursor = (
-        request.app[DB]
-        .ai_messages.find({"session_id": session["_id"], "user_id": session["user_id"]})
-        .sort("created_at", 1)
-        .limit(1000)
-    )
     messages = []
-    async for doc in cursor:
+    for doc in await ChatSessions(request.app[DB]).messages_of(session["_id"], session["user_id"]):
         message: dict[str, Any] = {
             "id": doc["_id"],
             "role": doc["role"],
@@ -224,7 +216,5 @@ async def session_messages(request: web.Request) -> web.Response:
 @routes.delete("/api/ai/sessions/{sessionId}", summary="Delete a chat session and its messages", responses={204: None})
 async def delete_session(request: web.Request) -> web.Response:
     session = await _own_session(request)
-    db = request.app[DB]
-    await db.ai_messages.delete_many({"session_id": session["_id"], "user_id": session["user_id"]})
-    await db.ai_sessions.delete_one({"_id": session["_id"], "user_id": session["user_id"]})
+    await ChatSessions(request.app[DB]).delete(session["_id"], session["user_id"])
     return web.Response(status=204)

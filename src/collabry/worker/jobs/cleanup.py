@@ -17,13 +17,12 @@ from ...auth.refresh import RefreshTokenStore
 from ...cache.keys import Keys
 from ...cache.streams import StreamReader
 from ...db.client import utcnow
+from ...db.notifications import Notifications
 from ...db.usage import DailyUsage
 from ..job import CatchUp, Job, JobContext
 from ..ledger import JobLedger
 from . import recycle
 from .stale_streams import stream_ids
-
-NOTIFICATIONS = "notifications"
 
 
 async def refresh_tokens(ctx: JobContext) -> None:
@@ -51,8 +50,7 @@ async def stream_buffers(ctx: JobContext) -> None:
 
 async def notifications(ctx: JobContext) -> None:
     cutoff = utcnow() - timedelta(days=ctx.settings.notification_retention_days)
-    result = await ctx.db[NOTIFICATIONS].delete_many({"created_at": {"$lt": cutoff}})
-    ctx.done("notifications", result.deleted_count)
+    ctx.done("notifications", await Notifications(ctx.db).forget_before(cutoff))
 
 
 async def usage_counters(ctx: JobContext) -> None:

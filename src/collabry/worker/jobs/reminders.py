@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from ...db.client import iso
+from ...db.planner import PlannerTasks
 from ...domain.notifications import notify
 from ..job import CatchUp, Job, JobContext
 
@@ -37,20 +38,16 @@ async def _remind(ctx: JobContext, kind: str, task: dict[str, Any]) -> None:
         ctx.done(kind)
 
 
-async def _open_tasks(ctx: JobContext, query: dict[str, Any]) -> list[dict[str, Any]]:
-    cursor = ctx.db["planner_tasks"].find({"done": False, **query}).sort([("due_at", 1), ("_id", 1)])
-    return await cursor.to_list(None)
-
-
 async def send_reminders(ctx: JobContext) -> None:
     since, slot = ctx.since, ctx.slot
-    for task in await _open_tasks(ctx, {"due_at": {"$gt": since, "$lte": slot}}):
+    tasks = PlannerTasks(ctx.db)
+    for task in await tasks.open_due(since, slot):
         await _remind(ctx, "task_overdue", task)
     soon: dict[str, dict[str, Any]] = {}
-    for task in await _open_tasks(ctx, {"due_at": {"$gt": since + SOON, "$lte": slot + SOON}}):
+    for task in await tasks.open_due(since + SOON, slot + SOON):
         soon[task["_id"]] = task
-    changed = {"due_at": {"$gt": slot, "$lte": slot + SOON}, "updated_at": {"$gt": since, "$lte": slot}}
-    for task in await _open_tasks(ctx, changed):
+    # already due within the hour, but changed (created, moved) since the previous slot
+    for task in await tasks.open_due_changed(slot, slot + SOON, since):
         soon.setdefault(task["_id"], task)
     for task in sorted(soon.values(), key=lambda t: (t["due_at"], t["_id"])):
         await _remind(ctx, "task_due_soon", task)

@@ -21,7 +21,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ...db.billing import Subscriptions
+from ...db.boards import Boards
 from ...db.client import Database, iso, utcnow
+from ...db.users import UserRepository
 from ...domain import billing
 from ...domain.notifications import notify
 from ...domain.payments import provider_for
@@ -38,20 +41,11 @@ def renewal_key(sub: dict[str, Any]) -> str:
 
 async def archive_boards_over_limit(db: Database, user_id: str, limit: int, now: datetime) -> int:
     """Archive the owner's boards beyond ``limit``, keeping the most recently updated ones."""
-    boards = await db["boards"].find(
-        {"owner_id": user_id, "deleted_at": None, "archived_at": None}, {"_id": 1}
-    ).sort([("updated_at", -1), ("_id", -1)]).to_list(None)
-    extra = [board["_id"] for board in boards[limit:]]
-    if not extra:
-        return 0
-    result = await db["boards"].update_many(
-        {"_id": {"$in": extra}, "archived_at": None}, {"$set": {"archived_at": now, "updated_at": now}}
-    )
-    return int(result.modified_count)
+    return await Boards(db).archive_beyond(user_id, limit, now)
 
 
 async def renew(ctx: JobContext, sub: dict[str, Any]) -> None:
-    user = await ctx.db["users"].find_one({"_id": sub["user_id"]}, {"plan": 1, "name": 1, "email": 1}) or {}
+    user = await UserRepository(ctx.db).by_id(sub["user_id"]) or {}
     who = Actor(sub["user_id"], plan=user.get("plan") or sub["plan"], name=user.get("name", ""),
                 email=user.get("email", ""))
     checkout = await billing.create_checkout(
@@ -66,10 +60,7 @@ async def renew(ctx: JobContext, sub: dict[str, Any]) -> None:
             f"{checkout.get('instructions') or ''}".strip(),
             dedupe_key=f"renewal:{checkout['_id']}",
         )
-        await ctx.db["subscriptions"].update_one(
-            {"_id": sub["_id"], "status": "active", "current_period_end": sub["current_period_end"]},
-            {"$set": {"status": "past_due", "updated_at": utcnow()}},
-        )
+        await Subscriptions(ctx.db).set_if_unchanged(sub, status="past_due", updated_at=utcnow())
     ctx.log.info("subscription_renewal", user_id=sub["user_id"], checkout_id=checkout["_id"])
     ctx.done("renewals")
 
@@ -85,9 +76,8 @@ async def downgrade(ctx: JobContext, sub: dict[str, Any], *, status: str) -> Non
         body += f" {archived} board(s) over the {free.name} limit are archived (read-only)."
     await notify(ctx.db, ctx.emitter, sub["user_id"], "plan_downgraded", f"You are on the {free.name} plan", body,
                  dedupe_key=f"downgrade:{sub['user_id']}:{iso(sub['current_period_end'])}")
-    await ctx.db["subscriptions"].update_one(
-        {"_id": sub["_id"], "status": sub["status"], "current_period_end": sub["current_period_end"]},
-        {"$set": {"status": status, "plan": FREE, "previous_plan": sub["plan"], "updated_at": utcnow()}},
+    await Subscriptions(ctx.db).set_if_unchanged(
+        sub, status=status, plan=FREE, previous_plan=sub["plan"], updated_at=utcnow()
     )
     ctx.log.info("subscription_downgraded", user_id=sub["user_id"], status=status, boards_archived=archived)
     ctx.done("cancellations" if status == "cancelled" else "downgrades")
@@ -95,12 +85,12 @@ async def downgrade(ctx: JobContext, sub: dict[str, Any], *, status: str) -> Non
 
 
 async def run_lifecycle(ctx: JobContext) -> None:
-    subs = ctx.db["subscriptions"]
+    subs = Subscriptions(ctx.db)
     slot = ctx.slot
     failures: list[str] = []
 
-    async def each(query: dict[str, Any], step: Any, **kw: Any) -> None:
-        for sub in await subs.find(query).sort([("current_period_end", 1), ("_id", 1)]).to_list(None):
+    async def each(due: list[dict[str, Any]], step: Any, **kw: Any) -> None:
+        for sub in due:
             try:
                 await step(ctx, sub, **kw)
             except Exception as exc:  # one bad subscription must not hold up the others
@@ -108,12 +98,9 @@ async def run_lifecycle(ctx: JobContext) -> None:
                               error=f"{type(exc).__name__}: {exc}", exc_info=True)
                 failures.append(sub["_id"])
 
-    ended = {"$lte": slot}
-    await each({"status": "active", "cancel_at_period_end": {"$ne": True}, "current_period_end": ended}, renew)
-    await each({"status": {"$in": ["active", "past_due"]}, "cancel_at_period_end": True,
-                "current_period_end": ended}, downgrade, status="cancelled")
-    await each({"status": "past_due", "cancel_at_period_end": {"$ne": True},
-                "current_period_end": {"$lte": slot - GRACE}}, downgrade, status="expired")
+    await each(await subs.renewals_due(slot), renew)
+    await each(await subs.cancellations_due(slot), downgrade, status="cancelled")
+    await each(await subs.expiries_due(slot - GRACE), downgrade, status="expired")
     if failures:
         raise RuntimeError(f"{len(failures)} subscription(s) could not be processed: {', '.join(failures[:5])}")
 

@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from ...db.sources import Sources
 from ..job import CatchUp, Job, JobContext
 
 GRACE = timedelta(hours=6)
@@ -36,11 +37,10 @@ def _old_files(root: Path, older_than: float) -> list[Path]:
 async def sweep_orphan_uploads(ctx: JobContext) -> None:
     root = ctx.settings.state_dir / "uploads"
     files = await asyncio.to_thread(_old_files, root, time.time() - GRACE.total_seconds())
-    sources = ctx.db["sources"]
+    sources = Sources(ctx.db)
     for start in range(0, len(files), BATCH):
         batch = {path.name: path for path in files[start:start + BATCH]}
-        cursor = sources.find({"file": {"$in": list(batch)}}, {"file": 1})
-        referenced = {doc["file"] async for doc in cursor}
+        referenced = await sources.referenced_files(list(batch))
         for name, path in batch.items():
             if name not in referenced:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
