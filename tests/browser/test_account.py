@@ -79,3 +79,15 @@ def test_phone_sized_screen(stack, new_page, screens):
     page.get_by_role("link", name="Chat").click()
     expect(page.get_by_label("Your question")).to_be_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_access_token_is_renewed_before_it_expires(stack, new_page):
+    page = new_page()
+    page.clock.install()  # the page's timers and Date under the test's control; time still flows
+    register(page, "Tom")
+    # the token lives 15 minutes: the app renews it a minute before, on its own
+    with page.expect_response(lambda r: r.url.endswith("/api/auth/refresh"), timeout=15_000) as renewal:
+        page.clock.fast_forward("14:05")
+    assert renewal.value.status == 200
+    # and goes on working with the new token
+    create_notebook(page, "After the renewal")
