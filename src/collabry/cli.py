@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dev", help="development stack")
     dsub = p.add_subparsers(dest="dev_command", required=True)
-    d = dsub.add_parser("up", help="run Redis, the database (PostgreSQL + DocumentDB, FerretDB), nginx and the services in the foreground")
+    d = dsub.add_parser(
+        "up", help="run Redis, the database (PostgreSQL + DocumentDB, FerretDB), nginx and the services"
+    )
     d.add_argument("--replicas", type=int, default=2)
     d.add_argument("--no-llm", action="store_true", help="do not start the local model server")
     d.set_defaults(func=cmd_dev_up)

@@ -94,7 +94,8 @@ async def build_user(client: Client) -> dict[str, Any]:
     await client.register()
     notebooks = []
     for n in range(4):
-        notebooks.append((await client.call("POST", "/api/notebooks", 201, json={"title": f"Course {n}"}))["notebook"]["id"])
+        created = await client.call("POST", "/api/notebooks", 201, json={"title": f"Course {n}"})
+        notebooks.append(created["notebook"]["id"])
     sources = []
     for n in range(3):
         form = aiohttp.FormData()
@@ -182,7 +183,9 @@ async def median_ms(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
     return statistics.median(samples) * 1000
 
 
-async def measure(client: Client, engine: str, service_token: str, data: dict[str, Any], repeat: int) -> dict[str, float]:
+async def measure(
+    client: Client, engine: str, service_token: str, data: dict[str, Any], repeat: int
+) -> dict[str, float]:
     nb, session = data["notebook"], data["session"]
     service = {"Authorization": f"Bearer {service_token}"}
 
@@ -201,7 +204,8 @@ async def measure(client: Client, engine: str, service_token: str, data: dict[st
         "POST /api/auth/login": await median_ms(client.login, repeat),
         "GET /api/auth/me": await median_ms(lambda: client.call("GET", "/api/auth/me"), repeat),
         "GET /api/notebooks": await median_ms(lambda: client.call("GET", "/api/notebooks"), repeat),
-        "GET /api/notebooks/{id}/sources": await median_ms(lambda: client.call("GET", f"/api/notebooks/{nb}/sources"), repeat),
+        "GET /api/notebooks/{id}/sources": await median_ms(
+            lambda: client.call("GET", f"/api/notebooks/{nb}/sources"), repeat),
         "GET /api/ai/sessions": await median_ms(lambda: client.call("GET", "/api/ai/sessions"), repeat),
         "GET /api/ai/sessions/{id}/messages": await median_ms(
             lambda: client.call("GET", f"/api/ai/sessions/{session}/messages"), repeat),

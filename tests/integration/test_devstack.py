@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,9 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 class DevStack:
-    def __init__(self, tmp_path):
+    def __init__(self, state: Path):
         self.port = free_port()
-        env = {**os.environ, "COLLABRY_PORT": str(self.port), "COLLABRY_STATE_DIR": str(tmp_path / "var")}
+        env = {**os.environ, "COLLABRY_PORT": str(self.port), "COLLABRY_STATE_DIR": str(state)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collabry.cli", "dev", "up", "--replicas", "2"],
             env=env,
@@ -66,8 +68,16 @@ async def sse_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict]]:
     return events
 
 
-async def test_dev_up_gives_a_grounded_streamed_answer(tmp_path):
-    stack = DevStack(tmp_path)
+@pytest.fixture
+def state_dir():
+    # Not pytest's tmp_path: run as root, PostgreSQL runs as the postgres user, who cannot enter it.
+    with tempfile.TemporaryDirectory(prefix="collabry-devstack-") as tmp:
+        Path(tmp).chmod(0o711)
+        yield Path(tmp) / "var"
+
+
+async def test_dev_up_gives_a_grounded_streamed_answer(state_dir):
+    stack = DevStack(state_dir)
     try:
         assert await asyncio.to_thread(stack.ready.wait, 120), "".join(stack.lines)
         base = f"http://127.0.0.1:{stack.port}"

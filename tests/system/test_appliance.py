@@ -7,7 +7,6 @@ The tests share one container and run in file order; each leaves the appliance h
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from typing import Any
 

@@ -57,7 +57,7 @@ async def drop(db: Database, collection: str) -> None:
 async def dump_collection(db: Database, collection: str, path: Path) -> int:
     """One gzip'd file of concatenated BSON documents."""
     written = 0
-    with gzip.open(path, "wb") as out:  # noqa: ASYNC230 - a one-shot CLI, nothing else on this loop
+    with gzip.open(path, "wb") as out:
         async for doc in documents(db, collection):
             out.write(bson.encode(doc))
             written += 1
@@ -101,7 +101,9 @@ class Progress:
         self.stream.flush()
 
 
-async def copy_database(source: Database, target: Database, *, stream: IO[str] = sys.stderr) -> dict[str, tuple[int, int]]:
+async def copy_database(
+    source: Database, target: Database, *, stream: IO[str] = sys.stderr
+) -> dict[str, tuple[int, int]]:
     """Copy every collection of ``source`` into ``target``; answer {collection: (source, target)}
     document counts read after the copy."""
     counts: dict[str, tuple[int, int]] = {}

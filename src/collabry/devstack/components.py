@@ -316,6 +316,12 @@ def start_database(root: Path, ferretdb_port: int) -> Database:
     root.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         root.chmod(root.stat().st_mode | 0o011)  # let the postgres user pass through, not list
+        entered = subprocess.run(_unprivileged(["test", "-x", str(root)]), capture_output=True, check=False)
+        if entered.returncode != 0:
+            raise RuntimeError(
+                f"PostgreSQL runs as the postgres user, who cannot enter {root} (a parent folder is closed to "
+                "other users): choose a state directory under an open path (COLLABRY_STATE_DIR)"
+            )
     cluster = Postgres(root / "postgresql")
     pg = cluster.process().start()
     pg.wait_ready(60)

@@ -1,6 +1,7 @@
 """`collabry dev up` (what `make up` runs): the whole appliance on loopback, in the foreground.
 
-Redis, PostgreSQL with DocumentDB and FerretDB v2 in front, the local model server, the engine, N gateway replicas, the worker (in loop
+Redis, PostgreSQL with DocumentDB and FerretDB v2 in front,
+the local model server, the engine, N gateway replicas, the worker (in loop
 mode instead of a systemd timer) and nginx in front, data under one state directory. Ctrl-C or
 SIGTERM stops every child, the front door first, the databases last.
 """
