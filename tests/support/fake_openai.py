@@ -8,7 +8,8 @@ so it keeps answering while a test blocks (for example while a fixture waits for
 - Every request body is recorded (``requests``, ``chat_requests``) so tests can assert on exactly
   what was sent, e.g. that a passage never reaches the system message.
 - Replies are scripted with ``push(Reply(...))`` (first in, first out); without a script each chat
-  request gets ``default_text``. A reply can fail with an HTTP status, drop the connection after
+  request gets ``responder(body)`` when a responder is set (and answers), else ``default_text``.
+  A reply can fail with an HTTP status, drop the connection after
   some tokens (``fail_after``), wait before the first token or between tokens.
 """
 
@@ -20,6 +21,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,8 @@ class Reply:
 class FakeOpenAI:
     def __init__(self, *, default_text: str = "The sources say so [1].") -> None:
         self.default_text = default_text
+        # body -> reply text (None: the default), for replies that depend on the request
+        self.responder: Callable[[dict[str, Any]], str | None] | None = None
         self.requests: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -115,9 +119,12 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
 
-    def _next(self) -> Reply:
+    def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            return self._script.popleft() if self._script else Reply(text=self.default_text)
+            if self._script:
+                return self._script.popleft()
+        text = self.responder(body) if self.responder is not None else None
+        return Reply(text=self.default_text if text is None else text)
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "smollm2", "object": "model", "owned_by": "test"}]})
@@ -139,7 +146,7 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self._record(request, body)
-        reply = self._next()
+        reply = self._next(body)
         if reply.status != 200:
             return web.json_response(
                 {"error": {"message": f"scripted failure {reply.status}", "type": "server_error", "code": None}},
