@@ -5,17 +5,30 @@ done); the gateway lists, reads and deletes them for ``/api/ai/sessions``. Both 
 module, so the two processes agree on one shape:
 
 - ``ai_sessions`` ``{_id, user_id, notebook_id, title, created_at, updated_at}``
-- ``ai_messages`` ``{_id, session_id, user_id, role: user|assistant, content, sources, stream_id,
-  finish_reason (assistant only), created_at}``
+- ``ai_messages`` ``{_id, session_id, user_id, role: user|assistant, content, sources: [citation],
+  stream_id, finish_reason (assistant only), created_at}``; a citation is
+  ``{source_id, title, chunk_id, score, text, page (PDFs)}``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from .client import Database
 from .queries import Filter, query
+
+
+class Citation(TypedDict):
+    """A passage an answer drew on, as stored with the message."""
+
+    source_id: str
+    title: str
+    chunk_id: str
+    score: float
+    text: str
+    page: NotRequired[int]
+
 
 SESSIONS = "ai_sessions"
 MESSAGES = "ai_messages"
@@ -70,7 +83,7 @@ class ChatSessions:
 
     async def add_message(
         self, message_id: str, session_id: str, user_id: str, role: str, content: str, *,
-        sources: list[dict[str, Any]], stream_id: str, at: datetime, finish_reason: str | None = None,
+        sources: list[Citation], stream_id: str, at: datetime, finish_reason: str | None = None,
     ) -> None:
         doc: dict[str, Any] = {"_id": message_id, "session_id": session_id, "user_id": user_id, "role": role,
                                "content": content, "sources": sources, "stream_id": stream_id, "created_at": at}

@@ -34,6 +34,7 @@ async def fold_schema_1(db: Database) -> dict[str, int]:
         "coupons": await _coupon_redemptions(db),
         "storage_usage": await _storage(db),
         "auth_sessions": await _revocations(db),
+        "ai_messages": await _citations(db),
     }
     for name in RETIRED_COLLECTIONS:
         await db.drop_collection(name)
@@ -108,6 +109,21 @@ async def _revocations(db: Database) -> int:
         result = await db["auth_sessions"].update_one(
             {"_id": doc["_id"], "revoked_at": None},
             {"$set": {"revoked_at": doc.get("at"), "revoked_reason": doc.get("reason", "logout")}},
+        )
+        folded += result.modified_count
+    return folded
+
+
+API_CITATION_FIELDS = {"sourceId": "source_id", "chunkId": "chunk_id"}
+
+
+async def _citations(db: Database) -> int:
+    """Messages stored with the API's names for their sources (sourceId, chunkId) get the stored ones."""
+    folded = 0
+    async for doc in db["ai_messages"].find({"sources.sourceId": {"$exists": True}}, {"sources": 1}):
+        sources = [{API_CITATION_FIELDS.get(k, k): v for k, v in source.items()} for source in doc["sources"]]
+        result = await db["ai_messages"].update_one(
+            {"_id": doc["_id"], "sources": doc["sources"]}, {"$set": {"sources": sources}}
         )
         folded += result.modified_count
     return folded

@@ -194,7 +194,7 @@ class ChatService:
         now = utcnow()
         await self.chats.add_message(
             req.message_id, req.session_id, req.user_id, "assistant", content,
-            sources=[p.public() for p in passages], stream_id=req.stream_id, at=now, finish_reason=outcome,
+            sources=[p.citation() for p in passages], stream_id=req.stream_id, at=now, finish_reason=outcome,
         )
         await self.chats.touch(req.session_id, now)
 

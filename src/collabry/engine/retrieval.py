@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..db.ai_sessions import Citation
 from ..db.client import Database
 from ..db.sources import Sources
 from .embeddings.base import Embedder
@@ -35,6 +36,14 @@ class Passage:
     text: str
     page: int | None = None
     ord: int = 0
+
+    def citation(self) -> Citation:
+        """The passage as stored with the answer's message."""
+        out = Citation(source_id=self.source_id, title=self.title, chunk_id=self.chunk_id, score=self.score,
+                       text=self.text)
+        if self.page is not None:
+            out["page"] = self.page
+        return out
 
     def public(self) -> dict[str, Any]:
         """A source reference as API.md names its fields (plus the PDF page when known)."""

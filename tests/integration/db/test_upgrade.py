@@ -41,6 +41,9 @@ async def _schema_1(db: Any) -> None:
         {"_id": "live", "user_id": "u1", "revoked_at": None, "expires_at": NOW + timedelta(days=1)},
     ])
     await db["auth_revocations"].insert_one({"_id": "gone", "user_id": "u1", "reason": "logout", "at": NOW})
+    await db["ai_messages"].insert_one({"_id": "m1", "session_id": "c1", "user_id": "u1", "role": "assistant",
+                                        "sources": [{"sourceId": "s1", "title": "T", "chunkId": "k1", "score": 0.5,
+                                                     "text": "passage", "page": 3}]})
 
 
 async def test_schema_1_documents_are_folded_into_counters(db: Any) -> None:
@@ -69,6 +72,9 @@ async def test_schema_1_documents_are_folded_into_counters(db: Any) -> None:
 
     sessions = {doc["_id"]: doc async for doc in db["auth_sessions"].find()}
     assert sessions["gone"]["revoked_at"] == NOW and sessions["live"]["revoked_at"] is None
+    message = await db["ai_messages"].find_one({"_id": "m1"})
+    assert message["sources"] == [{"source_id": "s1", "title": "T", "chunk_id": "k1", "score": 0.5, "text": "passage",
+                                   "page": 3}]
     remaining = set(await db.list_collection_names())
     assert not remaining & {"quota_slots", "coupon_slots", "storage_ledger", "auth_revocations"}
     assert (await db["meta"].find_one({"_id": "schema"}))["version"] == SCHEMA_VERSION

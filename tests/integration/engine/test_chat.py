@@ -79,7 +79,7 @@ async def test_answer_streams_meta_sources_tokens_done_and_is_saved(
         ("user", "Where does photosynthesis happen?"),
         ("assistant", text),
     ]
-    assert messages[1]["_id"] == started["messageId"] and messages[1]["sources"][0]["sourceId"] == bio
+    assert messages[1]["_id"] == started["messageId"] and messages[1]["sources"][0]["source_id"] == bio
     session = await seed.db.ai_sessions.find_one({"_id": started["sessionId"]})
     assert session["user_id"] == user and session["notebook_id"] == notebook
 

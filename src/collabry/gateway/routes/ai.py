@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
 from ...appkeys import DB, SETTINGS
-from ...db.ai_sessions import ChatSessions
+from ...db.ai_sessions import ChatSessions, Citation
 from ...db.client import iso
 from ...domain import usage
 from ...engine_client import EngineError
@@ -187,6 +187,15 @@ async def list_sessions(request: web.Request) -> web.Response:
     return web.json_response({"sessions": sessions})
 
 
+def _public_citation(stored: Citation) -> dict[str, Any]:
+    """A stored citation as API.md names a source reference (the same as in the answer stream)."""
+    out: dict[str, Any] = {"sourceId": stored["source_id"], "title": stored["title"], "chunkId": stored["chunk_id"],
+                           "score": stored["score"], "text": stored["text"]}
+    if "page" in stored:
+        out["page"] = stored["page"]
+    return out
+
+
 async def _own_session(request: web.Request) -> dict[str, Any]:
     doc = await ChatSessions(request.app[DB]).get(request.match_info["sessionId"], current_user_id(request))
     if doc is None:
@@ -208,7 +217,7 @@ async def session_messages(request: web.Request) -> web.Response:
             "createdAt": iso(doc.get("created_at")),
         }
         if doc["role"] == "assistant":
-            message["sources"] = doc.get("sources") or []
+            message["sources"] = [_public_citation(c) for c in doc.get("sources") or []]
         messages.append(message)
     return web.json_response({"messages": messages})
 
