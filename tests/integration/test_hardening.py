@@ -116,3 +116,31 @@ async def test_nginx_bounds_slow_bodies_and_connections_per_address(public_url):
     finally:
         for _, writer in conns:
             writer.close()
+
+
+async def _login_from(url: str, ip: str, email: str, password: str) -> int:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(ip, 0))) as http:
+        async with http.post(f"{url}/api/auth/login", json={"email": email, "password": password}) as resp:
+            return resp.status
+
+
+async def test_login_windows_through_nginx(spawn, nginx_for):
+    # Short windows: 2 failures per (address, email) in 3 s; 4 per account in 6 s lock it for a minute.
+    port = free_port()
+    spawn(f"gateway-{port}", "gateway", "--port", str(port), port=port, extra_env={
+        "COLLABRY_GLOBAL_LIMIT": "100000/900", "COLLABRY_LOGIN_FAILURE_LIMIT": "2/3",
+        "COLLABRY_ACCOUNT_FAILURE_LIMIT": "4/6", "COLLABRY_ACCOUNT_LOCK_SECONDS": "60"})
+    _, public = nginx_for([port])
+    url = f"http://127.0.0.1:{public}"
+    async with aiohttp.ClientSession(base_url=url) as http:
+        user = await register(http, new_email())
+    wrong = "wrong password 1"
+    started = time.monotonic()
+    assert [await _login_from(url, "127.0.0.5", user["email"], wrong) for _ in range(3)] == [401, 401, 429]
+    await asyncio.sleep(1.6)  # paced: a rate (GCRA) would have freed a try by now, a window has not
+    assert await _login_from(url, "127.0.0.5", user["email"], wrong) == 429
+    # two more failures from other addresses, still inside the account's window: locked
+    assert await _login_from(url, "127.0.0.6", user["email"], wrong) == 401
+    assert await _login_from(url, "127.0.0.7", user["email"], wrong) == 401
+    assert time.monotonic() - started < 6
+    assert await _login_from(url, "127.0.0.8", user["email"], user["password"]) == 423
