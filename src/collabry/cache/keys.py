@@ -34,10 +34,6 @@ class Keys:
         """Hash: socket id -> who is on the board (with an expiry time), across replicas."""
         return f"{self.prefix}presence:{board_id}"
 
-    def user_sockets(self, user_id: str) -> str:
-        """Hash: socket id -> expiry time, for every connected socket of a user on any replica."""
-        return f"{self.prefix}sockets:{user_id}"
-
     def lease(self, name: str) -> str:
         return f"{self.prefix}lease:{name}"
 

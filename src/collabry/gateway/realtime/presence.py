@@ -1,10 +1,10 @@
-"""Who is connected and who is on which board, across every gateway replica, in Redis.
+"""Who is on which board, across every gateway replica, in Redis.
 
-Two hashes per subject, keyed by socket id, each value carrying an expiry time: the replica
-holding a socket refreshes its entries every ``REFRESH`` seconds, so the entries of a replica that
-crashed fall out after ``TTL`` seconds instead of lingering forever.
-- ``presence:<board>``: sid -> {"id", "name", "exp"} (the board's ``presence`` list)
-- ``sockets:<user>``: sid -> exp (the sockets to disconnect on logout-all)
+One hash per board, ``presence:<board>``: sid -> {"id", "name", "exp"} (the board's ``presence``
+list). The replica holding a socket refreshes its entries every ``REFRESH`` seconds, so the
+entries of a replica that crashed fall out after ``TTL`` seconds instead of lingering forever.
+(Sockets to disconnect on revocation are found by each replica itself, on the manager's eviction
+message: realtime/emitter.py.)
 """
 
 from __future__ import annotations
@@ -31,21 +31,6 @@ class Presence:
     @staticmethod
     def _exp() -> int:
         return int(time.time()) + TTL
-
-    async def connected(self, conn: Connection) -> None:
-        key = self.keys.user_sockets(conn.user_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, conn.sid, self._exp())
-            pipe.expire(key, TTL)
-            await pipe.execute()
-
-    async def disconnected(self, conn: Connection) -> None:
-        await self.redis.hdel(self.keys.user_sockets(conn.user_id), conn.sid)
-
-    async def sockets_of(self, user_id: str) -> list[str]:
-        raw = await self.redis.hgetall(self.keys.user_sockets(user_id))
-        now = time.time()
-        return [_text(sid) for sid, exp in raw.items() if _int(exp) > now]
 
     async def join(self, board_id: str, conn: Connection) -> None:
         key = self.keys.board_presence(board_id)
@@ -80,18 +65,11 @@ class Presence:
         exp = self._exp()
         async with self.redis.pipeline(transaction=False) as pipe:
             for conn in connections:
-                sockets = self.keys.user_sockets(conn.user_id)
-                pipe.hset(sockets, conn.sid, exp)
-                pipe.expire(sockets, TTL)
                 for board_id in conn.boards:
                     key = self.keys.board_presence(board_id)
                     pipe.hset(key, conn.sid, json.dumps({"id": conn.user_id, "name": conn.name, "exp": exp}))
                     pipe.expire(key, TTL)
             await pipe.execute()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _int(value: Any) -> int:

@@ -228,10 +228,6 @@ class RealtimeHub:
         await self.sio.enter_room(sid, user_room(conn.user_id))
         self.connections.add(conn)
         SOCKETIO_CLIENTS.inc()
-        try:
-            await self.presence.connected(conn)
-        except Exception as exc:  # the socket works; it is only missing from the Redis socket list
-            log.warning("socket_presence_failed", error=str(exc))
         log.info("socket_connected", sid=sid, user_id=conn.user_id, client_ip=ip)
         return True
 
@@ -242,7 +238,6 @@ class RealtimeHub:
         SOCKETIO_CLIENTS.dec()
         try:
             await self.boards.disconnected(conn)
-            await self.presence.disconnected(conn)
         except Exception as exc:  # entries expire by themselves
             log.warning("socket_presence_cleanup_failed", sid=sid, error=str(exc))
         log.info("socket_disconnected", sid=sid, user_id=conn.user_id, reason=str(reason))
