@@ -82,6 +82,15 @@ def test_two_people_edit_one_board_and_see_each_other_within_a_second(stack, new
     expect(bob.get_by_test_id("board-text")).to_have_value("Week 1: cells (2) and genes\nWeek 2: genetics")
     expect(ada.get_by_test_id("presence").get_by_role("listitem")).to_have_count(2)
 
+    # Ada removes Bob: his open page loses the board at once (the server evicts his socket) and
+    # later edits of Ada's never reach it.
+    ada.get_by_role("button", name="Remove Bob").click()
+    expect(bob.get_by_role("alert")).to_have_text("You no longer have access to this board.")
+    expect(bob.get_by_test_id("board-text")).not_to_be_editable()
+    ada_text.fill("Private notes")
+    expect(ada.get_by_test_id("presence").get_by_role("listitem")).to_have_count(1)
+    expect(bob.get_by_test_id("board-text")).to_have_value("Week 1: cells (2) and genes\nWeek 2: genetics")
+
 
 LONG = (
     "Chloroplasts capture light energy and use it to turn water and carbon dioxide into sugar and "

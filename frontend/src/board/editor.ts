@@ -126,11 +126,20 @@ export function bindBoard(socket: Socket, boardId: string, area: HTMLTextAreaEle
     joined = false;
     h.onStatus("offline");
   };
+  // The owner removed this member or deleted the board: the server has already taken the socket
+  // out of the board's room, so stop editing and say why.
+  const onRemoved = (msg: { boardId: string }) => {
+    if (msg.boardId !== boardId) return;
+    joined = false;
+    area.readOnly = true;
+    h.onError("You no longer have access to this board.");
+  };
 
   socket.on("board:update", onUpdate);
   socket.on("presence", onPresence);
   socket.on("connect", join); // every reconnection joins again
   socket.on("disconnect", onDisconnect);
+  socket.on("board:removed", onRemoved);
   if (socket.connected) join();
 
   return () => {
@@ -140,6 +149,7 @@ export function bindBoard(socket: Socket, boardId: string, area: HTMLTextAreaEle
     socket.off("presence", onPresence);
     socket.off("connect", join);
     socket.off("disconnect", onDisconnect);
+    socket.off("board:removed", onRemoved);
     if (socket.connected) socket.emit("board:leave", { boardId });
     doc.destroy();
   };
