@@ -4,7 +4,8 @@
 # ${XDG_CACHE_HOME:-~/.cache}/collabry.
 #   scripts/bootstrap.sh          runtime: Redis, nginx, the database (PostgreSQL + DocumentDB,
 #                                 FerretDB v2), the venv, the local model server
-#   scripts/bootstrap.sh --test   also what the tests need (systemd-nspawn, debootstrap, nix-instantiate)
+#   scripts/bootstrap.sh --test   also what the tests need (systemd-nspawn, debootstrap, nix-instantiate,
+#                                 restic)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +34,8 @@ if [ "$WITH_TEST" = 1 ]; then
   command -v cmake >/dev/null || packages+=(cmake)
   command -v ip >/dev/null || packages+=(iproute2)
   command -v shellcheck >/dev/null || packages+=(shellcheck)
+  # scheduled backups' tests (tests/integration/test_backups.py)
+  command -v restic >/dev/null || packages+=(restic)
   # browser tests (tests/browser): Debian's Chromium, driven by Playwright; no browser downloads
   [ -x /usr/bin/chromium ] || packages+=(chromium)
 fi

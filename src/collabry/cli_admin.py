@@ -39,3 +39,12 @@ def _index(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 PARSERS.append(_index)
+
+
+def _backups(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .backups import register
+
+    register(sub)
+
+
+PARSERS.append(_backups)
