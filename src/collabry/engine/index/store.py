@@ -50,7 +50,7 @@ class UserIndex:
     """One user's vectors and the passages they stand for. Not thread-safe: event loop only.
 
     The passages' text is kept with the vectors (and in the snapshot) so a search never has to read
-    chunks back from the database; FerretDB's SQLite backend would scan the whole collection.
+    chunks back from the database: an answer costs no database read beyond the small index head.
     """
 
     def __init__(self, user_id: str, model: str, dim: int) -> None:

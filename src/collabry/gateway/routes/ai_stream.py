@@ -143,7 +143,7 @@ async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
     await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
     try:
         allowed = await usage.consume_for_plan(db, settings, user_id, "ai")
-    except PyMongoError as exc:  # e.g. FerretDB's SQLite busy under a burst of writes
+    except PyMongoError as exc:  # the database unreachable or failing: refuse rather than answer unmetered
         log.warning("quota_unavailable", error=str(exc))
         raise ApiError(
             503, "unavailable", "the quota cannot be checked right now", headers={"Retry-After": "2"}

@@ -1,4 +1,5 @@
-"""Daily cleanup: everything that expires, since FerretDB has no TTL indexes.
+"""Daily cleanup: everything that expires (no TTL indexes: expiry is the worker's job, the same on
+every MongoDB-wire server).
 
 Each step is independent and idempotent (deletes by age); a failing step does not stop the others,
 and the slot is recorded as failed so it is retried. Catch-up: once (a run after downtime deletes
