@@ -13,6 +13,8 @@
 #   - the unit files of systemd/ rendered with real paths into /etc/systemd/system, plus drop-ins
 #     for optional secrets and local dependencies; collabry.target, one collabry-gateway@PORT per
 #     replica, the engine and the worker timer enabled;
+#   - collabry-backup.timer: a daily restic backup (database, uploads, Redis keys, FAISS snapshots)
+#     to /var/lib/collabry-backup/restic or the repository of --backup-repository, with retention;
 #   - the nginx site from nginx/ with upstreams built from the replica list; Redis settings from
 #     deploy/redis-collabry.conf; optionally the local database: PostgreSQL + DocumentDB as
 #     collabry-postgresql.service and FerretDB v2 in front as ferretdb.service;
@@ -49,6 +51,10 @@ KEEP_RELEASES=3
 WEB_DIR=
 REDIS_CHANGED=0
 FERRETDB_CHANGED=0
+BACKUP=1
+BACKUP_REPOSITORY=
+BACKUP_SCHEDULE=
+BACKUP_ALLOW=()
 
 MODE=install
 RENDER_DIR=
@@ -84,6 +90,12 @@ usage: $0 [options]
   --ip-allow CIDR         also allow the collabry units to reach CIDR (repeatable; default: loopback only)
   --limits UNIT=MEM:CPU   resource limits other than the units' own, e.g. engine=8G:400%
                           (UNIT: gateway, engine, worker, llm; written as a drop-in)
+  --backup-repository R  restic repository of the daily backup: an absolute path or
+                          s3:https://HOST/BUCKET[/PREFIX] (credentials: SECRETS/backup-s3-credentials,
+                          an AWS-style credentials file); default /var/lib/collabry-backup/restic
+  --backup-schedule CAL   when the backup runs (systemd OnCalendar=; default daily at 03:15)
+  --backup-allow CIDR     let the backup reach CIDR (an S3 endpoint; repeatable)
+  --no-backup             do not enable collabry-backup.timer
   --release NAME          release directory name (default: UTC timestamp)
   --no-rollout            upgrade: build and record the release, do not switch to it
   --no-start              write and enable everything, start nothing (no running systemd needed)
@@ -117,6 +129,10 @@ while [[ $# -gt 0 ]]; do
     --limits)
       [[ $2 =~ ^(gateway|engine|worker|llm)=([0-9]+[KMGT]?):([0-9]+%)$ ]] || die "bad --limits $2 (e.g. engine=8G:400%)"
       LIMITS[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"; shift 2 ;;
+    --backup-repository) BACKUP_REPOSITORY=$2; shift 2 ;;
+    --backup-schedule) BACKUP_SCHEDULE=$2; shift 2 ;;
+    --backup-allow) BACKUP_ALLOW+=("$2"); shift 2 ;;
+    --no-backup) BACKUP=0; shift ;;
     --release) RELEASE=$2; shift 2 ;;
     --no-rollout) ROLLOUT=0; shift ;;
     --no-start) START=no; shift ;;
@@ -135,6 +151,9 @@ done
 [[ $PREFIX == /* ]] || die "--prefix must be an absolute path"
 [[ -z $FERRETDB_BIN || -x $FERRETDB_BIN ]] || die "ferretdb binary $FERRETDB_BIN is not executable"
 [[ -z $DATABASE_EXTENSIONS || -f $DATABASE_EXTENSIONS ]] || die "no such file: $DATABASE_EXTENSIONS"
+[[ -z $BACKUP_REPOSITORY || $BACKUP_REPOSITORY == /* || $BACKUP_REPOSITORY =~ ^s3:https?://[^/@]+/[^/]+ ]] \
+  || die "--backup-repository must be an absolute path or s3:https://HOST/BUCKET[/PREFIX] (no credentials)"
+[[ $BACKUP_SCHEDULE =~ ^[A-Za-z0-9:*/,.~\ -]*$ ]] || die "bad --backup-schedule $BACKUP_SCHEDULE"
 for f in systemd/collabry.target requirements/runtime.txt nginx/locations.conf; do
   [[ -e $SRC/$f ]] || die "$SRC does not look like the collabry repository (no $f)"
 done
@@ -212,6 +231,14 @@ if [[ -n $FERRETDB_BIN ]]; then
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
   done
 fi
+# restic is needed by the backup when it runs, not by the install: without apt, a warning.
+if [[ $BACKUP == 1 ]] && ! command -v restic >/dev/null; then
+  if [[ $APT != no ]] && command -v apt-get >/dev/null; then
+    need+=(restic)
+  else
+    say "restic is not installed: collabry-backup.service fails until it is (apt-get install restic)"
+  fi
+fi
 if (( ${#need[@]} )); then
   [[ $APT != no ]] && command -v apt-get >/dev/null || die "missing Debian packages: ${need[*]}"
   say "installing ${need[*]}"
@@ -228,7 +255,9 @@ fi
 install -d -m 0750 -o collabry -g collabry "$STATE_DIR"
 install -d -m 0755 "$CONF_DIR"
 install -d -m 0700 -o root -g root "$SECRETS_DIR"
-generated=(jwt-secret service-token webhook-secret)
+# backup-password: the key of the backup repository. Keep a copy off this host: without it the
+# backups cannot be read.
+generated=(jwt-secret service-token webhook-secret backup-password)
 [[ -n $FERRETDB_BIN ]] && generated+=(database-password)  # FerretDB's login to PostgreSQL
 for name in "${generated[@]}"; do
   if [[ ! -s $SECRETS_DIR/$name ]]; then
@@ -246,7 +275,8 @@ if [[ ! -e $CONF_DIR/collabry.env ]]; then
 $MARKER; edit freely, it is never overwritten.
 # Non-secret settings for every collabry unit (docs/interfaces.md). Secrets go in
 # $SECRETS_DIR/<name> (jwt-secret, service-token, webhook-secret, llm-api-key, database-uri,
-# redis-url); after adding an optional one, run deploy/install.sh again to wire it.
+# redis-url, backup-password, backup-s3-credentials); after adding an optional one, run
+# deploy/install.sh again to wire it.
 COLLABRY_MODE=production
 COLLABRY_DATABASE_URI=mongodb://127.0.0.1:27017
 COLLABRY_DATABASE_NAME=collabry
@@ -323,9 +353,11 @@ while read -r f; do render "$f" "$UNIT_DIR/$(basename "$f")"; done < <(unit_sour
 # Optional secrets are passed only when their file exists (a missing LoadCredential= file would
 # stop the unit from starting).
 cred_lines() { local n out=; for n in "$@"; do [[ -s $SECRETS_DIR/$n ]] && out+="LoadCredential=$n:$SECRETS_DIR/$n"$'\n'; done; printf '%s' "$out"; }
-for unit in collabry-gateway@.service collabry-engine.service collabry-worker.service collabry-migrate.service; do
+for unit in collabry-gateway@.service collabry-engine.service collabry-worker.service collabry-migrate.service \
+            collabry-backup.service; do
   names=(database-uri redis-url)
   [[ $unit == collabry-engine.service ]] && names+=(llm-api-key)
+  [[ $unit == collabry-backup.service ]] && names+=(backup-s3-credentials)
   lines=$(cred_lines "${names[@]}")
   if [[ -n $lines ]]; then
     dropin "$unit" 50-optional-credentials "[Service]"$'\n'"$lines"
@@ -336,6 +368,18 @@ for unit in collabry-gateway@.service collabry-engine.service collabry-worker.se
     dropin "$unit" 40-ip-allow "[Service]"$'\n'"IPAddressAllow=${IP_ALLOW[*]}"
   fi
 done
+
+# The backup's repository, schedule and network (an S3 endpoint beyond loopback). Like --ip-allow,
+# a later run without the option keeps them; delete the drop-in to go back to the defaults.
+if [[ -n $BACKUP_REPOSITORY ]]; then
+  dropin collabry-backup.service 60-repository "[Service]"$'\n'"Environment=COLLABRY_BACKUP_REPOSITORY=$BACKUP_REPOSITORY"
+fi
+if (( ${#BACKUP_ALLOW[@]} )); then
+  dropin collabry-backup.service 41-backup-allow "[Service]"$'\n'"IPAddressAllow=${BACKUP_ALLOW[*]}"
+fi
+if [[ -n $BACKUP_SCHEDULE ]]; then
+  dropin collabry-backup.timer 60-schedule "[Timer]"$'\n'"OnCalendar="$'\n'"OnCalendar=$BACKUP_SCHEDULE"
+fi
 
 # Resource limits other than the unit files' own. Like --ip-allow, a later run without the option
 # keeps the drop-in (an upgrade must not change them silently); delete the file to go back.
@@ -429,7 +473,12 @@ for p in "${ports[@]}"; do enable+=("collabry-gateway@$p.service"); done
 [[ $HAVE_FERRETDB == 1 ]] && enable+=(collabry-postgresql.service ferretdb.service)
 [[ $LOCAL_REDIS == 1 ]] && enable+=(redis-server.service)
 [[ $NGINX == 1 ]] && enable+=(nginx.service)
+[[ $BACKUP == 1 ]] && enable+=(collabry-backup.timer)
 sysctl_ enable --quiet "${enable[@]}"
+if [[ $BACKUP == 0 ]]; then
+  sysctl_ disable --quiet collabry-backup.timer 2>/dev/null || true
+  [[ $START == yes ]] && { sysctl_ stop collabry-backup.timer 2>/dev/null || true; }
+fi
 # Replicas that are no longer in the list.
 for link in "$UNIT_DIR"/collabry.target.wants/collabry-gateway@*.service; do
   [[ -e $link || -L $link ]] || continue

@@ -79,6 +79,14 @@ let
       path = "redis.urlFile";
       value = cfg.redis.urlFile;
     };
+    "backup-password" = {
+      path = "backup.passwordFile";
+      value = cfg.backup.passwordFile;
+    };
+    "backup-s3-credentials" = {
+      path = "backup.s3CredentialsFile";
+      value = cfg.backup.s3CredentialsFile;
+    };
   };
   secretFile = id: (secretOptions.${id} or { value = null; }).value;
   # Optional secrets a process reads when they are configured (docs/interfaces.md); the unit files
@@ -102,6 +110,11 @@ let
       "redis-url"
     ];
     llm = [ ];
+    backup = [
+      "backup-s3-credentials"
+      "database-uri"
+      "redis-url"
+    ];
   };
   credentialsOf =
     role:
@@ -125,7 +138,8 @@ let
     ++ optional cfg.engine.enable "engine"
     ++ optional cfg.worker.enable "worker"
     ++ optional anyProcess "migrate"
-    ++ optional cfg.llm.local.enable "llm";
+    ++ optional cfg.llm.local.enable "llm"
+    ++ optional (anyProcess && cfg.backup.enable) "backup";
 
   useLocalDb = anyProcess && cfg.database.createLocally;
   useLocalPostgresql = useLocalDb && cfg.database.postgresqlUrlFile == null;
@@ -173,6 +187,13 @@ let
     COLLABRY_TRUSTED_PROXIES = lib.concatStringsSep "," cfg.trustedProxies;
     COLLABRY_LLM_BASE_URL = llmBaseUrl;
     COLLABRY_LLM_MODEL = cfg.llm.model;
+  }
+  // lib.optionalAttrs cfg.backup.enable {
+    COLLABRY_BACKUP_REPOSITORY = cfg.backup.repository;
+    COLLABRY_BACKUP_KEEP_DAILY = cfg.backup.keep.daily;
+    COLLABRY_BACKUP_KEEP_WEEKLY = cfg.backup.keep.weekly;
+    COLLABRY_BACKUP_KEEP_MONTHLY = cfg.backup.keep.monthly;
+    COLLABRY_RESTIC = lib.getExe cfg.backup.package;
   }
   // lib.optionalAttrs (databaseUri != null) { COLLABRY_DATABASE_URI = databaseUri; }
   // lib.optionalAttrs (redisUrl != null) { COLLABRY_REDIS_URL = redisUrl; };
@@ -363,6 +384,71 @@ in
       };
     }
     // resourceOptions "worker";
+
+    backup = {
+      enable = mkEnableOption ''
+        the daily backup (collabry-backup.timer): the database, the uploads, Redis keys and the FAISS
+        snapshots into a restic repository, with retention; restore with
+        `collabry-admin backups restore [SNAPSHOT] --drop`
+      '';
+      package = mkOption {
+        type = types.package;
+        default = pkgs.restic;
+        defaultText = literalExpression "pkgs.restic";
+        description = "The restic the backup runs.";
+      };
+      repository = mkOption {
+        type = types.strMatching "(/.+|s3:https?://[^/@]+/[^/].*)";
+        default = "/var/lib/collabry-backup/restic";
+        example = "s3:https://s3.eu-central-1.amazonaws.com/example-backups/collabry";
+        description = ''
+          The restic repository: a local absolute path (the default is the unit's own state
+          directory; another path needs `ReadWritePaths=` in a drop-in) or an S3-compatible
+          bucket, `s3:https://HOST/BUCKET[/PREFIX]`, without credentials (see `s3CredentialsFile`).
+        '';
+      };
+      passwordFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        description = "File with the repository's password (keep a copy elsewhere: without it the backups cannot be read).";
+      };
+      s3CredentialsFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        description = ''
+          An AWS-style shared credentials file (`[default]`, `aws_access_key_id`,
+          `aws_secret_access_key`) for an `s3:` repository.
+        '';
+      };
+      schedule = mkOption {
+        type = types.str;
+        default = "*-*-* 03:15:00";
+        description = "When the backup runs (systemd `OnCalendar=`).";
+      };
+      keep = {
+        daily = mkOption {
+          type = types.ints.unsigned;
+          default = 7;
+          description = "Daily snapshots kept.";
+        };
+        weekly = mkOption {
+          type = types.ints.unsigned;
+          default = 4;
+          description = "Weekly snapshots kept.";
+        };
+        monthly = mkOption {
+          type = types.ints.unsigned;
+          default = 6;
+          description = "Monthly snapshots kept.";
+        };
+      };
+      allow = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "203.0.113.10" ];
+        description = "Addresses or CIDRs the backup may reach beyond loopback and `network.allow` (the S3 endpoint).";
+      };
+    };
 
     database = {
       createLocally = mkOption {
@@ -772,6 +858,11 @@ in
             message = "services.collabry.settings.COLLABRY_DRAIN_TIMEOUT must stay below the units' TimeoutStopSec=${toString stop}.";
           }
           {
+            assertion =
+              cfg.backup.enable && lib.hasPrefix "s3:" cfg.backup.repository -> cfg.backup.s3CredentialsFile != null;
+            message = "services.collabry.backup.repository is an S3 bucket: set services.collabry.backup.s3CredentialsFile.";
+          }
+          {
             assertion = lib.all (p: p <= 65535) gatewayPorts;
             message = "services.collabry.gateway: basePort + replicas runs past port 65535.";
           }
@@ -876,6 +967,13 @@ in
           ];
         })
 
+        (mkIf cfg.backup.enable {
+          collabry-backup = mkMerge [
+            (dropin "backup")
+            { serviceConfig.IPAddressAllow = cfg.backup.allow; }
+          ];
+        })
+
         (mkIf cfg.llm.local.enable {
           collabry-llm = mkMerge [
             (dropin "llm")
@@ -890,6 +988,16 @@ in
       systemd.timers.collabry-worker = mkIf cfg.worker.enable {
         overrideStrategy = "asDropin";
         wantedBy = [ "collabry.target" ];
+      };
+
+      systemd.timers.collabry-backup = mkIf cfg.backup.enable {
+        overrideStrategy = "asDropin";
+        wantedBy = [ "collabry.target" ];
+        # an empty assignment resets the shipped OnCalendar=
+        timerConfig.OnCalendar = [
+          ""
+          cfg.backup.schedule
+        ];
       };
     })
 

@@ -19,6 +19,7 @@ let
     worker = "collabry-worker.service";
     migrate = "collabry-migrate.service";
     llm = "collabry-llm.service";
+    backup = "collabry-backup.service";
   };
 
   # `Key=value` settings of a unit, in file order (repeated keys keep every value).

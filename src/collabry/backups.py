@@ -239,36 +239,34 @@ def _fresh(path: Path) -> Path:
     return path
 
 
+# Metric names of the textfile (node_exporter's textfile collector; monitoring/alerts.yml).
+M_LAST_RUN = "collabry_backup_last_run_timestamp_seconds"
+M_SUCCESS = "collabry_backup_last_run_success"
+M_DURATION = "collabry_backup_duration_seconds"
+M_LAST_SUCCESS = "collabry_backup_last_success_timestamp_seconds"
+M_STAGED = "collabry_backup_staged_bytes"
+
+
+def _gauge(name: str, help_text: str, value: float) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+
+
 def _write_metrics(path: Path | None, ok: bool, seconds: float, size: int) -> None:
     if path is None:
         return
+    now = round(time.time())
     lines = [
-        "# HELP collabry_backup_last_run_timestamp_seconds When the last backup run ended.",
-        "# TYPE collabry_backup_last_run_timestamp_seconds gauge",
-        f"collabry_backup_last_run_timestamp_seconds {time.time():.0f}",
-        "# HELP collabry_backup_last_run_success Whether the last backup run succeeded.",
-        "# TYPE collabry_backup_last_run_success gauge",
-        f"collabry_backup_last_run_success {int(ok)}",
-        "# HELP collabry_backup_duration_seconds How long the last backup run took.",
-        "# TYPE collabry_backup_duration_seconds gauge",
-        f"collabry_backup_duration_seconds {seconds:.3f}",
+        *_gauge(M_LAST_RUN, "When the last backup run ended.", now),
+        *_gauge(M_SUCCESS, "Whether the last backup run succeeded.", int(ok)),
+        *_gauge(M_DURATION, "How long the last backup run took.", round(seconds, 3)),
     ]
     if ok:
-        lines += [
-            "# HELP collabry_backup_last_success_timestamp_seconds When the last successful backup ended.",
-            "# TYPE collabry_backup_last_success_timestamp_seconds gauge",
-            f"collabry_backup_last_success_timestamp_seconds {time.time():.0f}",
-            "# HELP collabry_backup_staged_bytes Size of the last backup before deduplication.",
-            "# TYPE collabry_backup_staged_bytes gauge",
-            f"collabry_backup_staged_bytes {size}",
-        ]
+        lines += _gauge(M_LAST_SUCCESS, "When the last successful backup ended.", now)
+        lines += _gauge(M_STAGED, "Size of the last backup before deduplication.", size)
     elif path.exists():  # keep the last success's time so an alert can tell how old it is
         for line in path.read_text().splitlines():
-            if line.startswith("collabry_backup_last_success_timestamp_seconds "):
-                lines += [
-                    "# TYPE collabry_backup_last_success_timestamp_seconds gauge",
-                    line,
-                ]
+            if line.startswith(M_LAST_SUCCESS + " "):
+                lines += [f"# TYPE {M_LAST_SUCCESS} gauge", line]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")

@@ -47,6 +47,8 @@ SECRET_OPTIONS = {
     "llm-api-key": "llm.apiKeyFile",
     "database-uri": "database.uriFile",
     "redis-url": "redis.urlFile",
+    "backup-password": "backup.passwordFile",
+    "backup-s3-credentials": "backup.s3CredentialsFile",
 }
 
 # Secrets the module passes to a unit that is not collabry's: the URL of an external PostgreSQL
@@ -276,7 +278,7 @@ def test_module_knows_every_credential_a_unit_loads(facts: dict[str, Any]) -> No
         for cred in creds:
             assert cred in SECRET_OPTIONS, f"{role} loads {cred}, which the module has no option for"
     interfaces = (REPO / "docs/interfaces.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z-]+)` \|", interfaces, flags=re.M)) & set(SECRET_OPTIONS)
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \|", interfaces, flags=re.M)) & set(SECRET_OPTIONS)
     assert documented == set(SECRET_OPTIONS), documented
     for cred, option in SECRET_OPTIONS.items():
         block = re.search(

@@ -66,6 +66,7 @@ EXPECTED_FAILURES: dict[str, list[str]] = {
     "neg-llm-both": ["leave services.collabry.llm.baseUrl unset"],
     "neg-postgresql-url-store": ["postgresqlUrlFile points into the Nix store"],
     "neg-postgresql-url-external": ["postgresqlUrlFile is for the local FerretDB"],
+    "neg-backup-s3-credentials": ["is an S3 bucket: set services.collabry.backup.s3CredentialsFile"],
 }
 
 EXPECTED_WARNINGS: dict[str, list[str]] = {
@@ -76,7 +77,7 @@ EXPECTED_WARNINGS: dict[str, list[str]] = {
 # Units the module defines itself (no counterpart in systemd/): NixOS-only plumbing.
 MODULE_UNITS = {"collabry-documentdb.service"}
 # Credentials a drop-in may add to a shipped unit beyond the ones it declares (configured secrets).
-OPTIONAL_CREDENTIALS = {"database-uri", "redis-url", "llm-api-key"}
+OPTIONAL_CREDENTIALS = {"database-uri", "redis-url", "llm-api-key", "backup-s3-credentials"}
 # Keys that belong to the shipped unit: a drop-in that changed them would make the NixOS unit
 # another unit than the Debian one.
 UNIT_OWNED_KEYS = {"User", "Group", "DynamicUser", "Type", "Slice", "WorkingDirectory", "EnvironmentFile"}

@@ -27,8 +27,9 @@ SERVICES = [
     "collabry-llm.service",
     "ferretdb.service",
     "collabry-postgresql.service",
+    "collabry-backup.service",
 ]
-ALL_UNITS = [*SERVICES, "collabry.target", "collabry-worker.timer", "system-collabry.slice"]
+ALL_UNITS = [*SERVICES, "collabry.target", "collabry-worker.timer", "collabry-backup.timer", "system-collabry.slice"]
 # Long-running processes and their resource limits (MemoryMax, CPUQuota).
 LIMITS = {
     "collabry-gateway@.service": ("512M", "50%"),
@@ -180,6 +181,41 @@ def test_worker_timer() -> None:
     assert _parse(UNITS / "collabry-worker.service")["Service"]["ExecStart"][0].startswith(
         "@COLLABRY_BIN@ worker run-due --metrics-file "
     )
+
+
+def test_backup_timer() -> None:
+    timer = _parse(UNITS / "collabry-backup.timer")
+    assert timer["Timer"]["Unit"] == ["collabry-backup.service"] and timer["Timer"]["Persistent"] == ["true"]
+    assert timer["Install"]["WantedBy"] == ["collabry.target"]
+    service = _parse(UNITS / "collabry-backup.service")["Service"]
+    assert service["ExecStart"][0].startswith("@COLLABRY_BIN@ backups run --metrics-file %S/collabry/metrics/")
+    assert service["LoadCredential"] == ["backup-password:@SECRETS_DIR@/backup-password"]
+    # the default repository is a state directory of the unit (ProtectSystem=strict elsewhere)
+    assert "collabry-backup" in service["StateDirectory"][0].split()
+    assert "COLLABRY_BACKUP_REPOSITORY=%S/collabry-backup/restic" in service["Environment"]
+    # settings of /etc/collabry/collabry.env (read after Environment=) override the default
+    unit = (UNITS / "collabry-backup.service").read_text()
+    assert unit.index("Environment=COLLABRY_BACKUP_REPOSITORY") < unit.index("EnvironmentFile=")
+
+
+@pytest.mark.parametrize(
+    ("repository", "ok"),
+    [
+        ("/srv/backups/collabry", True),
+        ("s3:https://s3.example.org/bucket/collabry", True),
+        ("relative/path", False),
+        ("s3:https://key:secret@s3.example.org/bucket", False),
+    ],
+)
+def test_installer_checks_the_backup_repository(tmp_path: Path, repository: str, ok: bool) -> None:
+    proc = subprocess.run(
+        [str(REPO / "deploy/install.sh"), "--backup-repository", repository, "--render-units", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode == 0) == ok, proc.stderr
+    assert ok or "--backup-repository must be" in proc.stderr
 
 
 def test_processes_listen_on_loopback_only() -> None:

@@ -135,6 +135,7 @@ let
     nginx = fakeDrv "nginx" { };
     unzip = fakeDrv "unzip" { };
     redis = pkgDrv "redis" "8.0.0" { };
+    restic = pkgDrv "restic" "0.18.1" { meta.mainProgram = "restic"; };
     ferretdb = pkgDrv "ferretdb" pinFerretdbVersion { };
     postgresql_17 = mkPostgresql "17" "17.6";
     # builders nix/database.nix uses: arguments checked, a derivation named as nixpkgs would

@@ -46,6 +46,38 @@ in
   # enable + the three required secrets
   minimal-secrets = { services.collabry = { enable = true; } // secrets; };
 
+  # the daily backup to the default local repository, and to an S3-compatible bucket
+  backup-local = {
+    services.collabry = {
+      enable = true;
+      backup = { enable = true; passwordFile = "/run/secrets/collabry/backup-password"; };
+    } // secrets;
+  };
+  backup-s3 = {
+    services.collabry = {
+      enable = true;
+      backup = {
+        enable = true;
+        repository = "s3:https://s3.example.org/backups/collabry";
+        passwordFile = "/run/secrets/collabry/backup-password";
+        s3CredentialsFile = "/run/secrets/collabry/backup-s3-credentials";
+        schedule = "hourly";
+        keep = { daily = 14; weekly = 8; monthly = 12; };
+        allow = [ "203.0.113.10" ];
+      };
+    } // secrets;
+  };
+  neg-backup-s3-credentials = {
+    services.collabry = {
+      enable = true;
+      backup = {
+        enable = true;
+        repository = "s3:https://s3.example.org/backups";
+        passwordFile = "/run/secrets/collabry/backup-password";
+      };
+    } // secrets;
+  };
+
   replicas3 = { services.collabry = { enable = true; gateway.replicas = 3; } // secrets; };
 
   # external MongoDB and Redis, no local services
