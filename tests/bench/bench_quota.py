@@ -1,5 +1,7 @@
-"""Quota metering on FerretDB 1.24: our unique-insert slots (``collabry.domain.usage.consume``) side
-by side with the textbook single conditional update (``{n: {$lt: limit}}`` + ``$inc``).
+"""Quota metering on the appliance's database (FerretDB v2 on PostgreSQL + DocumentDB): ours
+(``collabry.domain.usage.consume``: the repository's single conditional update, with an upsert for a
+day's first unit) side by side with the textbook single conditional update on a prepared counter
+(``{n: {$lt: limit}}`` + ``$inc``).
 
     .venv/bin/python tests/bench/bench_quota.py [--rounds 5] [--requests 50] [--limit 10] [--serial 300]
 
@@ -68,7 +70,7 @@ async def main(args: argparse.Namespace, port: int) -> None:
           f"uncontended latency over {args.serial} calls")
     print(f"| method | successes per round (want {args.limit}) | final counter | burst ms (median) | p50 ms | p99 ms |")
     print("|---|---|---|---:|---:|---:|")
-    for method in ("conditional update", "unique-insert slots"):
+    for method in ("conditional update", "ours (usage.consume)"):
         successes, finals, bursts = [], [], []
         for r in range(args.rounds):
             ok, final, elapsed = await burst(db, method, f"{method[:4]}-{r}", args.requests, args.limit)
