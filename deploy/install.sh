@@ -55,6 +55,7 @@ BACKUP=1
 BACKUP_REPOSITORY=
 BACKUP_SCHEDULE=
 BACKUP_ALLOW=()
+LOKI_ENDPOINT=
 
 MODE=install
 RENDER_DIR=
@@ -96,6 +97,8 @@ usage: $0 [options]
   --backup-schedule CAL   when the backup runs (systemd OnCalendar=; default daily at 03:15)
   --backup-allow CIDR     let the backup reach CIDR (an S3 endpoint; repeatable)
   --no-backup             do not enable collabry-backup.timer
+  --loki-endpoint URL     write /etc/collabry/vector.toml: Vector ships the units' JSON logs from the
+                          journal to this Loki (deploy/vector.toml; Vector itself is not installed)
   --release NAME          release directory name (default: UTC timestamp)
   --no-rollout            upgrade: build and record the release, do not switch to it
   --no-start              write and enable everything, start nothing (no running systemd needed)
@@ -103,6 +106,7 @@ usage: $0 [options]
 Rendering only (no root needed, nothing installed; used by the static checks):
   --render-units DIR      write the rendered unit files into DIR and exit
   --print-nginx-site      print the rendered nginx site and exit
+  --print-vector-config   print the log-shipping configuration (needs --loki-endpoint) and exit
   --nginx-dir DIR         where the site includes http.conf/locations.conf from (default $NGINX_DIR)
 EOF
 }
@@ -133,12 +137,14 @@ while [[ $# -gt 0 ]]; do
     --backup-schedule) BACKUP_SCHEDULE=$2; shift 2 ;;
     --backup-allow) BACKUP_ALLOW+=("$2"); shift 2 ;;
     --no-backup) BACKUP=0; shift ;;
+    --loki-endpoint) LOKI_ENDPOINT=$2; shift 2 ;;
     --release) RELEASE=$2; shift 2 ;;
     --no-rollout) ROLLOUT=0; shift ;;
     --no-start) START=no; shift ;;
     --no-apt) APT=no; shift ;;
     --render-units) MODE=render-units; RENDER_DIR=$2; shift 2 ;;
     --print-nginx-site) MODE=print-nginx-site; shift ;;
+    --print-vector-config) MODE=print-vector-config; shift ;;
     --nginx-dir) NGINX_DIR=$2; shift 2 ;;
     --web-dir) WEB_DIR=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -153,6 +159,8 @@ done
 [[ -z $DATABASE_EXTENSIONS || -f $DATABASE_EXTENSIONS ]] || die "no such file: $DATABASE_EXTENSIONS"
 [[ -z $BACKUP_REPOSITORY || $BACKUP_REPOSITORY == /* || $BACKUP_REPOSITORY =~ ^s3:https?://[^/@]+/[^/]+ ]] \
   || die "--backup-repository must be an absolute path or s3:https://HOST/BUCKET[/PREFIX] (no credentials)"
+[[ -z $LOKI_ENDPOINT || $LOKI_ENDPOINT =~ ^https?://[^@[:space:]|]+$ ]] \
+  || die "--loki-endpoint must be an http(s) URL without credentials"
 [[ $BACKUP_SCHEDULE =~ ^[A-Za-z0-9:*/,.~\ -]*$ ]] || die "bad --backup-schedule $BACKUP_SCHEDULE"
 for f in systemd/collabry.target requirements/runtime.txt nginx/locations.conf; do
   [[ -e $SRC/$f ]] || die "$SRC does not look like the collabry repository (no $f)"
@@ -198,6 +206,10 @@ nginx_site() { # the site with upstreams from the replica list
   site=${site//@WEB_ROOT@/$PREFIX/current/web}
   printf '%s\n%s\n' "$MARKER" "$site"
 }
+vector_config() { # deploy/vector.toml with the Loki endpoint
+  printf '%s\n' "$MARKER"
+  sed "s|@LOKI_ENDPOINT@|$LOKI_ENDPOINT|" "$SRC/deploy/vector.toml"
+}
 atomic_link() { # atomic_link TARGET LINK
   ln -sfn "$1" "$2.new" && mv -T "$2.new" "$2"
 }
@@ -211,6 +223,7 @@ case $MODE in
     for u in "${DATABASE_UNITS[@]}"; do render "$SRC/systemd/$u" "$RENDER_DIR/$u"; done
     exit 0 ;;
   print-nginx-site) nginx_site; exit 0 ;;
+  print-vector-config) [[ -n $LOKI_ENDPOINT ]] || die "--print-vector-config needs --loki-endpoint"; vector_config; exit 0 ;;
 esac
 
 [[ $(id -u) == 0 ]] || die "must run as root"
@@ -422,6 +435,13 @@ if [[ -n $FERRETDB_BIN ]]; then
   chmod 0755 "$PREFIX/bin/collabry-postgresql-setup"
   install -m 0644 "$SRC/deploy/postgresql.conf" "$CONF_DIR/postgresql.conf"
   render "$SRC/systemd/collabry-postgresql.service" "$UNIT_DIR/collabry-postgresql.service"
+fi
+
+if [[ -n $LOKI_ENDPOINT ]]; then
+  vector_config >"$CONF_DIR/vector.toml.new"
+  chmod 0644 "$CONF_DIR/vector.toml.new"
+  mv "$CONF_DIR/vector.toml.new" "$CONF_DIR/vector.toml"
+  say "wrote $CONF_DIR/vector.toml: run Vector with --config $CONF_DIR/vector.toml (docs/operations.md)"
 fi
 
 install -d -m 0755 "$DOC_DIR"

@@ -40,6 +40,8 @@ let
 
   # ---- the shipped unit files and nginx rules, read from this repository --------------------------
   facts = import ./unit-facts.nix { };
+  # deploy/vector.toml: the log-shipping pipeline Debian hosts use too (services.collabry.logShipping)
+  vectorConfig = builtins.fromTOML (builtins.readFile ../deploy/vector.toml);
   helpers = import ./helpers.nix;
   inherit (facts) unitFiles;
   declaredCredentials = role: facts.credentials.${role};
@@ -447,6 +449,18 @@ in
         default = [ ];
         example = [ "203.0.113.10" ];
         description = "Addresses or CIDRs the backup may reach beyond loopback and `network.allow` (the S3 endpoint).";
+      };
+    };
+
+    logShipping = {
+      enable = mkEnableOption ''
+        shipping the appliance's JSON logs (with their request ids) from the journal to Loki with
+        Vector (`services.vector`, configured from the repository's `deploy/vector.toml`)
+      '';
+      lokiEndpoint = mkOption {
+        type = types.strMatching "https?://[^@]+";
+        example = "http://loki.internal:3100";
+        description = "Loki's base URL (no credentials in it).";
       };
     };
 
@@ -988,6 +1002,14 @@ in
       systemd.timers.collabry-worker = mkIf cfg.worker.enable {
         overrideStrategy = "asDropin";
         wantedBy = [ "collabry.target" ];
+      };
+
+      services.vector = mkIf cfg.logShipping.enable {
+        enable = true;
+        journaldAccess = true;
+        settings = lib.recursiveUpdate vectorConfig {
+          sinks.loki.endpoint = cfg.logShipping.lokiEndpoint;
+        };
       };
 
       systemd.timers.collabry-backup = mkIf cfg.backup.enable {

@@ -5,7 +5,7 @@
 #   scripts/bootstrap.sh          runtime: Redis, nginx, the database (PostgreSQL + DocumentDB,
 #                                 FerretDB v2), the venv, the local model server
 #   scripts/bootstrap.sh --test   also what the tests need (systemd-nspawn, debootstrap, nix-instantiate,
-#                                 restic)
+#                                 restic, promtool)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +36,8 @@ if [ "$WITH_TEST" = 1 ]; then
   command -v shellcheck >/dev/null || packages+=(shellcheck)
   # scheduled backups' tests (tests/integration/test_backups.py)
   command -v restic >/dev/null || packages+=(restic)
+  # promtool checks monitoring/ (tests/static/test_monitoring.py); Debian ships it with prometheus
+  command -v promtool >/dev/null || packages+=(prometheus)
   # browser tests (tests/browser): Debian's Chromium, driven by Playwright; no browser downloads
   [ -x /usr/bin/chromium ] || packages+=(chromium)
 fi

@@ -20,6 +20,11 @@ RATELIMIT_DECISIONS = Counter(
     ["rule", "decision"],
 )
 AUTH_EVENTS = Counter("collabry_auth_events_total", "Authentication events", ["event"])
+WEBHOOK_REJECTIONS = Counter(
+    "collabry_webhook_rejections_total",
+    "Payment webhooks refused before processing, by reason (invalid_signature, stale_timestamp)",
+    ["reason"],
+)
 DEPENDENCY_UP = Gauge("collabry_dependency_up", "Whether a dependency answered the last check", ["dependency"])
 DB_SLOW_COMMANDS = Counter("collabry_db_slow_commands_total", "Database commands over the slow threshold", ["command"])
 AI_STREAMS = Counter("collabry_ai_streams_total", "AI answer streams by outcome", ["outcome"])

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,33 @@ def test_module_alone_is_pin_proof() -> None:
     module = (REPO / "nix" / "module.nix").read_text()
     assert "versionOlder" not in module and "versionAtLeast" not in module
     assert not re.search(r"sqlite|FERRETDB_HANDLER", module, re.I)
+
+
+def test_log_shipping_runs_vector_with_the_shipped_pipeline() -> None:
+    """services.collabry.logShipping: Vector with journal access and deploy/vector.toml (the file
+    Debian hosts get), the Loki endpoint filled in; off by default."""
+    data = result("log-shipping")
+    assert data["vector"]["enable"] and data["vector"]["journaldAccess"]
+    expected = tomllib.loads((REPO / "deploy/vector.toml").read_text())
+    expected["sinks"]["loki"]["endpoint"] = "http://loki.internal:3100"
+    assert data["vector"]["settings"] == expected
+    assert not result("minimal-secrets")["vector"]["enable"]
+
+
+def test_backups_enable_the_timer_with_their_credentials() -> None:
+    data = result("backup-s3")
+    service = _unit_text(data["units"]["collabry-backup.service.d/overrides.conf"]["text"])
+    assert service["LoadCredential"] == [
+        "backup-password:/run/secrets/collabry/backup-password",
+        "backup-s3-credentials:/run/secrets/collabry/backup-s3-credentials",
+    ]
+    assert "203.0.113.10" in service["IPAddressAllow"]
+    timer = data["units"]["collabry-backup.timer.d/overrides.conf"]
+    assert _unit_text(timer["text"])["OnCalendar"] == ["", "hourly"] and "collabry.target" in timer["wantedBy"]
+    env = data["etc"]["collabry/collabry.env"]["text"]
+    assert 'COLLABRY_BACKUP_REPOSITORY="s3:https://s3.example.org/backups/collabry"' in env
+    assert 'COLLABRY_BACKUP_KEEP_DAILY="14"' in env and re.search(r'COLLABRY_RESTIC="/nix/store/\S+/bin/restic"', env)
+    assert "collabry-backup.timer.d/overrides.conf" not in result("minimal-secrets")["units"]
 
 
 def test_frontend_is_served_at_the_root() -> None:

@@ -136,6 +136,12 @@ let
     unzip = fakeDrv "unzip" { };
     redis = pkgDrv "redis" "8.0.0" { };
     restic = pkgDrv "restic" "0.18.1" { meta.mainProgram = "restic"; };
+    vector = pkgDrv "vector" "0.48.0" { meta.mainProgram = "vector"; };
+    # pkgs.formats.json: a JSON value type (approximated) and a generator
+    formats.json = _: {
+      type = lib.types.attrsOf lib.types.anything;
+      generate = name: value: textDrv name (builtins.toJSON value);
+    };
     ferretdb = pkgDrv "ferretdb" pinFerretdbVersion { };
     postgresql_17 = mkPostgresql "17" "17.6";
     # builders nix/database.nix uses: arguments checked, a derivation named as nixpkgs would
@@ -207,6 +213,7 @@ let
       (nixpkgs + "/nixos/modules/services/databases/redis.nix")
       (nixpkgs + "/nixos/modules/services/databases/ferretdb.nix")
       ./postgresql.nix
+      ./vector.nix
       (harness + "/harness/nginx-subset.nix")
     ]
     ++ (
@@ -280,6 +287,10 @@ in
       ;
     settings = s.settings;
   }) config.services.redis.servers;
+  vector = {
+    inherit (config.services.vector) enable journaldAccess;
+    settings = if config.services.vector.enable then config.services.vector.settings else { };
+  };
   ferretdb = {
     inherit (config.services.ferretdb) enable;
     settings = config.services.ferretdb.settings;

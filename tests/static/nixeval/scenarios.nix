@@ -67,6 +67,13 @@ in
       };
     } // secrets;
   };
+  # the JSON logs shipped to Loki with Vector
+  log-shipping = {
+    services.collabry = {
+      enable = true;
+      logShipping = { enable = true; lokiEndpoint = "http://loki.internal:3100"; };
+    } // secrets;
+  };
   neg-backup-s3-credentials = {
     services.collabry = {
       enable = true;

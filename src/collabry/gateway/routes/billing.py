@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...appkeys import SETTINGS
 from ...domain import billing, coupons, payments
-from ...domain.errors import DomainError
+from ...domain.errors import DomainError, Unauthorized
+from ...metrics import WEBHOOK_REJECTIONS
 from ...web.api import RequestModel, is_json_type, loads_json
 from ...web.errors import ApiError, validation_details
-from ..security import enforce
+from ..security import enforce, ip_of
 from ._domain import DomainRoutes, actor_of, db_of, emitter_of, install_emitter, json
 
 log = structlog.get_logger("collabry.billing")
@@ -209,8 +210,14 @@ async def payment_webhook(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > settings.max_json_bytes:
         raise ApiError(413, "too_large", "the event is too large")
-    payments.verify(settings.webhook_secret, raw, request.headers.get(payments.SIGNATURE_HEADER),
-                    request.headers.get(payments.TIMESTAMP_HEADER), tolerance=settings.webhook_tolerance)
+    try:
+        payments.verify(settings.webhook_secret, raw, request.headers.get(payments.SIGNATURE_HEADER),
+                        request.headers.get(payments.TIMESTAMP_HEADER), tolerance=settings.webhook_tolerance)
+    except Unauthorized as exc:
+        # a security event: a forged or replayed delivery (collabry_webhook_rejections_total, alerted on)
+        WEBHOOK_REJECTIONS.labels(exc.code).inc()
+        log.warning("webhook_rejected", reason=exc.code, client_ip=ip_of(request))
+        raise
     if not is_json_type(request.content_type):
         raise ApiError(415, "unsupported_media_type", "send the event as application/json")
     try:
