@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
 log = structlog.get_logger("collabry.http")
 
@@ -79,6 +80,27 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"} or k.startswith("RateLimit")
         }
         return error_response(exc.status, code, exc.reason or code, headers=headers)
+    except PyMongoError as exc:
+        if not database_unavailable(exc):
+            log.exception("unhandled_error", path=request.path)
+            return error_response(500, "internal", "internal error")
+        # The database is down, slow, or resolved a deadlock by aborting this request: nothing was
+        # written, and the same request can simply be sent again.
+        log.warning("database_unavailable", path=request.path, error=type(exc).__name__)
+        return error_response(503, "unavailable", "the database is unavailable, try again shortly",
+                              headers={"Retry-After": "1"})
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal", "internal error")
+
+
+def database_unavailable(exc: PyMongoError) -> bool:
+    """Failures that say nothing about the request: worth a retry, not a bug report."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout):
+        return True
+    if not isinstance(exc, OperationFailure):
+        return False
+    # FerretDB reports PostgreSQL being unreachable, or a deadlock it aborted, as an InternalError
+    # with PostgreSQL's own words.
+    message = str(exc).lower()
+    return "deadlock" in message or "failed to connect" in message

@@ -38,9 +38,24 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MONGO] = client
     app[DB] = db
     app.setdefault(READY_CHECKS, {})["database"] = lambda: ping(db, settings.ready_timeout)
-    # Indexes are created at start; if the database is not up yet the process still starts and
-    # reports it in /ready, and the migration completes as soon as the database answers.
-    task = asyncio.create_task(retry_forever("migrate", lambda: migrate(db)))
+    # Indexes are created before the process takes requests (a request racing an index build on
+    # its collection can be aborted by a deadlock, and a unique index must exist before the first
+    # write it guards). If the database is not up yet the process still starts, reports it in
+    # /ready, and the migration completes in the background as soon as the database answers.
+    try:
+        await migrate(db)
+        task: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task.set_result(None)
+    except Exception as exc:
+        log.warning("migrate_deferred", error=str(exc))
+        task = asyncio.create_task(retry_forever("migrate", lambda: migrate(db)))
+
+    async def migrated() -> None:
+        # Not ready (so out of a rollout's rotation) until every index, unique ones included, exists.
+        if not task.done():
+            raise RuntimeError("migrating")
+
+    app[READY_CHECKS]["migrations"] = migrated
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
