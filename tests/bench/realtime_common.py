@@ -93,7 +93,7 @@ sys.path.insert(0, {str(ROOT)!r})
 from tests.support import fake_openai as f
 
 class Server(f.FakeOpenAI):
-    def _next(self):
+    def _next(self, body):
         return f.Reply(text={text!r}, first_delay={first_delay}, delay={delay})
 
 s = Server().start()
