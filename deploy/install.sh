@@ -56,6 +56,8 @@ BACKUP_REPOSITORY=
 BACKUP_SCHEDULE=
 BACKUP_ALLOW=()
 LOKI_ENDPOINT=
+ENGINE_REPLICAS=
+REMOTE_ENGINES=()
 
 MODE=install
 RENDER_DIR=
@@ -81,6 +83,9 @@ usage: $0 [options]
                           tarball it caches), for hosts that did not run that script themselves
   --with-llm              enable collabry-llm.service (local model server on 127.0.0.1:8200)
   --no-engine             do not enable the engine on this host (roles split across hosts)
+  --engine-replicas N     engines on this host: collabry-engine on 8100, collabry-engine@8101.. (default 1)
+  --remote-engine URL     an engine on another host (repeatable); with --engine-replicas, rewrites
+                          COLLABRY_ENGINE_URL in collabry.env: every engine, users spread over them
   --no-nginx              do not install the nginx site
   --web-dir DIR           the built web front end to install (default: frontend/dist, built by
                           scripts/build-frontend.sh where npm is available)
@@ -124,6 +129,8 @@ while [[ $# -gt 0 ]]; do
     --database-extensions) DATABASE_EXTENSIONS=$2; shift 2 ;;
     --with-llm) WITH_LLM=1; shift ;;
     --no-engine) WITH_ENGINE=0; shift ;;
+    --engine-replicas) ENGINE_REPLICAS=$2; shift 2 ;;
+    --remote-engine) REMOTE_ENGINES+=("$2"); shift 2 ;;
     --no-nginx) NGINX=0; shift ;;
     --listen) NGINX_LISTEN=$2; shift 2 ;;
     --server-name) SERVER_NAME=$2; shift 2 ;;
@@ -159,6 +166,10 @@ done
 [[ -z $DATABASE_EXTENSIONS || -f $DATABASE_EXTENSIONS ]] || die "no such file: $DATABASE_EXTENSIONS"
 [[ -z $BACKUP_REPOSITORY || $BACKUP_REPOSITORY == /* || $BACKUP_REPOSITORY =~ ^s3:https?://[^/@]+/[^/]+ ]] \
   || die "--backup-repository must be an absolute path or s3:https://HOST/BUCKET[/PREFIX] (no credentials)"
+[[ -z $ENGINE_REPLICAS || $ENGINE_REPLICAS =~ ^([1-9]|1[0-6])$ ]] || die "--engine-replicas must be 1 to 16"
+for url in "${REMOTE_ENGINES[@]}"; do
+  [[ $url =~ ^https?://[^@/[:space:],]+/?$ ]] || die "--remote-engine must be http(s)://HOST:PORT (no credentials): $url"
+done
 [[ -z $LOKI_ENDPOINT || $LOKI_ENDPOINT =~ ^https?://[^@[:space:]|]+$ ]] \
   || die "--loki-endpoint must be an http(s) URL without credentials"
 [[ $BACKUP_SCHEDULE =~ ^[A-Za-z0-9:*/,.~\ -]*$ ]] || die "bad --backup-schedule $BACKUP_SCHEDULE"
@@ -215,6 +226,10 @@ atomic_link() { # atomic_link TARGET LINK
 }
 ports=()
 for ((i = 0; i < REPLICAS; i++)); do ports+=($((BASE_PORT + i))); done
+engine_ports=()  # collabry-engine@PORT instances beside collabry-engine.service (8100)
+if [[ $WITH_ENGINE == 1 ]]; then
+  for ((i = 1; i < ${ENGINE_REPLICAS:-1}; i++)); do engine_ports+=($((8100 + i))); done
+fi
 
 case $MODE in
   render-units)
@@ -366,10 +381,10 @@ while read -r f; do render "$f" "$UNIT_DIR/$(basename "$f")"; done < <(unit_sour
 # Optional secrets are passed only when their file exists (a missing LoadCredential= file would
 # stop the unit from starting).
 cred_lines() { local n out=; for n in "$@"; do [[ -s $SECRETS_DIR/$n ]] && out+="LoadCredential=$n:$SECRETS_DIR/$n"$'\n'; done; printf '%s' "$out"; }
-for unit in collabry-gateway@.service collabry-engine.service collabry-worker.service collabry-migrate.service \
-            collabry-backup.service; do
+for unit in collabry-gateway@.service collabry-engine.service collabry-engine@.service collabry-worker.service \
+            collabry-migrate.service collabry-backup.service; do
   names=(database-uri redis-url)
-  [[ $unit == collabry-engine.service ]] && names+=(llm-api-key)
+  [[ $unit == collabry-engine*.service ]] && names+=(llm-api-key)
   [[ $unit == collabry-backup.service ]] && names+=(backup-s3-credentials)
   lines=$(cred_lines "${names[@]}")
   if [[ -n $lines ]]; then
@@ -402,8 +417,28 @@ for role in gateway engine worker llm; do
   if [[ -n ${LIMITS[$role]:-} ]]; then
     read -r mem cpu <<<"${LIMITS[$role]}"
     dropin "$unit" 30-limits "[Service]"$'\n'"MemoryMax=$mem"$'\n'"CPUQuota=$cpu"
+    [[ $role == engine ]] && dropin collabry-engine@.service 30-limits "[Service]"$'\n'"MemoryMax=$mem"$'\n'"CPUQuota=$cpu"
   fi
 done
+
+# Engines: with --engine-replicas or --remote-engine, the settings file lists every engine the
+# gateways and the worker use (the rest of collabry.env stays as the administrator left it).
+if [[ -n $ENGINE_REPLICAS || ${#REMOTE_ENGINES[@]} -gt 0 ]]; then
+  engine_urls=()
+  if [[ $WITH_ENGINE == 1 ]]; then
+    engine_urls+=(http://127.0.0.1:8100)
+    for p in "${engine_ports[@]}"; do engine_urls+=("http://127.0.0.1:$p"); done
+  fi
+  for url in "${REMOTE_ENGINES[@]}"; do engine_urls+=("${url%/}"); done
+  (( ${#engine_urls[@]} )) || die "no engine: --no-engine needs --remote-engine"
+  line="COLLABRY_ENGINE_URL=$(IFS=,; echo "${engine_urls[*]}")"
+  if grep -q '^COLLABRY_ENGINE_URL=' "$CONF_DIR/collabry.env"; then
+    sed -i "s|^COLLABRY_ENGINE_URL=.*|$line|" "$CONF_DIR/collabry.env"
+  else
+    echo "$line" >>"$CONF_DIR/collabry.env"
+  fi
+  say "engines: ${engine_urls[*]}"
+fi
 
 # Local dependencies: start Redis and the database with the appliance. A FerretDB installed by an
 # earlier run stays wired when --ferretdb-bin is not given again.
@@ -490,6 +525,7 @@ enable=(collabry.target collabry-worker.timer collabry-migrate.service)
 [[ $WITH_ENGINE == 1 ]] && enable+=(collabry-engine.service)
 [[ $WITH_LLM == 1 ]] && enable+=(collabry-llm.service)
 for p in "${ports[@]}"; do enable+=("collabry-gateway@$p.service"); done
+for p in "${engine_ports[@]}"; do enable+=("collabry-engine@$p.service"); done
 [[ $HAVE_FERRETDB == 1 ]] && enable+=(collabry-postgresql.service ferretdb.service)
 [[ $LOCAL_REDIS == 1 ]] && enable+=(redis-server.service)
 [[ $NGINX == 1 ]] && enable+=(nginx.service)
@@ -499,11 +535,16 @@ if [[ $BACKUP == 0 ]]; then
   sysctl_ disable --quiet collabry-backup.timer 2>/dev/null || true
   [[ $START == yes ]] && { sysctl_ stop collabry-backup.timer 2>/dev/null || true; }
 fi
-# Replicas that are no longer in the list.
-for link in "$UNIT_DIR"/collabry.target.wants/collabry-gateway@*.service; do
+# Replicas that are no longer in the list (an engine count is kept unless --engine-replicas is given).
+for link in "$UNIT_DIR"/collabry.target.wants/collabry-gateway@*.service "$UNIT_DIR"/collabry.target.wants/collabry-engine@*.service; do
   [[ -e $link || -L $link ]] || continue
-  unit=$(basename "$link"); port=${unit#collabry-gateway@}; port=${port%.service}
-  if [[ " ${ports[*]} " != *" $port "* ]]; then
+  unit=$(basename "$link"); port=${unit#collabry-*@}; port=${port%.service}
+  wanted=" ${ports[*]} "
+  if [[ $unit == collabry-engine@* ]]; then
+    [[ -n $ENGINE_REPLICAS || $WITH_ENGINE == 0 ]] || continue
+    wanted=" ${engine_ports[*]} "
+  fi
+  if [[ $wanted != *" $port "* ]]; then
     say "removing replica $unit"
     [[ $START == yes ]] && sysctl_ stop "$unit" || true
     sysctl_ disable --quiet "$unit"

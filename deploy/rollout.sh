@@ -76,7 +76,12 @@ gateways() {
   systemctl list-units --plain --no-legend --state=active 'collabry-gateway@*.service' |
     awk '{print $1}' | sort -t@ -k2 -n
 }
-port_of() { local p=${1#collabry-gateway@}; echo "${p%.service}"; }
+# the extra engines of this host (collabry-engine@PORT beside collabry-engine.service)
+engines() {
+  systemctl list-units --plain --no-legend --state=active 'collabry-engine@*.service' |
+    awk '{print $1}' | sort -t@ -k2 -n
+}
+port_of() { local p=${1#*@}; echo "${p%.service}"; }
 
 wait_ready() { # wait_ready PORT: /ready 200 within READY_TIMEOUT
   local deadline=$((SECONDS + READY_TIMEOUT))
@@ -115,6 +120,7 @@ gate() {
   case $1 in
     collabry-gateway@*) wait_ready "$(port_of "$1")" && smoke "$(port_of "$1")" || return 1 ;;
     collabry-engine.service) wait_ready "$ENGINE_PORT" || return 1 ;;
+    collabry-engine@*) wait_ready "$(port_of "$1")" || return 1 ;;
   esac
   log "$1 is back in service"
 }
@@ -129,7 +135,7 @@ restarted=()
 roll() { # restart everything one at a time; returns 1 at the first failed gate
   migrate || return 1
   local unit
-  for unit in collabry-llm.service collabry-engine.service; do
+  for unit in collabry-llm.service collabry-engine.service "${eng[@]}"; do
     if active "$unit"; then restarted+=("$unit"); gate "$unit" || return 1; fi
   done
   for unit in "${gw[@]}"; do
@@ -150,10 +156,12 @@ rollback_to() { # rollback_to RELEASE
 }
 
 mapfile -t gw < <(gateways)
+mapfile -t eng < <(engines)
 if [[ $ACTION == check ]]; then
   ok=0
   for unit in "${gw[@]}"; do wait_ready "$(port_of "$unit")" && smoke "$(port_of "$unit")" || ok=1; done
   if active collabry-engine.service; then wait_ready "$ENGINE_PORT" || ok=1; fi
+  for unit in "${eng[@]}"; do wait_ready "$(port_of "$unit")" || ok=1; done
   ((ok == 0)) && log "all ${#gw[@]} gateways ready (release $(current_release))"
   exit $ok
 fi

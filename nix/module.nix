@@ -103,6 +103,11 @@ let
       "database-uri"
       "redis-url"
     ];
+    engineReplica = [
+      "llm-api-key"
+      "database-uri"
+      "redis-url"
+    ];
     worker = [
       "database-uri"
       "redis-url"
@@ -134,10 +139,32 @@ let
   # ---- what runs on this host -----------------------------------------------------------------
   gatewayPorts = lib.genList (i: cfg.gateway.basePort + i) cfg.gateway.replicas;
   gatewayOn = cfg.gateway.enable && cfg.gateway.replicas > 0;
+  # engines on this host: collabry-engine.service on 8100, collabry-engine@<port> from 8101 up
+  engineReplicaPorts = lib.genList (i: 8101 + i) (cfg.engine.replicas - 1);
+  engineHost =
+    if
+      isLoopbackAddress cfg.engine.listenAddress
+      || builtins.elem cfg.engine.listenAddress [
+        "0.0.0.0"
+        "::"
+      ]
+    then
+      "127.0.0.1"
+    else
+      cfg.engine.listenAddress;
+  engineUrls =
+    (
+      if cfg.engine.enable then
+        [ cfg.engine.url ] ++ map (p: "http://${engineHost}:${toString p}") engineReplicaPorts
+      else
+        [ cfg.engine.url ]
+    )
+    ++ cfg.engine.remote;
   anyProcess = gatewayOn || cfg.engine.enable || cfg.worker.enable;
   roles =
     optional gatewayOn "gateway"
     ++ optional cfg.engine.enable "engine"
+    ++ optional (cfg.engine.enable && cfg.engine.replicas > 1) "engineReplica"
     ++ optional cfg.worker.enable "worker"
     ++ optional anyProcess "migrate"
     ++ optional cfg.llm.local.enable "llm"
@@ -185,7 +212,7 @@ let
     COLLABRY_MODE = "production";
     COLLABRY_STATE_DIR = stateDir;
     COLLABRY_DATABASE_NAME = cfg.database.name;
-    COLLABRY_ENGINE_URL = cfg.engine.url;
+    COLLABRY_ENGINE_URL = lib.concatStringsSep "," engineUrls;
     COLLABRY_TRUSTED_PROXIES = lib.concatStringsSep "," cfg.trustedProxies;
     COLLABRY_LLM_BASE_URL = llmBaseUrl;
     COLLABRY_LLM_MODEL = cfg.llm.model;
@@ -367,6 +394,26 @@ in
         default = "http://127.0.0.1:8100";
         example = "http://10.0.0.5:8100";
         description = "Where this host's gateways and worker reach the engine (`COLLABRY_ENGINE_URL`).";
+      };
+      replicas = mkOption {
+        type = types.ints.between 1 16;
+        default = 1;
+        example = 2;
+        description = ''
+          Engines on this host: `collabry-engine.service` on port 8100 and
+          `collabry-engine@<port>` from 8101 up. The gateways spread users over every engine by
+          rendezvous hashing (each user's index stays warm in one engine) and fail over when one
+          refuses or answers 503.
+        '';
+      };
+      remote = mkOption {
+        type = types.listOf (types.strMatching "https?://[^@]+");
+        default = [ ];
+        example = [ "http://10.0.0.6:8100" "http://10.0.0.6:8101" ];
+        description = ''
+          Engines on other hosts, added to this host's list (`COLLABRY_ENGINE_URL`); list their
+          addresses in {option}`services.collabry.network.allow`.
+        '';
       };
       allowOutbound = mkOption {
         type = types.bool;
@@ -792,6 +839,7 @@ in
           knownExecStart = {
             gateway = "@COLLABRY_BIN@ gateway --host 127.0.0.1 --port %i";
             engine = "@COLLABRY_BIN@ engine --host 127.0.0.1 --port 8100";
+            engineReplica = "@COLLABRY_BIN@ engine --host 127.0.0.1 --port %i";
           };
           execStartAssertion = role: address: {
             assertion = !(isLoopbackAddress address) -> facts.execStart.${role} == knownExecStart.${role};
@@ -882,6 +930,7 @@ in
           }
           (execStartAssertion "gateway" cfg.gateway.listenAddress)
           (execStartAssertion "engine" cfg.engine.listenAddress)
+          (execStartAssertion "engineReplica" cfg.engine.listenAddress)
           {
             assertion = lib.all (r: facts.users.${r} == "collabry") roles;
             message = "the shipped units no longer all run as User=collabry, the user services.collabry creates; update nix/module.nix.";
@@ -973,6 +1022,32 @@ in
             }
           ];
         })
+
+        (mkIf (cfg.engine.enable && cfg.engine.replicas > 1) (
+          {
+            "collabry-engine@" = mkMerge [
+              (dropin "engineReplica")
+              {
+                serviceConfig = mkMerge [
+                  (resources cfg.engine)
+                  (listenOverride "engine" cfg.engine.listenAddress "%i")
+                  (mkIf cfg.engine.allowOutbound { IPAddressDeny = ""; })
+                ];
+              }
+            ];
+          }
+          // lib.listToAttrs (
+            map (
+              port:
+              lib.nameValuePair "collabry-engine@${toString port}" {
+                overrideStrategy = "asDropin";
+                wantedBy = [ "collabry.target" ];
+                wants = optional cfg.llm.local.enable "collabry-llm.service";
+                restartTriggers = [ envFile ];
+              }
+            ) engineReplicaPorts
+          )
+        ))
 
         (mkIf cfg.worker.enable {
           collabry-worker = mkMerge [
@@ -1241,7 +1316,9 @@ in
           [ 80 ] ++ optional (cfg.nginx.enableACME || cfg.nginx.forceSSL) 443
         )
         ++ optionals (gatewayOn && !(isLoopbackAddress cfg.gateway.listenAddress)) gatewayPorts
-        ++ optional (cfg.engine.enable && !(isLoopbackAddress cfg.engine.listenAddress)) 8100
+        ++ optionals (cfg.engine.enable && !(isLoopbackAddress cfg.engine.listenAddress)) (
+          [ 8100 ] ++ engineReplicaPorts
+        )
         ++ optional metricsOn cfg.metrics.port;
     })
   ]);

@@ -16,6 +16,7 @@ let
   unitFiles = {
     gateway = "collabry-gateway@.service";
     engine = "collabry-engine.service";
+    engineReplica = "collabry-engine@.service";
     worker = "collabry-worker.service";
     migrate = "collabry-migrate.service";
     llm = "collabry-llm.service";

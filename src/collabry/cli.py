@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run Redis, the database (PostgreSQL + DocumentDB, FerretDB), nginx and the services"
     )
     d.add_argument("--replicas", type=int, default=2)
+    d.add_argument("--engines", type=int, default=2, help="engine processes (users are spread over them)")
     d.add_argument("--no-llm", action="store_true", help="do not start the local model server")
     d.set_defaults(func=cmd_dev_up)
 

@@ -70,7 +70,10 @@ class Settings:
     redis_prefix: str = "collabry:"
     redis_max_connections: int = 512
     trusted_proxies: tuple[Network, ...] = ()
-    engine_url: str = "http://127.0.0.1:8100"
+    engine_url: str = "http://127.0.0.1:8100"  # the first of engine_urls
+    # every engine (COLLABRY_ENGINE_URL, comma-separated): users are spread over them by rendezvous
+    # hashing, with failover (engine_client.py); empty = (engine_url,)
+    engine_urls: tuple[str, ...] = ()
     llm_base_url: str = ""
     llm_model: str = "smollm2"
     llm_timeout: float = 60.0
@@ -285,9 +288,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
     llm_base_url = env.get("COLLABRY_LLM_BASE_URL", "")
     if llm_base_url:
         _uri_without_password("COLLABRY_LLM_BASE_URL", llm_base_url, ("http", "https"))
-    engine_url = _uri_without_password(
-        "COLLABRY_ENGINE_URL", env.get("COLLABRY_ENGINE_URL") or _DEFAULTS.engine_url, ("http", "https")
+    engine_urls = tuple(
+        _uri_without_password("COLLABRY_ENGINE_URL", item.strip(), ("http", "https")).rstrip("/")
+        for item in (env.get("COLLABRY_ENGINE_URL") or _DEFAULTS.engine_url).split(",")
+        if item.strip()
     )
+    if not engine_urls:
+        raise ConfigError("COLLABRY_ENGINE_URL", "expected one or more comma-separated http(s) URLs")
+    if len(set(engine_urls)) != len(engine_urls):
+        raise ConfigError("COLLABRY_ENGINE_URL", "lists an engine twice")
     secrets = {name: read_secret(name, env) for name in ("jwt-secret", "service-token", "webhook-secret")}
     for name in require:
         if not secrets.get(name):
@@ -306,7 +315,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         redis_prefix=env.get("COLLABRY_REDIS_PREFIX") or _DEFAULTS.redis_prefix,
         redis_max_connections=_int(env, "COLLABRY_REDIS_MAX_CONNECTIONS", _DEFAULTS.redis_max_connections, minimum=8),
         trusted_proxies=_networks("COLLABRY_TRUSTED_PROXIES", env.get("COLLABRY_TRUSTED_PROXIES", "127.0.0.1,::1")),
-        engine_url=engine_url.rstrip("/"),
+        engine_url=engine_urls[0],
+        engine_urls=engine_urls,
         llm_base_url=llm_base_url.rstrip("/"),
         llm_model=env.get("COLLABRY_LLM_MODEL") or _DEFAULTS.llm_model,
         llm_timeout=_float(env, "COLLABRY_LLM_TIMEOUT", _DEFAULTS.llm_timeout),

@@ -20,6 +20,10 @@ RATELIMIT_DECISIONS = Counter(
     ["rule", "decision"],
 )
 AUTH_EVENTS = Counter("collabry_auth_events_total", "Authentication events", ["event"])
+ENGINE_UP = Gauge("collabry_engine_up", "Whether an engine answered its last health check or call", ["engine"])
+ENGINE_FAILOVERS = Counter(
+    "collabry_engine_failovers_total", "Engine calls moved to the next engine (connection refused or 503)"
+)
 WEBHOOK_REJECTIONS = Counter(
     "collabry_webhook_rejections_total",
     "Payment webhooks refused before processing, by reason (invalid_signature, stale_timestamp)",

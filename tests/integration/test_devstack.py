@@ -80,6 +80,8 @@ async def test_dev_up_gives_a_grounded_streamed_answer(state_dir):
     stack = DevStack(state_dir)
     try:
         assert await asyncio.to_thread(stack.ready.wait, 120), "".join(stack.lines)
+        # two engines by default; the gateways spread users over them
+        assert len(list((state_dir / "logs").glob("engine*.log"))) == 2
         base = f"http://127.0.0.1:{stack.port}"
         email = new_email("dev")
         async with aiohttp.ClientSession(base) as http:

@@ -386,6 +386,22 @@ def test_module_alone_is_pin_proof() -> None:
     assert not re.search(r"sqlite|FERRETDB_HANDLER", module, re.I)
 
 
+def test_engine_replicas_are_instances_of_the_shipped_template() -> None:
+    data = result("engine-replicas")
+    units = data["units"]
+    for port in (8101, 8102):
+        assert "collabry.target" in units[f"collabry-engine@{port}.service.d/overrides.conf"]["wantedBy"]
+    assert "collabry-engine@8103.service.d/overrides.conf" not in units
+    template = _unit_text(units["collabry-engine@.service.d/overrides.conf"]["text"])
+    assert template["LoadCredential"] == ["service-token:/run/secrets/collabry/service-token"]
+    env = data["etc"]["collabry/collabry.env"]["text"]
+    engines = "http://127.0.0.1:8100,http://127.0.0.1:8101,http://127.0.0.1:8102,http://10.0.0.6:8100"
+    assert f'COLLABRY_ENGINE_URL="{engines}"' in env
+    single = result("minimal-secrets")
+    assert not any(n.startswith("collabry-engine@") for n in single["units"])
+    assert 'COLLABRY_ENGINE_URL="http://127.0.0.1:8100"' in single["etc"]["collabry/collabry.env"]["text"]
+
+
 def test_log_shipping_runs_vector_with_the_shipped_pipeline() -> None:
     """services.collabry.logShipping: Vector with journal access and deploy/vector.toml (the file
     Debian hosts get), the Loki endpoint filled in; off by default."""

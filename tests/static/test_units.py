@@ -22,6 +22,7 @@ MAX_EXPOSURE = 2.5
 SERVICES = [
     "collabry-gateway@8001.service",
     "collabry-engine.service",
+    "collabry-engine@8101.service",
     "collabry-worker.service",
     "collabry-migrate.service",
     "collabry-llm.service",
@@ -34,6 +35,7 @@ ALL_UNITS = [*SERVICES, "collabry.target", "collabry-worker.timer", "collabry-ba
 LIMITS = {
     "collabry-gateway@.service": ("512M", "50%"),
     "collabry-engine.service": ("4G", "200%"),
+    "collabry-engine@.service": ("4G", "200%"),
     "collabry-worker.service": ("256M", "25%"),
 }
 PLACEHOLDERS = {"@COLLABRY_BIN@", "@SECRETS_DIR@", "@STATE_DIR@", "@FERRETDB_BIN@", "@PREFIX@", "@PG_BINDIR@"}
@@ -109,7 +111,7 @@ def test_exposure_score(root: Path, unit: str) -> None:
 
 def test_every_unit_file_is_covered() -> None:
     names = {p.name for p in UNITS.iterdir()}
-    covered = {u.replace("@8001", "@") for u in ALL_UNITS}
+    covered = {re.sub(r"@\d+\.", "@.", u) for u in ALL_UNITS}
     assert names == covered, f"not checked: {names - covered}; missing: {covered - names}"
 
 
@@ -127,6 +129,7 @@ def test_hardening_block_is_shared() -> None:
     heavy = [x for x in reference if x not in ("MemoryDenyWriteExecute=yes", "ProcSubset=pid")]
     expected = {
         "collabry-engine.service": heavy,
+        "collabry-engine@.service": heavy,
         "collabry-llm.service": heavy,
     }
     for path in UNITS.glob("*.service"):
@@ -161,7 +164,7 @@ def test_service_contract(name: str) -> None:
     if service["Type"] == ["oneshot"] and "Restart" not in service:
         return
     assert service["Restart"] == ["on-failure"] and service["RestartPreventExitStatus"] == ["78"]
-    if name in ("collabry-gateway@.service", "collabry-engine.service"):
+    if name in ("collabry-gateway@.service", "collabry-engine.service", "collabry-engine@.service"):
         assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
 
 
@@ -171,6 +174,7 @@ def test_secrets_reach_the_processes_that_need_them() -> None:
 
     assert {"jwt-secret", "service-token", "webhook-secret"} <= creds("collabry-gateway@.service")
     assert "service-token" in creds("collabry-engine.service")
+    assert creds("collabry-engine@.service") == creds("collabry-engine.service")
     assert "service-token" in creds("collabry-worker.service")
 
 
@@ -181,6 +185,16 @@ def test_worker_timer() -> None:
     assert _parse(UNITS / "collabry-worker.service")["Service"]["ExecStart"][0].startswith(
         "@COLLABRY_BIN@ worker run-due --metrics-file "
     )
+
+
+def test_engine_replica_unit_is_the_engine_on_another_port() -> None:
+    """collabry-engine@PORT differs from collabry-engine.service only in its port and description."""
+    single, replica = _parse(UNITS / "collabry-engine.service"), _parse(UNITS / "collabry-engine@.service")
+    assert replica["Service"]["ExecStart"] == [single["Service"]["ExecStart"][0].replace("--port 8100", "--port %i")]
+    for section in ("Unit", "Service"):
+        for key in set(single[section]) | set(replica[section]):
+            if key not in ("ExecStart", "Description"):
+                assert replica[section].get(key) == single[section].get(key), (section, key)
 
 
 def test_backup_timer() -> None:
@@ -218,8 +232,30 @@ def test_installer_checks_the_backup_repository(tmp_path: Path, repository: str,
     assert ok or "--backup-repository must be" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "ok"),
+    [
+        (["--engine-replicas", "3", "--remote-engine", "http://10.0.0.6:8100"], True),
+        (["--engine-replicas", "0"], False),
+        (["--engine-replicas", "two"], False),
+        (["--remote-engine", "http://user:pw@10.0.0.6:8100"], False),
+        (["--remote-engine", "10.0.0.6:8100"], False),
+    ],
+)
+def test_installer_checks_the_engine_options(tmp_path: Path, args: list[str], ok: bool) -> None:
+    proc = subprocess.run(
+        [str(REPO / "deploy/install.sh"), *args, "--render-units", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode == 0) == ok, proc.stderr
+    assert ok or "engine" in proc.stderr
+
+
 def test_processes_listen_on_loopback_only() -> None:
-    for name in ("collabry-gateway@.service", "collabry-engine.service", "collabry-llm.service"):
+    for name in ("collabry-gateway@.service", "collabry-engine.service", "collabry-engine@.service",
+                 "collabry-llm.service"):
         assert "--host 127.0.0.1 " in _parse(UNITS / name)["Service"]["ExecStart"][0], name
     assert "--listen-addr=127.0.0.1:" in _parse(UNITS / "ferretdb.service")["Service"]["ExecStart"][0]
     assert "listen_addresses = '127.0.0.1'" in (REPO / "deploy/collabry-postgresql-setup.in").read_text()

@@ -1,7 +1,8 @@
 """`collabry dev up` (what `make up` runs): the whole appliance on loopback, in the foreground.
 
 Redis, PostgreSQL with DocumentDB and FerretDB v2 in front,
-the local model server, the engine, N gateway replicas, the worker (in loop
+the local model server, M engines (2 by default; the gateways spread users over them and fail
+over between them), N gateway replicas, the worker (in loop
 mode instead of a systemd timer) and nginx in front, data under one state directory. Ctrl-C or
 SIGTERM stops every child, the front door first, the databases last.
 """
@@ -50,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
     public_port = int(os.environ.get("COLLABRY_PORT") or 8080)
     logs = state / "logs"
     secrets_dir = ensure_secrets(state / "secrets")
-    redis_port, mongo_port, engine_port, llm_port = free_port(), free_port(), free_port(), free_port()
+    redis_port, mongo_port, llm_port = free_port(), free_port(), free_port()
+    engine_ports = [free_port() for _ in range(max(1, getattr(args, "engines", 2)))]
     gateway_ports = [free_port() for _ in range(max(1, args.replicas))]
 
     env = {
@@ -58,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
         "COLLABRY_STATE_DIR": str(state / "data"),
         "COLLABRY_DATABASE_URI": f"mongodb://127.0.0.1:{mongo_port}/",
         "COLLABRY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "COLLABRY_ENGINE_URL": f"http://127.0.0.1:{engine_port}",
+        "COLLABRY_ENGINE_URL": ",".join(f"http://127.0.0.1:{p}" for p in engine_ports),
         "CREDENTIALS_DIRECTORY": str(secrets_dir),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
@@ -101,7 +103,11 @@ def main(args: argparse.Namespace) -> int:
         else:
             _say("no local model server (retrieval-only answers); scripts/bootstrap.sh installs it")
         if importlib.util.find_spec("collabry.engine.app") is not None:
-            start(collabry("engine", ["engine", "--port", str(engine_port)], env, logs, port=engine_port), 60)
+            # one state directory: snapshots are written atomically per process, and each engine
+            # catches a user's index up from the database whoever wrote it last
+            for i, port in enumerate(engine_ports):
+                name = "engine" if i == 0 else f"engine-{port}"
+                start(collabry(name, ["engine", "--port", str(port)], env, logs, port=port), 60)
         for port in gateway_ports:
             start(collabry(f"gateway-{port}", ["gateway", "--port", str(port)], env, logs, port=port))
         if importlib.util.find_spec("collabry.worker") is not None:

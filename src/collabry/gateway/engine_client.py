@@ -6,6 +6,8 @@ The client itself is ``collabry.engine_client`` (shared with the worker); routes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,9 +20,15 @@ ENGINE = web.AppKey("collabry.engine_client", EngineClient)
 
 async def engine_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one pooled session to the engine for the life of the app."""
-    app[ENGINE] = EngineClient.open(app[SETTINGS])
+    client = app[ENGINE] = EngineClient.open(app[SETTINGS])
+    # several engines: a health check keeps the failed ones at the end of every user's order
+    checks = asyncio.create_task(client.run_health_checks()) if len(client.base_urls) > 1 else None
     yield
-    await app[ENGINE].close()
+    if checks is not None:
+        checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+    await client.close()
 
 
 _INSTALLED = web.AppKey("collabry.engine_client_installed", bool)

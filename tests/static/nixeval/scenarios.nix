@@ -67,6 +67,14 @@ in
       };
     } // secrets;
   };
+  # three engines here and one on another host
+  engine-replicas = {
+    services.collabry = {
+      enable = true;
+      engine = { replicas = 3; remote = [ "http://10.0.0.6:8100" ]; };
+      network.allow = [ "10.0.0.6" ];
+    } // secrets;
+  };
   # the JSON logs shipped to Loki with Vector
   log-shipping = {
     services.collabry = {
