@@ -303,7 +303,7 @@ if [[ ! -e $CONF_DIR/collabry.env ]]; then
 $MARKER; edit freely, it is never overwritten.
 # Non-secret settings for every collabry unit (docs/interfaces.md). Secrets go in
 # $SECRETS_DIR/<name> (jwt-secret, service-token, webhook-secret, llm-api-key, database-uri,
-# redis-url, backup-password, backup-s3-credentials); after adding an optional one, run
+# redis-url, smtp-password, backup-password, backup-s3-credentials); after adding an optional one, run
 # deploy/install.sh again to wire it.
 COLLABRY_MODE=production
 COLLABRY_DATABASE_URI=mongodb://127.0.0.1:27017
@@ -386,6 +386,7 @@ for unit in collabry-gateway@.service collabry-engine.service collabry-engine@.s
   names=(database-uri redis-url)
   [[ $unit == collabry-engine*.service ]] && names+=(llm-api-key)
   [[ $unit == collabry-backup.service ]] && names+=(backup-s3-credentials)
+  [[ $unit == collabry-gateway@.service ]] && names+=(smtp-password)
   lines=$(cred_lines "${names[@]}")
   if [[ -n $lines ]]; then
     dropin "$unit" 50-optional-credentials "[Service]"$'\n'"$lines"

@@ -81,6 +81,10 @@ let
       path = "redis.urlFile";
       value = cfg.redis.urlFile;
     };
+    "smtp-password" = {
+      path = "mail.smtpPasswordFile";
+      value = cfg.mail.smtpPasswordFile;
+    };
     "backup-password" = {
       path = "backup.passwordFile";
       value = cfg.backup.passwordFile;
@@ -97,6 +101,7 @@ let
     gateway = [
       "database-uri"
       "redis-url"
+      "smtp-password"
     ];
     engine = [
       "llm-api-key"
@@ -497,6 +502,16 @@ in
         example = [ "203.0.113.10" ];
         description = "Addresses or CIDRs the backup may reach beyond loopback and `network.allow` (the S3 endpoint).";
       };
+    };
+
+    mail.smtpPasswordFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      description = ''
+        File with the password of the SMTP login in `settings.COLLABRY_SMTP_URL`
+        (`smtp://user@host:587` or `smtps://user@host`), used for password-reset emails; credential
+        `smtp-password` of the gateways.
+      '';
     };
 
     logShipping = {

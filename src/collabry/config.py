@@ -135,6 +135,13 @@ class Settings:
     tool_input_tokens: int = 1200
     stream_max_events: int = 4096
     stream_stale_after: float = 15.0
+    # email (password reset): smtp:// or smtps:// URL without password (secret smtp-password)
+    smtp_url: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "Collabry <no-reply@collabry.invalid>"
+    public_url: str = "http://localhost:8080"  # links in emails point here
+    password_reset_ttl: int = 30 * 60
+    password_reset_limit: Rule = Rule(5, 3600)  # forgot-password requests per email and per address
     # worker: schedule overrides (JOB=SCHEDULE;...) and how long the cleanup job keeps things
     worker_schedules: str = ""
     notification_retention_days: int = 90
@@ -375,6 +382,22 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         notification_retention_days=_int(env, "COLLABRY_NOTIFICATION_RETENTION_DAYS", 90, minimum=1),
         usage_retention_days=_int(env, "COLLABRY_USAGE_RETENTION_DAYS", 90, minimum=1),
         job_run_retention_days=_int(env, "COLLABRY_JOB_RUN_RETENTION_DAYS", 30, minimum=1),
+    )
+    smtp_url = env.get("COLLABRY_SMTP_URL", "")
+    if smtp_url:
+        _uri_without_password("COLLABRY_SMTP_URL", smtp_url, ("smtp", "smtps"))
+        if not urlsplit(smtp_url).hostname:
+            raise ConfigError("COLLABRY_SMTP_URL", "expected smtp://[user@]host[:port] or smtps://...")
+    public_url = (env.get("COLLABRY_PUBLIC_URL") or _DEFAULTS.public_url).rstrip("/")
+    _uri_without_password("COLLABRY_PUBLIC_URL", public_url, ("http", "https"))
+    settings = replace(
+        settings,
+        smtp_url=smtp_url,
+        smtp_password=read_secret("smtp-password", env) or "",
+        mail_from=env.get("COLLABRY_MAIL_FROM") or _DEFAULTS.mail_from,
+        public_url=public_url,
+        password_reset_ttl=_int(env, "COLLABRY_PASSWORD_RESET_TTL", _DEFAULTS.password_reset_ttl, minimum=60),
+        password_reset_limit=_rule(env, "COLLABRY_PASSWORD_RESET_LIMIT", _DEFAULTS.password_reset_limit),
     )
     if mode == "production" and "webhook-secret" in require and not settings.webhook_secret:
         raise ConfigError("COLLABRY_WEBHOOK_SECRET_FILE", "required in production")

@@ -47,6 +47,7 @@ SECRET_OPTIONS = {
     "llm-api-key": "llm.apiKeyFile",
     "database-uri": "database.uriFile",
     "redis-url": "redis.urlFile",
+    "smtp-password": "mail.smtpPasswordFile",
     "backup-password": "backup.passwordFile",
     "backup-s3-credentials": "backup.s3CredentialsFile",
 }

@@ -78,7 +78,7 @@ EXPECTED_WARNINGS: dict[str, list[str]] = {
 # Units the module defines itself (no counterpart in systemd/): NixOS-only plumbing.
 MODULE_UNITS = {"collabry-documentdb.service"}
 # Credentials a drop-in may add to a shipped unit beyond the ones it declares (configured secrets).
-OPTIONAL_CREDENTIALS = {"database-uri", "redis-url", "llm-api-key", "backup-s3-credentials"}
+OPTIONAL_CREDENTIALS = {"database-uri", "redis-url", "llm-api-key", "backup-s3-credentials", "smtp-password"}
 # Keys that belong to the shipped unit: a drop-in that changed them would make the NixOS unit
 # another unit than the Debian one.
 UNIT_OWNED_KEYS = {"User", "Group", "DynamicUser", "Type", "Slice", "WorkingDirectory", "EnvironmentFile"}
@@ -400,6 +400,14 @@ def test_engine_replicas_are_instances_of_the_shipped_template() -> None:
     single = result("minimal-secrets")
     assert not any(n.startswith("collabry-engine@") for n in single["units"])
     assert 'COLLABRY_ENGINE_URL="http://127.0.0.1:8100"' in single["etc"]["collabry/collabry.env"]["text"]
+
+
+def test_the_smtp_password_reaches_the_gateways_only() -> None:
+    units = result("mail")["units"]
+    gateway = _unit_text(units["collabry-gateway@.service.d/overrides.conf"]["text"])
+    assert "smtp-password:/run/secrets/collabry/smtp-password" in gateway["LoadCredential"]
+    worker = _unit_text(units["collabry-worker.service.d/overrides.conf"]["text"])
+    assert not any(c.startswith("smtp-password:") for c in worker.get("LoadCredential", []))
 
 
 def test_log_shipping_runs_vector_with_the_shipped_pipeline() -> None:

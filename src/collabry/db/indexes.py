@@ -21,6 +21,8 @@ class Index:
 INDEXES: tuple[Index, ...] = (
     Index("users", [("email", 1)], {"unique": True, "name": "email_unique"}),
     Index("refresh_tokens", [("family_id", 1)], {"name": "family"}),
+    # a user's password-reset tokens, all dropped after a reset (db/password_resets.py)
+    Index("password_resets", [("user_id", 1)], {"name": "user"}),
     # one child per token: the single-use guarantee of refresh rotation (see auth/refresh.py).
     # Partial: a family's first token has no parent, and a unique index counts a missing field as
     # null, so a plain one would admit a single family.

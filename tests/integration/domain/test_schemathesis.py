@@ -161,11 +161,29 @@ def _real_ids(path: str, params: dict[str, Any], ids: dict[str, list[str]]) -> d
     return real
 
 
+class _Sink:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink():
+    """A real SMTP server that accepts every message: the password-reset mails of the fuzzing."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(_Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()
+
+
 @pytest.mark.timeout(600)
-def test_the_gateway_matches_its_openapi_document(spawn, engine, secrets_dir):
+def test_the_gateway_matches_its_openapi_document(spawn, engine, secrets_dir, smtp_sink):
     port = free_port()
     spawn("gateway", "gateway", "--port", str(port), port=port,
-          extra_env={"COLLABRY_ENGINE_URL": engine.url, "COLLABRY_AI_LIMIT": "100000/60"})
+          extra_env={"COLLABRY_ENGINE_URL": engine.url, "COLLABRY_AI_LIMIT": "100000/60",
+                     "COLLABRY_SMTP_URL": f"smtp://127.0.0.1:{smtp_sink}"})
     base = f"http://127.0.0.1:{port}"
     me, friend = _user(base, "fuzz"), _user(base, "friend")
     ids = _seed(base, me, friend, (secrets_dir / "webhook-secret").read_text().strip())

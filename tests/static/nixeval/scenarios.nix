@@ -67,6 +67,14 @@ in
       };
     } // secrets;
   };
+  # password-reset email through an SMTP server with a login
+  mail = {
+    services.collabry = {
+      enable = true;
+      settings.COLLABRY_SMTP_URL = "smtps://collabry@mail.example.org";
+      mail.smtpPasswordFile = "/run/secrets/collabry/smtp-password";
+    } // secrets;
+  };
   # three engines here and one on another host
   engine-replicas = {
     services.collabry = {
