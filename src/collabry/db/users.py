@@ -85,6 +85,9 @@ class UserRepository:
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.users.update_one(by_id(user_id), {"$set": {"password_hash": password_hash}})
 
+    async def set_name(self, user_id: str, name: str) -> None:
+        await self.users.update_one(by_id(user_id), {"$set": {"name": name}})
+
     async def set_plan(self, user_id: str, plan: str) -> None:
         await self.users.update_one(by_id(user_id), {"$set": {"plan": plan}})
 

@@ -21,12 +21,25 @@ from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
 from . import realtime
 from .keys import ACCESS_TOKENS, PASSWORDS, REFRESH_TOKENS, USERS
-from .routes import ai, ai_stream, auth, billing, boards, meta, notebooks, notifications, password, planner, usage
+from .routes import (
+    account,
+    ai,
+    ai_stream,
+    auth,
+    billing,
+    boards,
+    meta,
+    notebooks,
+    notifications,
+    password,
+    planner,
+    usage,
+)
 from .security import authenticate_user, global_limit_middleware
 
 # Areas served by the gateway; each module exposes `routes` and may expose `setup(app)`.
 AREAS: list[ModuleType] = [
-    meta, auth, password, boards, notebooks, billing, usage, notifications, planner, ai, ai_stream, realtime
+    meta, auth, password, account, boards, notebooks, billing, usage, notifications, planner, ai, ai_stream, realtime
 ]
 
 
