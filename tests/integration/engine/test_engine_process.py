@@ -23,7 +23,7 @@ async def test_probes_and_metrics(engine: EngineHandle) -> None:
         resp = await http.get("/ready")
         body = await resp.json()
         assert resp.status == 200, body
-        assert body["checks"] == {"database": "ok", "redis": "ok", "embedder": "ok", "llm": "ok"}
+        assert body["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok", "embedder": "ok", "llm": "ok"}
         metrics = await (await http.get("/metrics")).text()
         assert "collabry_engine_ingestions_total" in metrics
         # The internal API is closed without the token.
