@@ -59,6 +59,7 @@ class ChatService:
         self.retriever = retriever
         self.llm = llm
         self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: dict[asyncio.Task[None], StreamWriter] = {}  # each running answer's stream
 
     async def start(
         self,
@@ -96,7 +97,9 @@ class ChatService:
         request = ChatRequest(user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id)
         task = asyncio.create_task(self._answer(writer, request), name=f"answer:{stream_id}")
         self.tasks.add(task)
+        self.writers[task] = writer
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda done: self.writers.pop(done, None))
         return {"streamId": stream_id, "sessionId": session_id, "messageId": message_id}
 
     async def _answer(self, writer: StreamWriter, req: ChatRequest) -> None:
@@ -115,10 +118,7 @@ class ChatService:
             except asyncio.CancelledError:
                 if not state["cancelled"]:  # the engine is shutting down
                     outcome = "interrupted"
-                    ending = (
-                        "error",
-                        {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"},
-                    )
+                    ending = ("error", ENGINE_RESTARTING)
                     raise
                 outcome = "cancelled"
                 ending = ("done", {"finishReason": "cancelled", "usage": {}})
@@ -205,8 +205,21 @@ class ChatService:
         _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
         for task in pending:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        if not pending:
+            return
+        _, stuck = await asyncio.wait(pending, timeout=CANCELLED_ANSWERS_GRACE)
+        # An answer that has not ended by now (a model client that does not give way to the cancel
+        # promptly) still gets its end event while Redis is open: otherwise its reader would wait
+        # for the heartbeat to go stale and see `stream_interrupted` instead of being told to ask
+        # again. A late `finish` by the task itself then finds the stream ended and writes nothing.
+        for task in stuck:
+            writer = self.writers.get(task)
+            if writer is not None:
+                await _quietly(writer.finish("error", ENGINE_RESTARTING))
+
+
+CANCELLED_ANSWERS_GRACE = 5.0
+ENGINE_RESTARTING = {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"}
 
 
 async def _quietly(awaitable: Any) -> None:
