@@ -142,6 +142,12 @@ class Settings:
     public_url: str = "http://localhost:8080"  # links in emails point here
     password_reset_ttl: int = 30 * 60
     password_reset_limit: Rule = Rule(5, 3600)  # forgot-password requests per email and per address
+    # registration: "required" keeps a new account from signing in until its email is confirmed
+    email_verification: bool = False
+    email_verification_ttl: int = 48 * 3600
+    # my account: exports per user, and how long DELETE /api/account works before the worker finishes
+    account_export_limit: Rule = Rule(5, 3600)
+    account_erasure_budget: float = 10.0
     # worker: schedule overrides (JOB=SCHEDULE;...) and how long the cleanup job keeps things
     worker_schedules: str = ""
     notification_retention_days: int = 90
@@ -398,10 +404,27 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: tuple[str, .
         public_url=public_url,
         password_reset_ttl=_int(env, "COLLABRY_PASSWORD_RESET_TTL", _DEFAULTS.password_reset_ttl, minimum=60),
         password_reset_limit=_rule(env, "COLLABRY_PASSWORD_RESET_LIMIT", _DEFAULTS.password_reset_limit),
+        email_verification=_email_verification(env),
+        email_verification_ttl=_int(
+            env, "COLLABRY_EMAIL_VERIFICATION_TTL", _DEFAULTS.email_verification_ttl, minimum=600
+        ),
+        account_export_limit=_rule(env, "COLLABRY_ACCOUNT_EXPORT_LIMIT", _DEFAULTS.account_export_limit),
+        account_erasure_budget=_float(
+            env, "COLLABRY_ACCOUNT_ERASURE_BUDGET", _DEFAULTS.account_erasure_budget
+        ),
     )
+    if settings.email_verification and not settings.smtp_url:
+        raise ConfigError("COLLABRY_EMAIL_VERIFICATION", "required needs COLLABRY_SMTP_URL to send the emails")
     if mode == "production" and "webhook-secret" in require and not settings.webhook_secret:
         raise ConfigError("COLLABRY_WEBHOOK_SECRET_FILE", "required in production")
     return settings
+
+
+def _email_verification(env: Mapping[str, str]) -> bool:
+    value = env.get("COLLABRY_EMAIL_VERIFICATION", "off").strip().lower()
+    if value not in ("off", "required"):
+        raise ConfigError("COLLABRY_EMAIL_VERIFICATION", f"expected off or required, got {value!r}")
+    return value == "required"
 
 
 def describe(settings: Settings) -> dict[str, str]:

@@ -130,6 +130,21 @@ class EngineClient:
             if exc.status != 404:
                 raise
 
+    async def forget_user(self, user_id: str) -> list[str]:
+        """Ask every engine (not one: any may hold a copy) to drop the user's index and snapshot;
+        returns the engines that could not be reached, for a later retry."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=3)
+
+        async def one(base: str) -> str | None:
+            try:
+                await self._once(base, "DELETE", f"/internal/users/{user_id}", timeout, None, {})
+            except (_Refused, EngineError) as exc:
+                log.warning("engine_forget_failed", engine=base, error=str(exc.__cause__ or exc))
+                return base
+            return None
+
+        return [base for base in await asyncio.gather(*(one(u) for u in self.base_urls)) if base]
+
     async def retrieve(
         self,
         user_id: str,

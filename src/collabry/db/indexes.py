@@ -58,6 +58,10 @@ INDEXES: tuple[Index, ...] = (
     Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
     Index("sources", [("file", 1)], {"name": "file"}),  # the worker's orphan-upload sweep
     Index("usage", [("date", 1)], {"name": "date"}),
+    # account export and erasure (db/accounts.py) find these by user
+    Index("usage", [("user_id", 1)], {"name": "user"}),
+    Index("plan_counts", [("user_id", 1)], {"name": "user"}),
+    Index("coupon_redemptions", [("user_id", 1)], {"name": "user"}),
     Index("checkouts", [("key", 1)], {"unique": True, "name": "key_unique"}),
     Index("checkouts", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
     Index("subscriptions", [("status", 1), ("current_period_end", 1)], {"name": "status_end"}),

@@ -335,6 +335,13 @@ def start_database(root: Path, ferretdb_port: int) -> Database:
     return db
 
 
+def _nginx_worker_user() -> str:
+    """Started as root, nginx drops its workers to `nobody`, who cannot read a checkout or a state
+    directory under a closed folder (/root, a 0700 mktemp): the pages would answer 500. The development
+    stack's own processes already run as the invoking user, so its nginx workers do too."""
+    return "user root;\n" if os.geteuid() == 0 else ""
+
+
 def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], client_max_body: str = "26m") -> Path:
     for sub in ("logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
@@ -350,6 +357,7 @@ def render_nginx(prefix: Path, *, listen: str, gateway_ports: Sequence[int], cli
         "@SOCKETIO_SERVERS@": servers,
         "@CLIENT_MAX_BODY@": client_max_body,
         "@WEB_ROOT@": str(web_root()),
+        "@WORKER_USER@": _nginx_worker_user(),
     }.items():
         text = text.replace(key, value)
     conf = prefix / "nginx.conf"

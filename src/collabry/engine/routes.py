@@ -16,7 +16,7 @@ from ..web.api import RequestModel, Routes, parse_model
 from ..web.errors import ApiError
 from .index.state import ModelMismatch
 from .ingest.parse import kind_of
-from .keys import BACKGROUND, CHAT, INGESTOR, RETRIEVER, TOOLS
+from .keys import BACKGROUND, CHAT, INGESTOR, RETRIEVER, STORE, TOOLS
 
 routes = Routes("internal")
 
@@ -176,6 +176,19 @@ async def ingest_text(request: web.Request) -> web.Response:
 )
 async def delete_source(request: web.Request, query: UserQuery) -> web.Response:
     await request.app[INGESTOR].delete(_source_id(request), query.userId)
+    return web.Response(status=204)
+
+
+@routes.delete(
+    "/internal/users/{userId}",
+    auth="service",
+    summary="Forget a user whose account is being erased: their index in memory and its snapshot",
+    responses={204: None},
+)
+async def forget_user(request: web.Request) -> web.Response:
+    user_id = request.match_info["userId"]
+    parse_model(UserQuery, {"userId": user_id})  # same id rules
+    await request.app[STORE].forget(user_id)
     return web.Response(status=204)
 
 

@@ -329,7 +329,20 @@ class IndexStore:
                 self._cache.pop(user_id, None)
                 log.info("index_evicted", user_id=user_id)
 
+    async def forget(self, user_id: str) -> bool:
+        """Drop the user's index from memory and its snapshot from disk (the account is being
+        erased); True when this process had either."""
+        async with self._lock(user_id):
+            cached = self._cache.pop(user_id, None) is not None
+            path = snapshot_path(self.state_dir, user_id)
+            had_file = await asyncio.to_thread(path.exists)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        self._locks.pop(user_id, None)
+        return cached or had_file
+
     async def snapshot(self, idx: UserIndex) -> int:
+        if self._cache.get(idx.user_id) is not idx:
+            return 0  # forgotten (or replaced) meanwhile: a forgotten user's file must not come back
         data = idx.snapshot_data()  # copies taken on the loop, written from a thread
         idx.dirty = False
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..job import Job
-from . import cleanup, reminders, stale_streams, subscriptions, uploads
+from . import accounts, cleanup, reminders, stale_streams, subscriptions, uploads
 
 JOBS: tuple[Job, ...] = (
     reminders.JOB,
@@ -11,4 +11,5 @@ JOBS: tuple[Job, ...] = (
     stale_streams.JOB,
     cleanup.JOB,
     uploads.JOB,
+    accounts.JOB,
 )
