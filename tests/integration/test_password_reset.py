@@ -65,25 +65,27 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
     controller.stop()
 
 
+def mail_env(env: dict[str, str], smtp_port: int, tmp_path: Path) -> dict[str, str]:
+    """``env`` with SMTP configured for the test server, its password in a secret file."""
+    secret = tmp_path / "smtp-password"
+    secret.write_text(SMTP_PASSWORD + "\n")
+    secret.chmod(0o600)
+    return {
+        **env,
+        "COLLABRY_SMTP_URL": f"smtp://{SMTP_USER}@127.0.0.1:{smtp_port}",
+        "COLLABRY_SMTP_PASSWORD_FILE": str(secret),
+        "COLLABRY_MAIL_FROM": "Collabry <study@example.org>",
+        "COLLABRY_PUBLIC_URL": "https://study.example.org",
+    }
+
+
 @pytest.fixture
 async def mail_gateway(
     aiohttp_client: Callable[..., Any], env: dict[str, str], smtp: tuple[int, Inbox], tmp_path: Path
 ) -> Any:
     from collabry.gateway.app import create_app
 
-    secret = tmp_path / "smtp-password"
-    secret.write_text(SMTP_PASSWORD + "\n")
-    secret.chmod(0o600)
-    settings = load_settings(
-        {
-            **env,
-            "COLLABRY_SMTP_URL": f"smtp://{SMTP_USER}@127.0.0.1:{smtp[0]}",
-            "COLLABRY_SMTP_PASSWORD_FILE": str(secret),
-            "COLLABRY_MAIL_FROM": "Collabry <study@example.org>",
-            "COLLABRY_PUBLIC_URL": "https://study.example.org",
-        },
-        require=("jwt-secret",),
-    )
+    settings = load_settings(mail_env(env, smtp[0], tmp_path), require=("jwt-secret",))
     return await aiohttp_client(await create_app(settings))
 
 

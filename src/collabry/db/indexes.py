@@ -20,6 +20,7 @@ class Index:
 
 INDEXES: tuple[Index, ...] = (
     Index("users", [("email", 1)], {"unique": True, "name": "email_unique"}),
+    Index("users", [("email_check.hash", 1)], {"name": "email_check"}),  # confirmation links
     Index("refresh_tokens", [("family_id", 1)], {"name": "family"}),
     # a user's password-reset tokens, all dropped after a reset (db/password_resets.py)
     Index("password_resets", [("user_id", 1)], {"name": "user"}),

@@ -1,9 +1,16 @@
-"""Users: email is unique and stored lower-cased; passwords only as argon2id hashes."""
+"""Users: email is unique and stored lower-cased; passwords only as argon2id hashes.
+
+``{_id, email, name, password_hash, plan, role, created_at, email_unverified, email_check:
+{hash, expires_at}, email_verified_at}``: where the operator requires confirmed emails, a new
+account has ``email_unverified: true`` and cannot sign in until the emailed link (only its SHA-256
+is in ``email_check``) removes it. Accounts without the field are confirmed."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .client import Database, iso, new_id, utcnow
@@ -27,6 +34,7 @@ def public_user(doc: dict[str, Any]) -> dict[str, Any]:
         "name": doc["name"],
         "plan": doc.get("plan", "free"),
         "createdAt": iso(doc.get("created_at")),
+        "emailVerified": not doc.get("email_unverified", False),
     }
 
 
@@ -45,11 +53,23 @@ def by_email(email: str) -> Filter:
     return {"email": normalise_email(email)}
 
 
+@query(COLLECTION, example=("0" * 64, datetime(2026, 1, 1)))
+def email_check(token_hash: str, now: datetime) -> Filter:
+    return {"email_check.hash": token_hash, "email_check.expires_at": {"$gt": now}}
+
+
+@query(COLLECTION, example=("u1",))
+def unverified(user_id: str) -> Filter:
+    return {"_id": user_id, "email_unverified": True}
+
+
 class UserRepository:
     def __init__(self, db: Database) -> None:
         self.users = db[COLLECTION]
 
-    async def create(self, *, email: str, name: str, password_hash: str, role: str = "user") -> dict[str, Any]:
+    async def create(
+        self, *, email: str, name: str, password_hash: str, role: str = "user", unverified: bool = False
+    ) -> dict[str, Any]:
         doc = {
             "_id": new_id(),
             "email": normalise_email(email),
@@ -59,6 +79,8 @@ class UserRepository:
             "role": role,
             "created_at": utcnow(),
         }
+        if unverified:
+            doc["email_unverified"] = True
         try:
             await self.users.insert_one(doc)
         except DuplicateKeyError:
@@ -92,3 +114,30 @@ class UserRepository:
         await self.users.update_one(by_id(user_id), {"$set": {"plan": plan}})
 
 
+
+    # -- email confirmation -------------------------------------------------------------------
+
+    async def set_email_check(self, user_id: str, token_hash: str, expires_at: datetime) -> bool:
+        """Store a new confirmation token (the previous one stops working); False when the email
+        is confirmed already (or the account is gone)."""
+        result = await self.users.update_one(
+            unverified(user_id), {"$set": {"email_check": {"hash": token_hash, "expires_at": expires_at}}}
+        )
+        return result.matched_count == 1
+
+    async def confirm_email(self, token_hash: str) -> dict[str, Any] | None:
+        """Confirm the email the token was sent to; the account, or None for an unknown, used or
+        expired token (one conditional update: a token works once)."""
+        now = utcnow()
+        return await self.users.find_one_and_update(
+            email_check(token_hash, now),
+            {"$unset": {"email_check": "", "email_unverified": ""}, "$set": {"email_verified_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def email_proven(self, user_id: str) -> None:
+        """A password reset through the emailed link proves the address too."""
+        await self.users.update_one(
+            unverified(user_id),
+            {"$unset": {"email_check": "", "email_unverified": ""}, "$set": {"email_verified_at": utcnow()}},
+        )

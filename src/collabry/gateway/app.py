@@ -28,6 +28,7 @@ from .routes import (
     auth,
     billing,
     boards,
+    email_verification,
     meta,
     notebooks,
     notifications,
@@ -39,7 +40,8 @@ from .security import authenticate_user, global_limit_middleware
 
 # Areas served by the gateway; each module exposes `routes` and may expose `setup(app)`.
 AREAS: list[ModuleType] = [
-    meta, auth, password, account, boards, notebooks, billing, usage, notifications, planner, ai, ai_stream, realtime
+    meta, auth, password, email_verification, account, boards, notebooks, billing, usage, notifications, planner,
+    ai, ai_stream, realtime,
 ]
 
 

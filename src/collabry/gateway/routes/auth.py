@@ -18,6 +18,7 @@ from ...db.users import EmailTaken, normalise_email, public_user
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
 from ...web.errors import ApiError
+from .. import mailer
 from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..revocation import sessions_revoked
 from ..security import current_user_id, ip_of
@@ -128,10 +129,15 @@ async def register(request: web.Request, body: RegisterBody) -> web.Response:
     if weakness:
         raise ApiError(400, "weak_password", weakness)
     password_hash = await request.app[PASSWORDS].hash(body.password)
+    confirm = request.app[SETTINGS].email_verification
     try:
-        user = await request.app[USERS].create(email=body.email, name=body.name, password_hash=password_hash)
+        user = await request.app[USERS].create(
+            email=body.email, name=body.name, password_hash=password_hash, unverified=confirm
+        )
     except EmailTaken:
         raise ApiError(409, "email_taken", "an account with this email exists") from None
+    if confirm:
+        await mailer.enqueue_for(request.app, "email_verification", user["email"])
     AUTH_EVENTS.labels("register").inc()
     log.info("user_registered", user_id=user["_id"])
     return web.json_response({"user": public_user(user)}, status=201)
@@ -192,6 +198,12 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
             await limiter.login_succeeded(ip, email)
         except LimiterUnavailable:
             pass
+    if user.get("email_unverified"):
+        # The right password, but the address is not proven yet: no session until it is.
+        AUTH_EVENTS.labels("login_unverified").inc()
+        raise ApiError(
+            403, "email_unverified", "confirm your email address first: open the link we sent you, or ask for a new one"
+        )
     if passwords.needs_rehash(user["password_hash"]):
         await request.app[USERS].set_password_hash(user["_id"], await passwords.hash(body.password))
     rotation = await request.app[REFRESH_TOKENS].start(

@@ -74,8 +74,7 @@ async def forgot(request: web.Request, body: ForgotBody) -> web.Response:
     rule = settings.password_reset_limit
     await enforce(request, "password_reset_ip", ip_of(request), rule, fail_open=False)
     await enforce(request, "password_reset_email", email_pseudonym(settings, email), rule, fail_open=False)
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    await mailer.enqueue(request.app, {"kind": "password_reset", "email": email, "request_id": request_id})
+    await mailer.enqueue_for(request.app, "password_reset", email)
     AUTH_EVENTS.labels("password_reset_requested").inc()
     return web.json_response(FORGOT_ANSWER, status=202, headers={"Cache-Control": "no-store"})
 
@@ -100,6 +99,7 @@ async def reset(request: web.Request, body: ResetBody) -> web.Response:
     if await request.app[USERS].by_id(user_id) is None:
         raise ApiError(400, "invalid_token", "this reset link is unknown, used or expired; ask for a new one")
     await request.app[USERS].set_password_hash(user_id, await request.app[PASSWORDS].hash(body.password))
+    await request.app[USERS].email_proven(user_id)  # the link reached the inbox: the address is theirs
     await resets.forget_user(user_id)
     store = request.app[REFRESH_TOKENS]
     active = [d["_id"] for d in await store.list_active(user_id)]
