@@ -49,11 +49,26 @@ def _archive_uploads(source: Path, archive: Path) -> int:
 
 
 def _extract_uploads(archive: Path, target: Path) -> int:
+    """Regular files only, each inside ``target``, without special mode bits: tarfile's "data"
+    filter, done here because Python before 3.11.4 (Debian 12's 3.11.2) has no extraction filters."""
     target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    count = 0
     with tarfile.open(archive, "r:gz") as tar:
-        members = [m for m in tar.getmembers() if m.isfile()]
-        tar.extractall(target, members=members, filter="data")  # "data": no links, no paths outside
-    return len(members)
+        for member in tar:
+            if not member.isfile():
+                continue
+            dest = (root / member.name).resolve()
+            if member.name.startswith("/") or dest == root or not dest.is_relative_to(root):
+                raise ValueError(f"{archive.name}: {member.name!r} is outside the uploads folder")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None  # a regular file
+            with src, dest.open("wb") as out:
+                shutil.copyfileobj(src, out)
+            dest.chmod(member.mode & 0o755)
+            count += 1
+    return count
 
 
 async def backup(settings: Settings, target: Path) -> int:
