@@ -14,7 +14,7 @@ SUITE=bookworm
 VARIANT=minbase
 PACKAGES=(
   systemd-sysv systemd dbus python3 python3-venv curl redis-server nginx-light
-  procps iproute2 ca-certificates
+  procps iproute2 ca-certificates restic
   postgresql-15 postgresql-15-rum postgresql-15-postgis-3
 )
 MIRROR=${COLLABRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}

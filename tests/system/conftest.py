@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "collabry"
 PORTS = [8001, 8002]
 PREFIX = "/opt/collabry"
+LOKI_ENDPOINT = "http://127.0.0.1:3100"
 # Settings for the test appliance, written before the installer runs (it keeps an existing file).
 TEST_ENV = """\
 COLLABRY_MODE=production
@@ -223,6 +224,9 @@ def install(machine: Machine) -> str:
     command += ["--replicas", str(len(PORTS)), "--base-port", str(PORTS[0])]
     command += ["--wheelhouse", "/mnt/wheelhouse", "--wheelhouse", "/mnt/wheels", "--ferretdb-bin", "/mnt/ferretdb"]
     command += ["--database-extensions", "/mnt/database-extensions.tar.gz"]
+    # The backup (on by default) goes to its default local repository; the log-shipping
+    # configuration is written for a Loki that is not there (Vector is not a Debian package).
+    command += ["--loki-endpoint", LOKI_ENDPOINT]
     return machine.run_offline(command)
 
 

@@ -435,3 +435,118 @@ def data_survives_restart(
 def journal_has(machine: Any, unit: str, pattern: str) -> bool:
     out = machine.succeed(f"journalctl -b --no-pager -o cat -u {shlex.quote(unit)} || true")
     return re.search(pattern, out) is not None
+
+
+# --- backups ------------------------------------------------------------------------------------------
+
+
+def _upload_files(machine: Any, state_dir: str, source_id: str) -> str:
+    """`sha256sum` of the stored file(s) of one source (empty when there is none)."""
+    return machine.succeed(f"cd {state_dir}/uploads 2>/dev/null && sha256sum {source_id}.* 2>/dev/null || true").strip()
+
+
+def backup_and_restore(
+    machine: Any,
+    ports: list[int],
+    *,
+    admin: str = "collabry-admin",
+    state_dir: str = "/var/lib/collabry",
+    engine: bool = True,
+) -> dict[str, Any]:
+    """The backup end to end: data written through the API (an account, a notebook with a text
+    source and its stored file) is saved by `systemctl start collabry-backup.service` to restic,
+    `collabry-admin backups list` shows the snapshot; then the data is destroyed (the source and
+    its file deleted, the notebook deleted) and an account is created that the backup never saw.
+    With the appliance stopped, `collabry-admin backups restore --drop` brings back the snapshot:
+    the notebook, the source and its file byte for byte are there again, the later account is gone."""
+    account = register_and_login(machine)
+    token = account["token"]
+    title = f"Backup drill {uuid.uuid4().hex[:6]}"
+    notebook = http_json(machine, "POST", f"{NGINX}/api/notebooks", {"title": title}, token=token, expect=201)
+    nb_id = notebook["notebook"]["id"]
+    text = "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen. " * 20
+    source = http_json(
+        machine, "POST", f"{NGINX}/api/notebooks/{nb_id}/sources", {"title": "Notes", "text": text},
+        token=token, expect=202,
+    )["source"]  # fmt: skip
+    src_url = f"{NGINX}/api/notebooks/{nb_id}/sources/{source['id']}"
+    # Back up a settled source (indexed or failed), not one the engine is still writing.
+    deadline = time.monotonic() + 120
+    while (status := http_json(machine, "GET", src_url, token=token)["source"]["status"]) == "processing":
+        assert time.monotonic() < deadline, f"source still processing after 120s: {source}"
+        time.sleep(1)
+    stored = _upload_files(machine, state_dir, source["id"])
+    assert stored, f"no file for source {source['id']} under {state_dir}/uploads"
+
+    # The unit the timer starts, started by hand: a oneshot, so this returns when it is done.
+    t0 = time.monotonic()
+    machine.succeed("systemctl start collabry-backup.service", timeout=900)
+    seconds = round(time.monotonic() - t0, 1)
+    assert unit_property(machine, "collabry-backup.service", "Result") == "success"
+    assert journal_has(machine, "collabry-backup.service", r"snapshot [0-9a-f]{8} saved to "), machine.succeed(
+        "journalctl -b --no-pager -o cat -n 40 -u collabry-backup.service"
+    )
+    metrics = machine.succeed(f"cat {state_dir}/metrics/backup.prom")
+    assert re.search(r"^collabry_backup_last_run_success 1$", metrics, re.M), metrics
+    assert re.search(r"^collabry_backup_last_success_timestamp_seconds \d+", metrics, re.M), metrics
+    listed = machine.succeed(f"{admin} backups list")
+    snapshots = re.findall(r"^([0-9a-f]{8})  \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", listed, re.M)
+    assert snapshots, f"`{admin} backups list` shows no snapshot:\n{listed}"
+
+    # Destroy: the source with its file, then the notebook; and an account the backup never saw.
+    http_json(machine, "DELETE", src_url, token=token, expect=204)
+    assert not _upload_files(machine, state_dir, source["id"]), "the deleted source's file is still there"
+    http_json(machine, "DELETE", f"{NGINX}/api/notebooks/{nb_id}", token=token, expect=204)
+    http_json(machine, "GET", f"{NGINX}/api/notebooks/{nb_id}", token=token, expect=404)
+    later = register_and_login(machine)
+
+    # Restore the latest snapshot with the appliance stopped (the database and Redis stay up).
+    machine.succeed("systemctl stop collabry.target")
+    try:
+        restored = machine.succeed(f"{admin} backups restore latest --drop 2>&1", timeout=600)
+    finally:
+        machine.succeed("systemctl start collabry.target")
+    assert f"restored snapshot {snapshots[-1]}" in restored, restored
+    wait_for_appliance(machine, ports, engine=engine)
+
+    token = login(machine, account)
+    got = http_json(machine, "GET", f"{NGINX}/api/notebooks/{nb_id}", token=token)["notebook"]
+    assert got["title"] == title, got
+    listed_nbs = http_json(machine, "GET", f"{NGINX}/api/notebooks", token=token)["notebooks"]
+    assert nb_id in [n["id"] for n in listed_nbs], listed_nbs
+    back = http_json(machine, "GET", src_url, token=token)["source"]
+    assert back["id"] == source["id"] and back["status"] == status, (back, status)
+    assert _upload_files(machine, state_dir, source["id"]) == stored, "the source's file did not come back"
+    body = {"email": later["email"], "password": later["password"]}
+    http_json(machine, "POST", f"{NGINX}/api/auth/login", body, expect=401)
+    return {"snapshot": snapshots[-1], "backup_seconds": seconds, "account": account, "source_status": status}
+
+
+# --- log shipping ----------------------------------------------------------------------------------
+
+
+def journal_entries_for_shipping(
+    machine: Any, slice_name: str = "system-collabry.slice", lines: int = 500
+) -> list[dict[str, Any]]:
+    """The journal entries deploy/vector.toml's journald source selects (`include_matches`
+    `_SYSTEMD_SLICE`), shaped as Vector's journald source hands them on: the line in `message`,
+    `host` from `_HOSTNAME`, `timestamp` from the entry's realtime clock, the journal fields beside."""
+    out = machine.succeed(
+        f"journalctl --no-pager -o json -n {lines} _SYSTEMD_SLICE={shlex.quote(slice_name)}", timeout=60
+    )
+    events = []
+    for raw in out.splitlines():
+        entry = json.loads(raw)
+        message = entry.pop("MESSAGE", "")
+        if isinstance(message, list):  # not UTF-8: journalctl gives the bytes
+            message = bytes(message).decode("utf-8", "replace")
+        stamp = int(entry["__REALTIME_TIMESTAMP"])
+        events.append(
+            {
+                **{k: v for k, v in entry.items() if isinstance(v, str)},
+                "message": message,
+                "host": entry.get("_HOSTNAME", ""),
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp // 10**6)) + f".{stamp % 10**6:06d}Z",
+            }
+        )
+    return events

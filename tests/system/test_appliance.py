@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import tomllib
 from typing import Any
 
 import pytest
 
 from . import scenarios
-from .conftest import PORTS, PREFIX
+from .conftest import LOKI_ENDPOINT, PORTS, PREFIX, REPO
 from .nspawn import Machine
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
@@ -68,6 +69,53 @@ def test_failed_gate_rolls_back_to_the_previous_release(appliance: Machine, stat
 
 def test_worker_timer_runs_each_slot_once(appliance: Machine, state: dict[str, Any]) -> None:
     state["ledger"] = scenarios.worker_runs_once_per_slot(appliance)
+
+
+def test_backup_to_restic_and_restore_bring_deleted_data_back(appliance: Machine, state: dict[str, Any]) -> None:
+    """collabry-backup.service (restic, the default local repository) saves a notebook with a
+    source; after they are deleted, `collabry-admin backups restore --drop` brings them back. Runs
+    after the worker test: the restore puts the database back as it was at the backup, so what the
+    later tests check (the account, the worker ledger) must be in the snapshot."""
+    assert appliance.succeed("restic version").startswith("restic ")
+    assert scenarios.unit_property(appliance, "collabry-backup.timer", "UnitFileState") == "enabled"
+    result = scenarios.backup_and_restore(appliance, PORTS)
+    state["backup"] = result
+    print("backup and restore:", {k: v for k, v in result.items() if k != "account"})
+
+
+def test_log_shipping_config_selects_the_appliance_journal(appliance: Machine) -> None:
+    """`install.sh --loki-endpoint` wrote deploy/vector.toml with the endpoint; the journal entries
+    its source selects (the units' slice) are there, and its remap program (Vector's VRL, via
+    vrl-python) turns them into events with the unit, the host and each JSON line's own fields.
+    Vector itself is not a Debian 12 package, so it does not run here (docs/operations.md)."""
+    from vrl_python import VRLRuntime
+
+    assert appliance.succeed("stat -c '%a %U' /etc/collabry/vector.toml").strip() == "644 root"
+    written = tomllib.loads(appliance.succeed("cat /etc/collabry/vector.toml"))
+    expected = tomllib.loads((REPO / "deploy/vector.toml").read_text())
+    expected["sinks"]["loki"]["endpoint"] = LOKI_ENDPOINT
+    assert written == expected
+    (slice_name,) = written["sources"]["collabry_journal"]["include_matches"]["_SYSTEMD_SLICE"]
+    units = [scenarios.gateway_unit(p) for p in PORTS] + [
+        "collabry-engine.service",
+        "collabry-worker.service",
+        "collabry-backup.service",
+        "ferretdb.service",
+    ]
+    for unit in units:
+        assert scenarios.unit_property(appliance, unit, "Slice") == slice_name, unit
+    entries = scenarios.journal_entries_for_shipping(appliance, slice_name)
+    program = written["transforms"]["collabry_logs"]["source"]
+    shipped = [dict(VRLRuntime.run(program, e, "UTC").processed_event) for e in entries]
+    hostname = appliance.succeed("hostname").strip()
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for event in shipped:
+        assert event["host"] == hostname and event["timestamp"], event
+        assert not {"_PID", "_CMDLINE", "_UID"} & set(event), event
+        by_unit.setdefault(event["unit"], []).append(event)
+    for unit in (scenarios.gateway_unit(PORTS[0]), "collabry-engine.service"):
+        assert any("event" in e and "level" in e for e in by_unit.get(unit, [])), (unit, sorted(by_unit))
+    print("log shipping: events per unit", {u: len(v) for u, v in sorted(by_unit.items())})
 
 
 def test_restart_of_the_machine_keeps_data(appliance: Machine, state: dict[str, Any]) -> None:
