@@ -798,8 +798,10 @@ in
         example = [ "10.0.0.9" ];
         description = ''
           Scraper addresses allowed to read the processes' metrics through nginx on
-          {option}`services.collabry.metrics.port`: `/gateway/<port>/metrics`, `/engine/metrics`,
-          `/worker/metrics` (the worker's textfile). Empty: metrics stay on loopback.
+          {option}`services.collabry.metrics.port`: `/gateway/<port>/metrics`, `/engine/metrics`
+          (the engine on 8100) and `/engine/<port>/metrics` (every engine, replicas included),
+          `/worker/metrics` and `/backup/metrics` (the worker's and the backup's textfiles). Empty:
+          metrics stay on loopback.
         '';
       };
       port = mkOption {
@@ -1312,17 +1314,35 @@ in
             (mkIf cfg.engine.enable {
               "= /engine/metrics".proxyPass = "http://127.0.0.1:8100/metrics";
             })
+            # every engine of this host by its port (8100 and each collabry-engine@ replica)
+            (lib.listToAttrs (
+              map (
+                p:
+                lib.nameValuePair "= /engine/${toString p}/metrics" {
+                  proxyPass = "http://127.0.0.1:${toString p}/metrics";
+                }
+              ) (optionals cfg.engine.enable ([ 8100 ] ++ engineReplicaPorts))
+            ))
             (mkIf cfg.worker.enable {
               "= /worker/metrics" = {
                 alias = "${stateDir}/metrics/worker.prom";
                 extraConfig = "default_type text/plain;";
               };
             })
+            # collabry-backup.service's textfile (the CollabryBackupStale/Failed alerts)
+            (mkIf (anyProcess && cfg.backup.enable) {
+              "= /backup/metrics" = {
+                alias = "${stateDir}/metrics/backup.prom";
+                extraConfig = "default_type text/plain;";
+              };
+            })
           ];
         };
       };
-      # the worker's textfile (0644) lives in the collabry state directory (0750)
-      systemd.services.nginx.serviceConfig.SupplementaryGroups = mkIf cfg.worker.enable [ "collabry" ];
+      # the worker's and the backup's textfiles (0644) live in the collabry state directory (0750)
+      systemd.services.nginx.serviceConfig.SupplementaryGroups = mkIf (
+        cfg.worker.enable || (anyProcess && cfg.backup.enable)
+      ) [ "collabry" ];
     })
 
     (mkIf cfg.openFirewall {

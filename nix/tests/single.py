@@ -94,6 +94,13 @@ with subtest("restarting the gateways one at a time fails no client request"):
     stats = scenarios.rolling_restart_under_load(machine, PORTS, restart, token)
     machine.log(f"rolling restart: {stats}")
 
+with subtest("a backup to restic, then a restore brings deleted data back"):
+    # the scenario the Debian system test runs too (tests/system/test_appliance.py); the restore
+    # rewinds the database to the backup, taken after everything the reboot check below reads
+    machine.succeed("systemctl is-enabled collabry-backup.timer")
+    backup = scenarios.backup_and_restore(machine, PORTS)
+    machine.log(f"backup and restore: snapshot {backup['snapshot']} in {backup['backup_seconds']} s")
+
 with subtest("a reboot keeps the data"):
     machine.shutdown()
     machine.start()

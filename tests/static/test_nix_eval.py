@@ -402,6 +402,34 @@ def test_engine_replicas_are_instances_of_the_shipped_template() -> None:
     assert 'COLLABRY_ENGINE_URL="http://127.0.0.1:8100"' in single["etc"]["collabry/collabry.env"]["text"]
 
 
+def test_metrics_endpoint_serves_every_engine_and_the_backup_textfile() -> None:
+    """metrics.allowFrom with engine.replicas = 3 and the backup: nginx's metrics server has a path
+    for each engine's port (8100, 8101, 8102), the old /engine/metrics, and the backup's textfile
+    (which the CollabryBackupStale/Failed alerts read); nginx may read the textfiles."""
+    data = result("metrics-replicas")
+    locations = data["nginx"]["vhosts"]["collabry-metrics"]["locations"]
+    assert set(locations) == {
+        "= /gateway/8001/metrics",
+        "= /gateway/8002/metrics",
+        "= /engine/metrics",
+        "= /engine/8100/metrics",
+        "= /engine/8101/metrics",
+        "= /engine/8102/metrics",
+        "= /worker/metrics",
+        "= /backup/metrics",
+    }, sorted(locations)
+    http = data["nginx"]["http"]
+    for port in (8100, 8101, 8102):
+        block = re.search(rf"location = /engine/{port}/metrics \{{\s*proxy_pass ([^;]+);", http)
+        assert block and block.group(1) == f"http://127.0.0.1:{port}/metrics", port
+    assert "alias /var/lib/collabry/metrics/backup.prom;" in http
+    assert "SupplementaryGroups=collabry" in data["units"]["nginx.service"]["text"]
+    # one engine, no backup: no replica paths, no backup path
+    single = result("metrics")["nginx"]["vhosts"]["collabry-metrics"]["locations"]
+    assert "= /engine/8100/metrics" in single and "= /engine/8101/metrics" not in single
+    assert "= /backup/metrics" not in single
+
+
 def test_the_smtp_password_reaches_the_gateways_only() -> None:
     units = result("mail")["units"]
     gateway = _unit_text(units["collabry-gateway@.service.d/overrides.conf"]["text"])

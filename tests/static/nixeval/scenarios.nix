@@ -140,6 +140,17 @@ in
     } // secrets;
   };
 
+  # the metrics endpoint of a host with three engines and the backup: a path for every engine
+  # and for the backup's textfile
+  metrics-replicas = {
+    services.collabry = {
+      enable = true;
+      metrics.allowFrom = [ "10.0.0.9" ];
+      engine.replicas = 3;
+      backup = { enable = true; passwordFile = "/run/secrets/collabry/backup-password"; };
+    } // secrets;
+  };
+
   rolling = { services.collabry = { enable = true; gateway.restartIfChanged = false; } // secrets; };
 
   # negative cases: each must fail an assertion or a type check
@@ -164,7 +175,13 @@ in
   # nix/tests/single.nix node `machine`
   test-single = {
     imports = [ testSecrets ];
-    services.collabry = { enable = true; gateway.replicas = 2; llm.local.enable = true; openFirewall = true; };
+    services.collabry = {
+      enable = true;
+      gateway.replicas = 2;
+      llm.local.enable = true;
+      openFirewall = true;
+      backup = { enable = true; passwordFile = "/var/lib/collabry-test-secrets/backup-password"; };
+    };
   };
 
   # nix/tests/cluster.nix nodes (node addresses stand in for nodes.<n>.networking.primaryIPAddress)
