@@ -6,7 +6,7 @@ worker opens one per run. Every call carries the service token and
 the current request id (taken from structlog's context, which the gateway's middleware binds), so
 one id traces a request across both processes.
 
-Errors: the engine's ``{"error": {code, message}}`` answers become ``EngineError`` (an ``ApiError``,
+Errors: the engine's ``{"error": {code, message}}`` answers become ``EngineError`` (an ``AppError``,
 so a route can let it propagate and the client sees the same 4xx code); an engine that cannot be
 reached after retries is ``EngineUnavailable`` (503 ``engine_unavailable``); an engine 5xx other
 than 502/503 is reported as 502 ``engine_error``. Only connection failures are retried (with
@@ -35,21 +35,21 @@ import aiohttp
 import structlog
 
 from .config import Settings
+from .errors import AppError
 from .metrics import ENGINE_FAILOVERS, ENGINE_UP
-from .web.errors import ApiError
 
 log = structlog.get_logger("collabry.engine_client")
 
 TOOLS = frozenset({"summarize", "quiz", "flashcards", "mindmap"})
 
 
-class EngineError(ApiError):
+class EngineError(AppError):
     """The engine answered with an error; status and code are passed on to the caller."""
 
 
 class EngineUnavailable(EngineError):
     def __init__(self, message: str = "the AI engine is unavailable, try again shortly") -> None:
-        super().__init__(503, "engine_unavailable", message, headers={"Retry-After": "5"})
+        super().__init__(message, status=503, code="engine_unavailable", headers={"Retry-After": "5"})
 
 
 class _Refused(Exception):
@@ -299,7 +299,9 @@ class EngineClient:
             # engine takes the call.
             raise _Refused() from exc
         except TimeoutError as exc:
-            raise EngineError(504, "engine_timeout", "the AI engine did not answer in time") from exc
+            raise EngineError(
+                status=504, code="engine_timeout", message="the AI engine did not answer in time"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise EngineUnavailable() from exc
         if base in self._down_until:
@@ -323,11 +325,13 @@ async def _answer(resp: aiohttp.ClientResponse) -> Any:
         raise EngineUnavailable()
     if resp.status == 401:  # a token mismatch is our misconfiguration, not the caller's fault
         log.error("engine_rejected_service_token")
-        raise EngineError(502, "engine_error", "the AI engine refused this gateway's service token")
+        raise EngineError(
+            status=502, code="engine_error", message="the AI engine refused this gateway's service token"
+        )
     if resp.status >= 500 and resp.status != 502:
-        raise EngineError(502, "engine_error", f"the AI engine failed: {message}")
+        raise EngineError(status=502, code="engine_error", message=f"the AI engine failed: {message}")
     details = error.get("details") if isinstance(error, dict) else None
-    raise EngineError(resp.status, code, message, details=details)
+    raise EngineError(status=resp.status, code=code, message=message, details=details)
 
 
 def _compact(body: dict[str, Any]) -> dict[str, Any]:

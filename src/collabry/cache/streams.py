@@ -49,6 +49,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ..config import Settings
+from ..errors import StreamInterrupted
 from .keys import Keys
 
 END_EVENTS = frozenset({"done", "error"})
@@ -170,8 +171,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def stale_error(message: str = "the answer was interrupted; please ask again") -> dict[str, str]:
-    return {"code": "stream_interrupted", "message": message}
+def stale_error(message: str = "the answer was interrupted; please ask again") -> dict[str, Any]:
+    return StreamInterrupted(message).body()
 
 
 class StreamWriter:

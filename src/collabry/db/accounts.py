@@ -249,7 +249,9 @@ class AccountData:
             boards.board(board_id), {"$set": {"owner_id": new_owner_id, "updated_at": at}}
         )
         await self.db[boards.MEMBERS].delete_one(boards.membership(board_id, new_owner_id))
-        await self.db[boards.MEMBERS].update_many(members_added_by(board_id, old_owner_id), {"$set": {"added_by": None}})
+        await self.db[boards.MEMBERS].update_many(
+            members_added_by(board_id, old_owner_id), {"$set": {"added_by": None}}
+        )
 
     async def unsign_board_edits(self, board_id: str, user_id: str) -> int:
         """The user's edits stay in a board others keep, no longer attributed to them."""

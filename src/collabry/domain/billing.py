@@ -40,8 +40,8 @@ from ..db.billing import Checkouts, Invoices, PaymentEvents, Subscriptions
 from ..db.boards import Boards
 from ..db.client import Database, iso, new_id, utcnow
 from ..db.users import UserRepository
+from ..errors import Conflict, Invalid
 from . import coupons, policy
-from .errors import Conflict, Invalid
 from .notifications import UserEmitter, notify
 from .payments import CheckoutIntent, PaymentProvider
 from .policy import Actor

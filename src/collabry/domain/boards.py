@@ -18,8 +18,8 @@ from ..config import Settings
 from ..db.boards import Boards, member_id
 from ..db.client import Database, iso, new_id, utcnow
 from ..db.users import UserRepository
+from ..errors import Conflict, NotFound
 from . import policy, quotas
-from .errors import Conflict, NotFound
 from .notifications import UserEmitter, notify
 from .policy import Actor, BoardAction
 

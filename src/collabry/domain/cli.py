@@ -52,14 +52,14 @@ def _run(coro_fn: Any) -> int:
     async def main() -> int:
         from ..db.client import create_client
         from ..db.migrations import migrate
-        from .errors import DomainError
+        from ..errors import AppError
 
         client = create_client(settings)
         try:
             db = client[settings.database_name]
             await migrate(db)
             return int(await coro_fn(settings, db))
-        except DomainError as exc:
+        except AppError as exc:
             print(f"collabry: {exc.message}", file=sys.stderr)
             return 1
         finally:

@@ -17,8 +17,8 @@ from typing import Any
 from ..config import Settings
 from ..db.client import Database, iso, utcnow
 from ..db.coupons import CouponExists, Coupons
+from ..errors import Conflict, Invalid
 from . import policy
-from .errors import Conflict, Invalid
 from .policy import Actor
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from .errors import Invalid, UnsupportedType
+from ..errors import Invalid, UnsupportedType
 
 PDF_HEADER_WINDOW = 1024  # readers accept the header anywhere in the first KiB
 

@@ -17,8 +17,8 @@ from ..config import Settings
 from ..db.client import Database, iso, new_id, utcnow
 from ..db.notebooks import Notebooks
 from ..db.sources import Sources
+from ..errors import NotFound
 from . import policy, quotas, sources
-from .errors import NotFound
 from .policy import Actor
 from .sources import SourceEngine
 

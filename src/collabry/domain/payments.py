@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Settings
-from .errors import Unauthorized
+from ..errors import Unauthorized
 
 SIGNATURE_HEADER = "X-Collabry-Signature"
 TIMESTAMP_HEADER = "X-Collabry-Timestamp"

@@ -24,7 +24,7 @@ from ..db.notifications import Notifications
 from ..db.planner import PlannerTasks
 from ..db.sources import Sources
 from ..db.users import UserRepository
-from .errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 
 ROLES = ("viewer", "editor", "owner")
 RANK = {role: i for i, role in enumerate(ROLES, start=1)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..db.client import Database
 from ..db.plan_counts import PlanCounts
-from .errors import PlanLimit
+from ..errors import PlanLimit
 from .policy import Actor
 
 

@@ -26,8 +26,8 @@ import structlog
 from ..config import Settings
 from ..db.client import Database, iso, new_id, utcnow
 from ..db.sources import Sources
+from ..errors import QuotaExceeded, StorageLimit, TooLarge
 from . import policy, storage, usage
-from .errors import QuotaExceeded, StorageLimit, TooLarge
 from .filetypes import TEXT, Detected, detect, safe_title
 from .policy import Actor
 

@@ -22,9 +22,10 @@ from aiohttp import web
 
 from ..appkeys import DB, PROCESS, READY_CHECKS, REDIS, SETTINGS
 from ..config import ConfigError, Settings
+from ..errors import AppError
 from ..lifecycle import install_drain
 from ..web.api import AUTHENTICATORS
-from ..web.errors import ApiError, error_middleware
+from ..web.errors import error_middleware
 from ..web.middleware import observe_middleware
 from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
@@ -50,7 +51,7 @@ async def authenticate_service(request: web.Request) -> None:
     expected = request.app[SETTINGS].service_token
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "a valid service token is required")
+        raise AppError(status=401, code="unauthorized", message="a valid service token is required")
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

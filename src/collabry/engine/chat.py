@@ -24,7 +24,7 @@ from ..config import Settings
 from ..db.ai_sessions import ChatSessions
 from ..db.client import Database, new_id, utcnow
 from ..db.notebooks import Notebooks
-from ..web.errors import ApiError
+from ..errors import AppError, EngineRestarting, ModelFailed
 from .index.state import ModelMismatch
 from .llm.client import LLM, Generation, LLMError
 from .llm.prompt import chat_messages, retrieval_only_answer
@@ -73,12 +73,12 @@ class ChatService:
         request_id: str | None,
     ) -> dict[str, str]:
         if notebook_id is not None and await Notebooks(self.db).live(notebook_id, user_id) is None:
-            raise ApiError(404, "not_found", "notebook not found")
+            raise AppError(status=404, code="not_found", message="notebook not found")
         now = utcnow()
         if session_id is not None:
             session = await self.chats.get(session_id, user_id)
             if session is None:
-                raise ApiError(404, "not_found", "session not found")
+                raise AppError(status=404, code="not_found", message="session not found")
             if notebook_id is None:
                 notebook_id = session.get("notebook_id")
         else:
@@ -90,7 +90,7 @@ class ChatService:
         try:
             await writer.start(user_id=user_id, session_id=session_id, message_id=message_id)
         except StreamExists:
-            raise ApiError(409, "stream_exists", "this stream id is already in use") from None
+            raise AppError(status=409, code="stream_exists", message="this stream id is already in use") from None
         await self.chats.add_message(
             new_id(), session_id, user_id, "user", message, sources=[], stream_id=stream_id, at=now
         )
@@ -123,14 +123,14 @@ class ChatService:
                 outcome = "cancelled"
                 ending = ("done", {"finishReason": "cancelled", "usage": {}})
             except LLMError as exc:
-                ending = ("error", {"code": "llm_failed", "message": str(exc)})
+                ending = ("error", ModelFailed(str(exc)).body())
             except ModelMismatch as exc:
-                ending = ("error", {"code": "index_model_mismatch", "message": str(exc)})
+                ending = ("error", AppError(str(exc), status=409, code="index_model_mismatch").body())
             except StreamEnded:
                 outcome = "stream_closed"  # closed as stale by a reader; nothing more to write
             except Exception as exc:
                 log.exception("answer_failed")
-                ending = ("error", {"code": "internal", "message": type(exc).__name__})
+                ending = ("error", AppError(type(exc).__name__, status=500, code="internal").body())
             finally:
                 watcher.cancel()
                 if not work.done():  # the engine is stopping: stop generating too
@@ -219,7 +219,7 @@ class ChatService:
 
 
 CANCELLED_ANSWERS_GRACE = 5.0
-ENGINE_RESTARTING = {"code": "engine_restarting", "message": "the answer was interrupted; please ask again"}
+ENGINE_RESTARTING = EngineRestarting().body()
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -12,8 +12,8 @@ from pydantic import Field, StringConstraints
 
 from ..appkeys import DB, REQUEST_ID, SETTINGS
 from ..db.notebooks import Notebooks
+from ..errors import AppError
 from ..web.api import RequestModel, Routes, parse_model
-from ..web.errors import ApiError
 from .index.state import ModelMismatch
 from .ingest.parse import kind_of
 from .keys import BACKGROUND, CHAT, INGESTOR, RETRIEVER, STORE, TOOLS
@@ -74,14 +74,14 @@ def _spawn(request: web.Request, coro: Any) -> None:
 async def _claim(request: web.Request, source_id: str, user_id: str) -> str:
     ingest_id = await request.app[INGESTOR].claim(source_id, user_id)
     if ingest_id is None:
-        raise ApiError(404, "not_found", "source not found")
+        raise AppError(status=404, code="not_found", message="source not found")
     return ingest_id
 
 
-async def _fail_too_large(request: web.Request, source_id: str, user_id: str, ingest_id: str, limit: int) -> ApiError:
+async def _fail_too_large(request: web.Request, source_id: str, user_id: str, ingest_id: str, limit: int) -> AppError:
     reason = f"the file is over the {limit // 2**20} MB limit"
     await request.app[INGESTOR]._fail(source_id, user_id, ingest_id, reason)
-    return ApiError(413, "too_large", reason)
+    return AppError(status=413, code="too_large", message=reason)
 
 
 @routes.post(
@@ -102,7 +102,9 @@ async def ingest(request: web.Request) -> web.Response:
     )
     kind = kind_of(request.headers.get("Content-Type", ""))
     if kind is None:
-        raise ApiError(415, "unsupported_media_type", "send application/pdf, text/plain or text/markdown")
+        raise AppError(
+            status=415, code="unsupported_media_type", message="send application/pdf, text/plain or text/markdown"
+        )
     settings = request.app[SETTINGS]
     limit = settings.max_upload_bytes
     ingest_id = await _claim(request, source_id, headers.userId)
@@ -151,11 +153,11 @@ async def ingest_text(request: web.Request) -> web.Response:
     limit = settings.max_upload_bytes
     raw = await request.content.read(limit + 1 + 4096)
     if len(raw) > limit + 4096:
-        raise ApiError(413, "too_large", f"the text is over the {limit // 2**20} MB limit")
+        raise AppError(status=413, code="too_large", message=f"the text is over the {limit // 2**20} MB limit")
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise AppError(status=400, code="invalid_json", message=f"the body is not valid JSON: {exc}") from None
     body = parse_model(IngestTextBody, data)
     ingest_id = await _claim(request, source_id, body.userId)
     encoded = body.text.encode()
@@ -206,13 +208,13 @@ async def retrieve(request: web.Request, body: RetrieveBody) -> web.Response:
             k=body.k or settings.retrieval_k,
         )
     except ModelMismatch as exc:
-        raise ApiError(409, "index_model_mismatch", str(exc)) from None
+        raise AppError(status=409, code="index_model_mismatch", message=str(exc)) from None
     return web.json_response({"results": [p.public() for p in passages]})
 
 
 async def _own_notebook(request: web.Request, user_id: str, notebook_id: str) -> None:
     if await Notebooks(request.app[DB]).live(notebook_id, user_id) is None:
-        raise ApiError(404, "not_found", "notebook not found")
+        raise AppError(status=404, code="not_found", message="notebook not found")
 
 
 @routes.post(

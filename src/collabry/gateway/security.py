@@ -11,9 +11,10 @@ from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
 from ..auth.tokens import InvalidToken
 from ..cache.ratelimit import Decision, LimiterUnavailable
 from ..config import Rule
+from ..errors import AppError
 from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ..web.clientip import client_ip
-from ..web.errors import ApiError, error_response
+from ..web.errors import error_response
 from .keys import ACCESS_TOKENS
 from .revocation import is_revoked
 
@@ -31,15 +32,15 @@ def bearer_token(request: web.Request) -> str | None:
 async def authenticate_user(request: web.Request) -> None:
     token = bearer_token(request)
     if token is None:
-        raise ApiError(401, "unauthorized", "a bearer access token is required")
+        raise AppError(status=401, code="unauthorized", message="a bearer access token is required")
     try:
         claims = request.app[ACCESS_TOKENS].verify(token)
     except InvalidToken:
         AUTH_EVENTS.labels("invalid_token").inc()
-        raise ApiError(401, "unauthorized", "the access token is invalid or expired") from None
+        raise AppError(status=401, code="unauthorized", message="the access token is invalid or expired") from None
     if await is_revoked(request.app, claims.session_id):
         AUTH_EVENTS.labels("revoked_token").inc()
-        raise ApiError(401, "unauthorized", "the session of this access token was revoked")
+        raise AppError(status=401, code="unauthorized", message="the session of this access token was revoked")
     request[USER_ID] = claims.user_id
     request[SESSION_ID] = claims.session_id
     structlog.contextvars.bind_contextvars(user_id=claims.user_id)
@@ -48,7 +49,7 @@ async def authenticate_user(request: web.Request) -> None:
 def current_user_id(request: web.Request) -> str:
     user_id = request.get(USER_ID)
     if not isinstance(user_id, str):  # a route declared without auth asked for the user
-        raise ApiError(401, "unauthorized", "authentication required")
+        raise AppError(status=401, code="unauthorized", message="authentication required")
     return user_id
 
 
@@ -76,13 +77,15 @@ async def enforce(
             return None
         RATELIMIT_DECISIONS.labels(rule_name, "fail_closed").inc()
         log.error("ratelimit_fail_closed", rule=rule_name, error=str(exc))
-        raise ApiError(
-            503, "unavailable", "temporarily unavailable, try again shortly", headers={"Retry-After": "5"}
+        raise AppError(
+            status=503, code="unavailable",
+            message="temporarily unavailable, try again shortly",
+            headers={"Retry-After": "5"},
         ) from None
     if not decision.allowed:
         RATELIMIT_DECISIONS.labels(rule_name, "deny").inc()
         log.warning("ratelimit_hit", rule=rule_name, subject=subject)
-        raise ApiError(429, "rate_limited", "too many requests", headers=decision.headers())
+        raise AppError(status=429, code="rate_limited", message="too many requests", headers=decision.headers())
     RATELIMIT_DECISIONS.labels(rule_name, "allow").inc()
     return decision
 
@@ -99,12 +102,12 @@ async def global_limit_middleware(request: web.Request, handler: Any) -> web.Str
     settings = request.app[SETTINGS]
     try:
         decision = await enforce(request, "global", ip, settings.global_limit, fail_open=settings.global_fail_open)
-    except ApiError as exc:
+    except AppError as exc:
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
     headers = decision.headers() if decision is not None else {}
     try:
         response = await handler(request)
-    except ApiError as exc:  # error answers carry the limit headers too
+    except AppError as exc:  # error answers carry the limit headers too
         exc.headers = {**headers, **exc.headers}
         raise
     except web.HTTPException as exc:

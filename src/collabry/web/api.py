@@ -20,7 +20,8 @@ from aiohttp import web
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from ..appkeys import SETTINGS
-from .errors import ApiError, validation_details
+from ..errors import AppError
+from .errors import validation_details
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[web.StreamResponse]]
@@ -111,20 +112,20 @@ def is_json_type(content_type: str) -> bool:
 async def read_json(request: web.Request) -> Any:
     limit = request.app[SETTINGS].max_json_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"the request body is over {limit} bytes")
+        raise AppError(status=413, code="too_large", message=f"the request body is over {limit} bytes")
     raw = await request.read()
     if len(raw) > limit:
-        raise ApiError(413, "too_large", f"the request body is over {limit} bytes")
+        raise AppError(status=413, code="too_large", message=f"the request body is over {limit} bytes")
     if not raw.strip():
         return {}
     # A body of another type is refused before it is read as JSON: a browser can send text/plain
     # (or a form) cross-site without a preflight, application/json it cannot.
     if not is_json_type(request.content_type):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+        raise AppError(status=415, code="unsupported_media_type", message="send the body as application/json")
     try:
         return loads_json(raw)
     except InvalidJson as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise AppError(status=400, code="invalid_json", message=f"the body is not valid JSON: {exc}") from None
 
 
 def _utc(value: datetime) -> datetime:
@@ -141,11 +142,13 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 def parse_model(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+        raise AppError(status=400, code="invalid_request", message="the body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_request", "the request is not valid", details=validation_details(exc)) from None
+        raise AppError(
+            status=400, code="invalid_request", message="the request is not valid", details=validation_details(exc)
+        ) from None
 
 
 class Routes:

@@ -1,4 +1,7 @@
-"""Every error leaves as ``{"error": {"code", "message"}}`` with a 4xx/5xx status."""
+"""The error middleware: every error leaves as ``{"error": {"code", "message", "details"?}}`` with
+a 4xx/5xx status. ``AppError`` (``collabry.errors``, raised anywhere below the web layer) carries
+its own status and code; request validation, aiohttp's HTTP exceptions and database outages are
+mapped here; anything else is a logged 500 without internals."""
 
 from __future__ import annotations
 
@@ -9,29 +12,9 @@ from aiohttp import web
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
+from ..errors import AppError
+
 log = structlog.get_logger("collabry.http")
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
-
-
-def not_found(what: str = "resource") -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
 
 
 def error_response(
@@ -68,8 +51,8 @@ _HTTP_CODES = {
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
+    except AppError as exc:
+        return web.json_response({"error": exc.body()}, status=exc.status, headers=exc.headers)
     except ValidationError as exc:
         return error_response(400, "invalid_request", "the request is not valid", details=validation_details(exc))
     except web.HTTPException as exc:

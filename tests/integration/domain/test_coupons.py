@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from collabry.db.client import utcnow
 from collabry.domain import coupons, payments
-from collabry.domain.errors import Forbidden
 from collabry.domain.policy import SYSTEM, Actor
+from collabry.errors import Forbidden
 
 from ..helpers import user_with_token
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collabry.domain.errors import Invalid, UnsupportedType
 from collabry.domain.filetypes import detect, safe_title
+from collabry.errors import Invalid, UnsupportedType
 
 
 def test_content_decides_not_the_name():

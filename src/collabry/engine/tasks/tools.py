@@ -18,7 +18,7 @@ from ...config import Settings
 from ...db.client import Database
 from ...db.notebooks import Notebooks
 from ...db.sources import Sources
-from ...web.errors import ApiError
+from ...errors import AppError
 from ..index.store import IndexStore
 from ..llm.client import LLM, LLMError, loads_json
 from ..llm.prompt import CHARS_PER_TOKEN, defuse
@@ -51,7 +51,9 @@ class ToolRunner:
     async def material(self, user_id: str, notebook_id: str, source_ids: list[str] | None) -> str:
         sources = await Sources(self.db).ready(user_id, notebook_id, source_ids)
         if not sources:
-            raise ApiError(409, "no_sources", "there are no ready sources to work from in this notebook")
+            raise AppError(
+                status=409, code="no_sources", message="there are no ready sources to work from in this notebook"
+            )
         budget = int(self.settings.tool_input_tokens * CHARS_PER_TOKEN) - 900
         per_source = max(budget // len(sources), 300)
         per_chunk = max(self.settings.chunk_chars, 1)
@@ -72,11 +74,13 @@ class ToolRunner:
         self, name: str, user_id: str, notebook_id: str, source_ids: list[str] | None, count: int | None
     ) -> dict[str, Any]:
         if name not in SCHEMAS:
-            raise ApiError(404, "not_found", f"unknown tool {name!r}")
+            raise AppError(status=404, code="not_found", message=f"unknown tool {name!r}")
         if not self.llm.enabled:
-            raise ApiError(503, "llm_unavailable", "study tools need a language model and none is configured")
+            raise AppError(
+                status=503, code="llm_unavailable", message="study tools need a language model and none is configured"
+            )
         if await Notebooks(self.db).live(notebook_id, user_id) is None:
-            raise ApiError(404, "not_found", "notebook not found")
+            raise AppError(status=404, code="not_found", message="notebook not found")
         count = count or (5 if name == "quiz" else 10)
         material = await self.material(user_id, notebook_id, source_ids)
         schema_model = SCHEMAS[name]
@@ -103,10 +107,13 @@ class ToolRunner:
                 result, problem = _validate(schema_model, raw)
         except LLMError as exc:
             TOOL_RUNS.labels(name, "llm_failed").inc()
-            raise ApiError(502, "llm_failed", str(exc)) from exc
+            raise AppError(status=502, code="llm_failed", message=str(exc)) from exc
         if result is None:
             TOOL_RUNS.labels(name, "invalid").inc()
-            raise ApiError(502, "llm_invalid_output", f"the model's output was still invalid after a repair: {problem}")
+            raise AppError(
+                status=502, code="llm_invalid_output",
+                message=f"the model's output was still invalid after a repair: {problem}",
+            )
         TOOL_RUNS.labels(name, "ok").inc()
         return _trim(name, result.model_dump(), count)
 

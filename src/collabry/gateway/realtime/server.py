@@ -39,10 +39,10 @@ from ...appkeys import DB, DRAIN, REDIS, SETTINGS
 from ...auth.tokens import InvalidToken
 from ...cache.keys import Keys
 from ...db.client import Database
+from ...errors import AppError
 from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
 from ...web.api import Routes
-from ...web.errors import ApiError
 from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, USERS
 from ..revocation import SESSION_REVOKED_HOOKS
 from ..security import ip_of
@@ -389,7 +389,9 @@ def setup(app: web.Application) -> None:
 async def _engineio(request: web.Request) -> web.StreamResponse:
     if request.app[DRAIN].draining.is_set() and "sid" not in request.query:
         # A new session on a replica that is going away; nginx passes a 503 on to the next one.
-        raise ApiError(503, "unavailable", "this replica is shutting down", headers={"Retry-After": "1"})
+        raise AppError(
+            status=503, code="unavailable", message="this replica is shutting down", headers={"Retry-After": "1"}
+        )
     hub = request.app[HUB]
     transport = request.transport
     if transport is not None:

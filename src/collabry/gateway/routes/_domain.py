@@ -1,10 +1,9 @@
-"""What the study-domain route modules share: domain errors as HTTP errors, the caller as an
+"""What the study-domain route modules share: a second path per handler, the caller as an
 ``Actor``, and the Socket.IO emitter the notification service pushes through."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -13,35 +12,16 @@ from aiohttp import web
 from ...appkeys import DB, SETTINGS
 from ...db.client import Database
 from ...domain import policy
-from ...domain.errors import DomainError
 from ...domain.notifications import UserEmitter
 from ...realtime.emitter import Emitter
 from ...web.api import Handler, Routes
-from ...web.errors import ApiError
 from ..security import current_user_id
 
 log = structlog.get_logger("collabry.domain_routes")
 
 
 class DomainRoutes(Routes):
-    """``Routes`` whose handlers may raise ``DomainError``: it leaves as the error's status and code."""
-
-    def route(self, method: str, path: str, **kw: Any) -> Callable[[Handler], Handler]:
-        register = super().route(method, path, **kw)
-
-        def decorate(fn: Handler) -> Handler:
-            @functools.wraps(fn)
-            async def handler(request: web.Request, **kwargs: Any) -> web.StreamResponse:
-                try:
-                    return await fn(request, **kwargs)
-                except DomainError as exc:
-                    raise ApiError(exc.status, exc.code, exc.message, details=exc.details,
-                                   headers=exc.headers) from None
-
-            register(handler)
-            return fn
-
-        return decorate
+    """``Routes`` that can serve one handler at a second path."""
 
     def alias(self, method: str, path: str, fn: Handler, **kw: Any) -> None:
         """Serve ``fn`` at a second path too (``/api/boards`` and ``/api/boards/``)."""

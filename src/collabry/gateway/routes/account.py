@@ -26,9 +26,9 @@ from ...auth.passwords import password_weakness
 from ...db.client import utcnow
 from ...db.users import public_user
 from ...domain import accounts
+from ...errors import AppError
 from ...metrics import AUTH_EVENTS
 from ...web.api import RequestModel, Routes
-from ...web.errors import ApiError
 from ..engine_client import engine_of, install_engine_client
 from ..keys import LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..revocation import sessions_revoked
@@ -81,15 +81,15 @@ async def update_me(request: web.Request, body: ProfileChange) -> web.Response:
     users = request.app[USERS]
     user = await users.by_id(user_id)
     if user is None:
-        raise ApiError(401, "unauthorized", "the account no longer exists")
+        raise AppError(status=401, code="unauthorized", message="the account no longer exists")
     if body.password is not None:
         passwords = request.app[PASSWORDS]
         if not body.currentPassword or not await passwords.verify(user.get("password_hash"), body.currentPassword):
             AUTH_EVENTS.labels("password_change_refused").inc()
-            raise ApiError(403, "invalid_credentials", "the current password is wrong")
+            raise AppError(status=403, code="invalid_credentials", message="the current password is wrong")
         weakness = password_weakness(body.password)
         if weakness:
-            raise ApiError(400, "weak_password", weakness)
+            raise AppError(status=400, code="weak_password", message=weakness)
     if body.name is not None:
         await users.set_name(user_id, body.name)
     if body.password is not None:
@@ -161,10 +161,10 @@ async def delete_account(request: web.Request, body: AccountDeletion) -> web.Res
     app, user_id = request.app, current_user_id(request)
     user = await app[USERS].by_id(user_id)
     if user is None:
-        raise ApiError(401, "unauthorized", "the account no longer exists")
+        raise AppError(status=401, code="unauthorized", message="the account no longer exists")
     if not await app[PASSWORDS].verify(user.get("password_hash"), body.password):
         AUTH_EVENTS.labels("account_deletion_refused").inc()
-        raise ApiError(403, "invalid_credentials", "the password is wrong")
+        raise AppError(status=403, code="invalid_credentials", message="the password is wrong")
     store = app[REFRESH_TOKENS]
     active = [d["_id"] for d in await store.list_active(user_id)]
     await store.revoke_all(user_id)

@@ -18,8 +18,8 @@ from ...db.ai_sessions import ChatSessions, Citation
 from ...db.client import iso
 from ...domain import usage
 from ...engine_client import EngineError
+from ...errors import AppError
 from ...web.api import RequestModel, Routes
-from ...web.errors import ApiError
 from ..engine_client import engine_of, install_engine_client
 from ..security import current_user_id, enforce
 
@@ -116,7 +116,7 @@ async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int 
     db = request.app[DB]
     await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
     if not await usage.consume_for_plan(db, settings, user_id, "ai"):
-        raise ApiError(429, "quota_exceeded", "today's AI requests for your plan are used up")
+        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
     payload: dict[str, Any] = {"userId": user_id, "notebookId": body.notebookId, "sourceIds": body.sourceIds}
     if count is not None:
         payload["count"] = count
@@ -199,7 +199,7 @@ def _public_citation(stored: Citation) -> dict[str, Any]:
 async def _own_session(request: web.Request) -> dict[str, Any]:
     doc = await ChatSessions(request.app[DB]).get(request.match_info["sessionId"], current_user_id(request))
     if doc is None:
-        raise ApiError(404, "not_found", "session not found")
+        raise AppError(status=404, code="not_found", message="session not found")
     return dict(doc)
 
 

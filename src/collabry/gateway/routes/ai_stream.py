@@ -42,10 +42,10 @@ from ...config import Settings
 from ...db.client import new_id
 from ...domain import usage
 from ...engine_client import EngineError
+from ...errors import AppError, NotFound
 from ...metrics import AI_STREAMS, SSE_CLIENTS
 from ...realtime.stream_waker import StreamWaker, Subscription
 from ...web.api import RequestModel, Routes
-from ...web.errors import ApiError, not_found
 from ..engine_client import engine_of, install_engine_client
 from ..security import current_user_id, enforce
 
@@ -125,7 +125,9 @@ def setup(app: web.Application) -> None:
 def _refuse_while_draining(request: web.Request) -> None:
     if request.app[DRAIN].draining.is_set():
         # nginx retries a GET on the next replica; a client retries a POST after the hint.
-        raise ApiError(503, "unavailable", "this replica is shutting down", headers={"Retry-After": "1"})
+        raise AppError(
+            status=503, code="unavailable", message="this replica is shutting down", headers={"Retry-After": "1"}
+        )
 
 
 @routes.post(
@@ -145,11 +147,13 @@ async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
         allowed = await usage.consume_for_plan(db, settings, user_id, "ai")
     except PyMongoError as exc:  # the database unreachable or failing: refuse rather than answer unmetered
         log.warning("quota_unavailable", error=str(exc))
-        raise ApiError(
-            503, "unavailable", "the quota cannot be checked right now", headers={"Retry-After": "2"}
+        raise AppError(
+            status=503, code="unavailable",
+            message="the quota cannot be checked right now",
+            headers={"Retry-After": "2"},
         ) from None
     if not allowed:
-        raise ApiError(429, "quota_exceeded", "today's AI requests for your plan are used up")
+        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
     stream_id = new_id()
     try:
         await engine_of(request).start_chat(
@@ -164,14 +168,16 @@ async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
 async def _owned_stream(request: web.Request) -> str:
     stream_id = request.match_info["streamId"]
     if not _valid_id(stream_id):
-        raise not_found("stream")
+        raise NotFound("stream")
     try:
         meta = await request.app[READER].meta(stream_id)
     except REDIS_ERRORS as exc:
         log.warning("stream_meta_unavailable", error=str(exc))
-        raise ApiError(503, "unavailable", "answers cannot be read right now", headers={"Retry-After": "2"}) from None
+        raise AppError(
+            status=503, code="unavailable", message="answers cannot be read right now", headers={"Retry-After": "2"}
+        ) from None
     if meta is None or meta.user_id != current_user_id(request):
-        raise not_found("stream")
+        raise NotFound("stream")
     return stream_id
 
 
@@ -184,7 +190,9 @@ def _last_event_id(request: web.Request) -> int:
     if not raw:
         return 0
     if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(400, "invalid_request", "Last-Event-ID must be the id of an event of this stream")
+        raise AppError(
+            status=400, code="invalid_request", message="Last-Event-ID must be the id of an event of this stream"
+        )
     return int(raw)
 
 

@@ -15,9 +15,9 @@ from ...auth.refresh import RefreshError, TokenReused
 from ...cache.ratelimit import LimiterUnavailable, email_pseudonym
 from ...db.client import iso
 from ...db.users import EmailTaken, normalise_email, public_user
+from ...errors import AppError
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
-from ...web.errors import ApiError
 from .. import mailer
 from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..revocation import sessions_revoked
@@ -127,7 +127,7 @@ async def _tokens(request: web.Request, user_id: str, session_id: str, refresh_t
 async def register(request: web.Request, body: RegisterBody) -> web.Response:
     weakness = password_weakness(body.password)
     if weakness:
-        raise ApiError(400, "weak_password", weakness)
+        raise AppError(status=400, code="weak_password", message=weakness)
     password_hash = await request.app[PASSWORDS].hash(body.password)
     confirm = request.app[SETTINGS].email_verification
     try:
@@ -135,7 +135,7 @@ async def register(request: web.Request, body: RegisterBody) -> web.Response:
             email=body.email, name=body.name, password_hash=password_hash, unverified=confirm
         )
     except EmailTaken:
-        raise ApiError(409, "email_taken", "an account with this email exists") from None
+        raise AppError(status=409, code="email_taken", message="an account with this email exists") from None
     if confirm:
         await mailer.enqueue_for(request.app, "email_verification", user["email"])
     AUTH_EVENTS.labels("register").inc()
@@ -158,8 +158,10 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         if not settings.login_fail_open:
             RATELIMIT_DECISIONS.labels("login", "fail_closed").inc()
             log.error("login_limiter_unavailable")
-            raise ApiError(
-                503, "unavailable", "login is temporarily unavailable", headers={"Retry-After": "5"}
+            raise AppError(
+                status=503, code="unavailable",
+                message="login is temporarily unavailable",
+                headers={"Retry-After": "5"},
             ) from None
         RATELIMIT_DECISIONS.labels("login", "fail_open").inc()
         gate = None
@@ -167,18 +169,19 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         if gate.locked_for > 0:
             AUTH_EVENTS.labels("locked").inc()
             log.warning("login_locked", account=account, client_ip=ip)
-            raise ApiError(
-                423,
-                "account_locked",
-                "too many failed attempts; the account is locked for a while",
+            raise AppError(
+                status=423, code="account_locked",
+                message="too many failed attempts; the account is locked for a while",
                 headers={"Retry-After": str(max(1, int(gate.locked_for + 0.999)))},
             )
         if not gate.decision.allowed:
             RATELIMIT_DECISIONS.labels("login", "deny").inc()
             AUTH_EVENTS.labels("login_rate_limited").inc()
             log.warning("ratelimit_hit", rule="login", account=account, client_ip=ip)
-            raise ApiError(
-                429, "rate_limited", "too many failed attempts; try again later", headers=gate.decision.headers()
+            raise AppError(
+                status=429, code="rate_limited",
+                message="too many failed attempts; try again later",
+                headers=gate.decision.headers(),
             )
     user = await request.app[USERS].by_email(email)
     passwords = request.app[PASSWORDS]
@@ -192,7 +195,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
                     log.warning("account_lockout", account=account, client_ip=ip)
             except LimiterUnavailable:
                 log.error("login_failure_not_recorded", account=account)
-        raise ApiError(401, "invalid_credentials", "wrong email or password")
+        raise AppError(status=401, code="invalid_credentials", message="wrong email or password")
     if gate is not None:
         try:
             await limiter.login_succeeded(ip, email)
@@ -201,8 +204,9 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     if user.get("email_unverified"):
         # The right password, but the address is not proven yet: no session until it is.
         AUTH_EVENTS.labels("login_unverified").inc()
-        raise ApiError(
-            403, "email_unverified", "confirm your email address first: open the link we sent you, or ask for a new one"
+        raise AppError(
+            status=403, code="email_unverified",
+            message="confirm your email address first: open the link we sent you, or ask for a new one",
         )
     if passwords.needs_rehash(user["password_hash"]):
         await request.app[USERS].set_password_hash(user["_id"], await passwords.hash(body.password))
@@ -225,7 +229,7 @@ async def _presented_refresh_token(request: web.Request) -> str:
     body = parse_model(RefreshBody, data)
     token = body.refreshToken or request.cookies.get(REFRESH_COOKIE)
     if not token:
-        raise ApiError(401, "unauthorized", "a refresh token is required")
+        raise AppError(status=401, code="unauthorized", message="a refresh token is required")
     return token
 
 
@@ -238,10 +242,12 @@ async def refresh(request: web.Request) -> web.Response:
         AUTH_EVENTS.labels("token_reused").inc()
         log.warning("refresh_token_reused", user_id=exc.user_id, client_ip=ip_of(request))
         await sessions_revoked(request.app, exc.user_id, [exc.session_id], "token_reused")
-        raise ApiError(401, "token_reused", "this refresh token was already used; the session is revoked") from None
+        raise AppError(
+            status=401, code="token_reused", message="this refresh token was already used; the session is revoked"
+        ) from None
     except RefreshError:
         AUTH_EVENTS.labels("refresh_failed").inc()
-        raise ApiError(401, "unauthorized", "the refresh token is invalid or expired") from None
+        raise AppError(status=401, code="unauthorized", message="the refresh token is invalid or expired") from None
     AUTH_EVENTS.labels("refresh").inc()
     response = web.json_response(await _tokens(request, rotation.user_id, rotation.session_id, rotation.refresh_token))
     _set_refresh_cookie(request, response, rotation.refresh_token)
@@ -280,7 +286,7 @@ async def logout_all(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     user = await request.app[USERS].by_id(current_user_id(request))
     if user is None:
-        raise ApiError(401, "unauthorized", "the account no longer exists")
+        raise AppError(status=401, code="unauthorized", message="the account no longer exists")
     return web.json_response({"user": public_user(user)})
 
 
@@ -310,7 +316,7 @@ async def revoke_session(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
     session_id = request.match_info["id"]
     if not await request.app[REFRESH_TOKENS].revoke(session_id, user_id=user_id, reason="revoked"):
-        raise ApiError(404, "not_found", "session not found")
+        raise AppError(status=404, code="not_found", message="session not found")
     await sessions_revoked(request.app, user_id, [session_id], "revoked")
     return web.Response(status=204)
 

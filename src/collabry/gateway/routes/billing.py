@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...appkeys import SETTINGS
 from ...domain import billing, coupons, payments
-from ...domain.errors import DomainError, Unauthorized
+from ...errors import AppError, Unauthorized
 from ...metrics import WEBHOOK_REJECTIONS
 from ...web.api import RequestModel, is_json_type, loads_json
-from ...web.errors import ApiError, validation_details
+from ...web.errors import validation_details
 from ..security import enforce, ip_of
 from ._domain import DomainRoutes, actor_of, db_of, emitter_of, install_emitter, json
 
@@ -206,10 +206,10 @@ async def validate_coupon(request: web.Request, body: CouponBody) -> web.Respons
 async def payment_webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if request.content_length is not None and request.content_length > settings.max_json_bytes:
-        raise ApiError(413, "too_large", "the event is too large")
+        raise AppError(status=413, code="too_large", message="the event is too large")
     raw = await request.read()
     if len(raw) > settings.max_json_bytes:
-        raise ApiError(413, "too_large", "the event is too large")
+        raise AppError(status=413, code="too_large", message="the event is too large")
     try:
         payments.verify(settings.webhook_secret, raw, request.headers.get(payments.SIGNATURE_HEADER),
                         request.headers.get(payments.TIMESTAMP_HEADER), tolerance=settings.webhook_tolerance)
@@ -219,20 +219,22 @@ async def payment_webhook(request: web.Request) -> web.Response:
         log.warning("webhook_rejected", reason=exc.code, client_ip=ip_of(request))
         raise
     if not is_json_type(request.content_type):
-        raise ApiError(415, "unsupported_media_type", "send the event as application/json")
+        raise AppError(status=415, code="unsupported_media_type", message="send the event as application/json")
     try:
         event = WebhookEvent.model_validate(loads_json(raw))
     except (ValueError, UnicodeDecodeError) as exc:
         details = validation_details(exc) if isinstance(exc, ValidationError) else None
-        raise ApiError(400, "invalid_request", "the event is not valid", details=details) from None
+        raise AppError(status=400, code="invalid_request", message="the event is not valid", details=details) from None
     try:
         status = await billing.process_event(db_of(request), settings, emitter_of(request), event.model_dump())
-    except (ApiError, DomainError):
+    except AppError:
         raise
     except Exception as exc:
         # The claim was released: answering 5xx makes the provider deliver again, and the retry
         # completes whatever this attempt stored.
         log.error("payment_event_failed", event_id=event.eventId, error=str(exc))
-        raise ApiError(503, "processing_failed", "the event could not be processed; deliver it again",
-                       headers={"Retry-After": "10"}) from None
+        raise AppError(
+            status=503, code="processing_failed",
+            message="the event could not be processed; deliver it again",
+            headers={"Retry-After": "10"}) from None
     return json({"received": True, "status": status})

@@ -18,9 +18,9 @@ from pydantic import Field
 from ...appkeys import SETTINGS
 from ...cache.ratelimit import email_pseudonym
 from ...db.users import normalise_email, public_user
+from ...errors import AppError
 from ...metrics import AUTH_EVENTS
 from ...web.api import RequestModel, Routes
-from ...web.errors import ApiError
 from .. import mailer
 from ..keys import USERS
 from ..security import enforce, ip_of
@@ -55,7 +55,10 @@ async def verify(request: web.Request, body: VerifyBody) -> web.Response:
     user = await request.app[USERS].confirm_email(mailer.token_hash(body.token.strip()))
     if user is None:
         AUTH_EVENTS.labels("email_verification_invalid").inc()
-        raise ApiError(400, "invalid_token", "this confirmation link is unknown, used or expired; ask for a new one")
+        raise AppError(
+            status=400, code="invalid_token",
+            message="this confirmation link is unknown, used or expired; ask for a new one",
+        )
     AUTH_EVENTS.labels("email_verified").inc()
     log.info("email_verified", user_id=user["_id"])
     return web.json_response({"user": public_user(user)}, headers={"Cache-Control": "no-store"})
@@ -71,7 +74,7 @@ async def verify(request: web.Request, body: VerifyBody) -> web.Response:
 async def resend(request: web.Request, body: ResendBody) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.smtp_url:
-        raise ApiError(503, "email_unavailable", "this server cannot send email")
+        raise AppError(status=503, code="email_unavailable", message="this server cannot send email")
     email = normalise_email(body.email)
     rule = settings.password_reset_limit
     await enforce(request, "email_resend_ip", ip_of(request), rule, fail_open=False)

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from ...appkeys import SETTINGS
 from ...domain import notebooks, policy, sources
+from ...errors import AppError
 from ...web.api import RequestModel, parse_model, read_json
-from ...web.errors import ApiError
 from ..engine_client import engine_of, install_engine_client
 from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 
@@ -158,11 +158,11 @@ async def restore_notebook(request: web.Request) -> web.Response:
 # -- sources ----------------------------------------------------------------------------------
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"the file is over the {limit} byte limit")
+def _too_large(limit: int) -> AppError:
+    return AppError(status=413, code="too_large", message=f"the file is over the {limit} byte limit")
 
 
-async def _read_limited(part: aiohttp.BodyPartReader, limit: int, on_overflow: ApiError) -> bytes:
+async def _read_limited(part: aiohttp.BodyPartReader, limit: int, on_overflow: AppError) -> bytes:
     buf = bytearray()
     while True:
         chunk = await part.read_chunk(CHUNK)
@@ -186,19 +186,26 @@ async def _read_multipart(request: web.Request, limit: int) -> tuple[bytes, str 
             if part is None:
                 break
             if not isinstance(part, aiohttp.BodyPartReader):
-                raise ApiError(400, "invalid_request", "nested multipart bodies are not accepted")
+                raise AppError(status=400, code="invalid_request", message="nested multipart bodies are not accepted")
             if part.name == "file" and data is None:
                 filename = part.filename
                 data = await _read_limited(part, limit, _too_large(limit))
             elif part.name == "title" and title is None:
-                raw = await _read_limited(part, MAX_TITLE_FIELD, ApiError(400, "invalid_request", "title is too long"))
+                raw = await _read_limited(part, MAX_TITLE_FIELD, AppError(
+                    status=400, code="invalid_request", message="title is too long"
+                ))
                 title = raw.decode("utf-8", "replace").strip()[:200] or None
             else:
-                raise ApiError(400, "invalid_request", f"unexpected multipart field {part.name!r}; send file and title")
+                raise AppError(
+                    status=400, code="invalid_request",
+                    message=f"unexpected multipart field {part.name!r}; send file and title",
+                )
     except (ValueError, AssertionError, aiohttp.ClientPayloadError, HttpProcessingError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_multipart", f"the multipart body cannot be read: {exc}") from None
+        raise AppError(
+            status=400, code="invalid_multipart", message=f"the multipart body cannot be read: {exc}"
+        ) from None
     if data is None:
-        raise ApiError(400, "invalid_request", "a multipart field named file is required")
+        raise AppError(status=400, code="invalid_request", message="a multipart field named file is required")
     return data, filename, title
 
 
@@ -223,8 +230,10 @@ async def add_source(request: web.Request) -> web.Response:
         doc = await sources.add(db, settings, engine_of(request), who, notebook_id, body.text.encode("utf-8"),
                                 title=body.title.strip(), is_text=True)
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       "send multipart/form-data with a file field, or application/json {title, text}")
+        raise AppError(
+            status=415, code="unsupported_media_type",
+            message="send multipart/form-data with a file field, or application/json {title, text}",
+        )
     return json({"source": sources.public(doc)}, status=202)
 
 

@@ -21,9 +21,9 @@ from ...auth.passwords import password_weakness
 from ...cache.ratelimit import email_pseudonym
 from ...db.password_resets import PasswordResetRepository
 from ...db.users import normalise_email
+from ...errors import AppError
 from ...metrics import AUTH_EVENTS
 from ...web.api import RequestModel, Routes
-from ...web.errors import ApiError
 from .. import mailer
 from ..keys import LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..revocation import sessions_revoked
@@ -67,8 +67,9 @@ def setup(app: web.Application) -> None:
 async def forgot(request: web.Request, body: ForgotBody) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.smtp_url:
-        raise ApiError(
-            503, "email_unavailable", "this server cannot send email; ask its operator to reset the password"
+        raise AppError(
+            status=503, code="email_unavailable",
+            message="this server cannot send email; ask its operator to reset the password",
         )
     email = normalise_email(body.email)
     rule = settings.password_reset_limit
@@ -89,15 +90,19 @@ async def forgot(request: web.Request, body: ForgotBody) -> web.Response:
 async def reset(request: web.Request, body: ResetBody) -> web.Response:
     weakness = password_weakness(body.password)
     if weakness:
-        raise ApiError(400, "weak_password", weakness)
+        raise AppError(status=400, code="weak_password", message=weakness)
     resets = PasswordResetRepository(request.app[DB])
     taken = await resets.take(mailer.token_hash(body.token.strip()))
     if taken is None:
         AUTH_EVENTS.labels("password_reset_invalid").inc()
-        raise ApiError(400, "invalid_token", "this reset link is unknown, used or expired; ask for a new one")
+        raise AppError(
+            status=400, code="invalid_token", message="this reset link is unknown, used or expired; ask for a new one"
+        )
     user_id = taken["user_id"]
     if await request.app[USERS].by_id(user_id) is None:
-        raise ApiError(400, "invalid_token", "this reset link is unknown, used or expired; ask for a new one")
+        raise AppError(
+            status=400, code="invalid_token", message="this reset link is unknown, used or expired; ask for a new one"
+        )
     await request.app[USERS].set_password_hash(user_id, await request.app[PASSWORDS].hash(body.password))
     await request.app[USERS].email_proven(user_id)  # the link reached the inbox: the address is theirs
     await resets.forget_user(user_id)

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ...domain import planner
+from ...errors import AppError
 from ...web.api import RequestModel, UtcDatetime
-from ...web.errors import ApiError
 from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 
 routes = DomainRoutes("planner")
@@ -82,7 +82,7 @@ async def update_task(request: web.Request, body: TaskPatch) -> web.Response:
         if field in sent:
             value = getattr(body, field)
             if value is None:
-                raise ApiError(400, "invalid_request", f"{field} cannot be null")
+                raise AppError(status=400, code="invalid_request", message=f"{field} cannot be null")
             changes[column] = value.strip() if field == "title" else value
     doc = await planner.update(db_of(request), who.user_id, request.match_info["id"], changes)
     return json({"task": planner.public(doc)})
