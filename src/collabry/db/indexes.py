@@ -3,6 +3,13 @@
 Each index serves query shapes declared in the repositories (``queries.SHAPES``); the query-plan
 test explains every shape against thousands of documents and fails on a collection scan, so an
 index missing here (or one the planner cannot use) is found before production.
+
+DocumentDB builds a compound index from one term per field unless asked for an ordered index: a
+query on ``{user_id, deleted_at: null}`` then reads the ``deleted_at: null`` entries of every
+user's documents and intersects them with the user's own. Ordered indexes (``ORDERED``) hold the
+fields as one key, so such a query reads only the user's part: every compound index whose queries
+pin a value many users share (null, false) is ordered. A changed index gets a new name (``migrate``
+creates indexes by name and drops none, so a database made before keeps the old one as well).
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ class Index:
     collection: str
     keys: list[tuple[str, int]]
     options: dict[str, Any] = field(default_factory=dict)
+
+
+# DocumentDB's composite-term index (FerretDB passes the option through to createIndexes).
+ORDERED: dict[str, Any] = {"enableOrderedIndex": True}
 
 
 INDEXES: tuple[Index, ...] = (
@@ -33,7 +44,7 @@ INDEXES: tuple[Index, ...] = (
         {"unique": True, "name": "parent_unique", "partialFilterExpression": {"parent": {"$exists": True}}},
     ),
     Index("refresh_tokens", [("expires_at", 1)], {"name": "expires"}),
-    Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active"}),
+    Index("auth_sessions", [("user_id", 1), ("revoked_at", 1)], {"name": "user_active_ordered", **ORDERED}),
     Index("auth_sessions", [("expires_at", 1)], {"name": "expires"}),
     # board documents: a board's updates in insertion order (realtime/boards.py)
     Index("board_updates", [("board_id", 1), ("_id", 1)], {"name": "board_order"}),
@@ -49,13 +60,14 @@ INDEXES: tuple[Index, ...] = (
     Index("ai_sessions", [("user_id", 1), ("updated_at", -1)], {"name": "user_recent"}),
     Index("ai_messages", [("session_id", 1), ("created_at", 1)], {"name": "session_order"}),
     # study domain (src/collabry/domain): listings, the recycle bin, counters, idempotency keys
-    Index("boards", [("owner_id", 1), ("deleted_at", 1)], {"name": "owner_live"}),
+    Index("boards", [("owner_id", 1), ("deleted_at", 1)], {"name": "owner_live_ordered", **ORDERED}),
     Index("boards", [("deleted_at", 1)], {"name": "deleted"}),
     Index("board_members", [("user_id", 1)], {"name": "user"}),
     Index("board_members", [("board_id", 1), ("created_at", 1)], {"name": "board"}),
-    Index("notebooks", [("user_id", 1), ("deleted_at", 1)], {"name": "user_live"}),
+    Index("notebooks", [("user_id", 1), ("deleted_at", 1)], {"name": "user_live_ordered", **ORDERED}),
     Index("notebooks", [("deleted_at", 1)], {"name": "deleted"}),
-    Index("sources", [("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], {"name": "notebook"}),
+    # user first: retrieval asks for a user's ready sources of any notebook
+    Index("sources", [("user_id", 1), ("notebook_id", 1), ("deleted_at", 1)], {"name": "user_notebook", **ORDERED}),
     Index("sources", [("deleted_at", 1)], {"name": "deleted"}),
     Index("sources", [("file", 1)], {"name": "file"}),  # the worker's orphan-upload sweep
     Index("usage", [("date", 1)], {"name": "date"}),
@@ -69,7 +81,7 @@ INDEXES: tuple[Index, ...] = (
     Index("invoices", [("user_id", 1), ("created_at", -1)], {"name": "user"}),
     Index("notifications", [("dedupe_key", 1)], {"unique": True, "name": "dedupe_unique"}),
     Index("notifications", [("user_id", 1), ("created_at", -1)], {"name": "user_recent"}),
-    Index("notifications", [("user_id", 1), ("read", 1)], {"name": "user_read"}),
+    Index("notifications", [("user_id", 1), ("read", 1)], {"name": "user_read_ordered", **ORDERED}),
     Index("planner_tasks", [("user_id", 1), ("due_at", 1)], {"name": "user_due"}),
-    Index("planner_tasks", [("done", 1), ("due_at", 1)], {"name": "open_due"}),
+    Index("planner_tasks", [("done", 1), ("due_at", 1)], {"name": "open_due_ordered", **ORDERED}),
 )
