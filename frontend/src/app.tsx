@@ -4,12 +4,14 @@ import { pendingAnswer } from "./api/sse";
 import type { User } from "./api/types";
 import { connectSocket, disconnectSocket } from "./realtime";
 import { match, navigate, usePath } from "./router";
+import { AccountPage } from "./ui/Account";
 import { AuthPage } from "./ui/Auth";
 import { BillingPage } from "./ui/Billing";
 import { BoardPage, BoardsPage } from "./ui/Boards";
 import { NotebookPage } from "./ui/Notebook";
 import { NotebooksPage } from "./ui/Notebooks";
 import { PlannerPage } from "./ui/Planner";
+import { ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage } from "./ui/Recovery";
 import { Shell } from "./ui/Shell";
 
 export function App() {
@@ -31,24 +33,50 @@ export function App() {
     });
   }, []);
 
+  const userId = user?.id ?? null;
   useEffect(() => {
-    if (!user) return;
+    if (!userId) return;
     const socket = connectSocket();
-    const revoked = () => {
+    const revoked = (event?: { reason?: string }) => {
       session.clear();
       setUser(null);
-      setNotice("You were signed out everywhere.");
+      setNotice(
+        event?.reason === "password_changed"
+          ? "Your password was changed. Sign in with the new one."
+          : "You were signed out everywhere.",
+      );
     };
     socket.on("session_revoked", revoked);
     return () => {
       socket.off("session_revoked", revoked);
       disconnectSocket();
     };
-  }, [user]);
+  }, [userId]);
+
+  /** Ends the session in this tab only (the server has ended it already) and shows the sign-in form. */
+  const signedOutBy = (message: string) => {
+    pendingAnswer.clear();
+    session.clear();
+    setUser(null);
+    setNotice(message);
+    navigate("/login");
+  };
 
   if (!ready) return <p class="boot">Loading Collabry…</p>;
 
+  // the emailed links work whether or not this browser is signed in
+  if (path === "/reset-password")
+    return <ResetPasswordPage onDone={() => signedOutBy("Your password has been changed. Sign in with the new one.")} />;
+  if (path === "/verify-email")
+    return (
+      <VerifyEmailPage
+        signedIn={user !== null}
+        onVerified={(u) => setUser((current) => (current && current.id === u.id ? u : current))}
+      />
+    );
+
   if (!user) {
+    if (path === "/forgot-password") return <ForgotPasswordPage />;
     const mode = path === "/register" ? "register" : "login";
     return (
       <>
@@ -58,6 +86,7 @@ export function App() {
           </p>
         )}
         <AuthPage
+          key={mode}
           mode={mode}
           onSignedIn={(u) => {
             setNotice(null);
@@ -88,6 +117,20 @@ export function App() {
   else if (path === "/boards") page = <BoardsPage />;
   else if (path === "/planner") page = <PlannerPage />;
   else if (path === "/billing") page = <BillingPage user={user} />;
+  else if (path === "/account")
+    page = (
+      <AccountPage
+        user={user}
+        onUserChange={setUser}
+        onDeleted={(status) =>
+          signedOutBy(
+            status === "deleted"
+              ? "Your account has been deleted."
+              : "Your account has been deleted. It can no longer sign in; the last of its data is being erased.",
+          )
+        }
+      />
+    );
   else {
     if (path !== "/notebooks") navigate("/notebooks", true);
     page = <NotebooksPage />;

@@ -114,7 +114,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(infra: Any, web_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """More environment for the module's stack: a test module overrides this fixture (SMTP, limits)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    infra: Any, web_build: Path, tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]
+) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("browser-stack")
     creds = root / "secrets"
     creds.mkdir()
@@ -140,6 +148,7 @@ def stack(infra: Any, web_build: Path, tmp_path_factory: pytest.TempPathFactory)
         "COLLABRY_ENGINE_URL": f"http://127.0.0.1:{engine_port}",
         # every browser of the tests comes from 127.0.0.1; the per-IP limit is not under test here
         "COLLABRY_GLOBAL_LIMIT": "100000/900",
+        **stack_env,
     }
     logs = root / "logs"
     procs: list[Process] = []

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import axe_violations
-from .flows import create_notebook, register
+from .flows import create_notebook, new_email, register
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +91,23 @@ def test_the_access_token_is_renewed_before_it_expires(stack, new_page):
     assert renewal.value.status == 200
     # and goes on working with the new token
     create_notebook(page, "After the renewal")
+
+
+def test_recovery_pages_without_email_on_the_server(stack, new_page):
+    """This stack has no SMTP server: asking for a link says so instead of pretending to send one."""
+    page = new_page()
+    page.goto("/login")
+    page.get_by_role("link", name="Forgot password?").click()
+    expect(page.get_by_role("heading", name="Forgot your password?")).to_be_visible()
+    page.get_by_label("Email").fill(new_email("lost"))
+    page.get_by_role("button", name="Send reset link").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "This server cannot send email, so no link can be sent. Ask its operator for help."
+    )
+    expect(page.get_by_role("status")).to_have_count(0)
+
+    # a reset link that is not valid
+    page.goto("/reset-password?token=" + "y" * 40)
+    page.get_by_label("New password").fill("a brand new passphrase 7")
+    page.get_by_role("button", name="Set new password").click()
+    expect(page.get_by_role("alert")).to_have_text("This link is unknown, already used or expired. Ask for a new one.")

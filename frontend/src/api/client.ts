@@ -54,7 +54,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-export async function api<T = unknown>(path: string, opts: RequestOptions = {}): Promise<T> {
+/** A request with the bearer token (renewed once after a 401); a non-2xx answer throws ApiError. */
+export async function request(path: string, opts: RequestOptions = {}): Promise<Response> {
   const { method = opts.json !== undefined || opts.body !== undefined ? "POST" : "GET", auth = true } = opts;
   const send = async (token: string | null): Promise<Response> => {
     const headers: Record<string, string> = { Accept: "application/json", ...opts.headers };
@@ -87,6 +88,11 @@ export async function api<T = unknown>(path: string, opts: RequestOptions = {}):
     if (resp.status === 401 && auth) session.clear("expired");
     throw err;
   }
+  return resp;
+}
+
+export async function api<T = unknown>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const resp = await request(path, opts);
   if (resp.status === 204) return undefined as T;
   const type = resp.headers.get("Content-Type") ?? "";
   return (type.includes("json") ? await resp.json() : await resp.text()) as T;

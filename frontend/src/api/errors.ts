@@ -42,6 +42,14 @@ export function formatSeconds(seconds: number): string {
   return `${Math.ceil(minutes / 60)} hours`;
 }
 
+/** A server message as a sentence: capitalised, ending with a full stop. */
+export function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const s = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
 /** The sentence shown to a person for an error. */
 export function describeError(err: unknown): string {
   if (!(err instanceof ApiError)) {
@@ -76,6 +84,16 @@ export function describeError(err: unknown): string {
       return "The AI engine is unavailable right now. Try again in a moment.";
     case "unauthorized":
       return "Your session has ended. Sign in again.";
+    case "wrong_password":
+      return sentence(err.message || "the password is wrong");
+    case "export_limited":
+      return `You can download your data a few times an hour only.${wait}`;
+    case "email_unavailable":
+      return "This server cannot send email, so no link can be sent. Ask its operator for help.";
+    case "invalid_token":
+      return "This link is unknown, already used or expired. Ask for a new one.";
+    case "email_unverified":
+      return "Confirm your email address first: open the link we sent you, or ask for a new one.";
     default:
       if (err.status === 0) return "Cannot reach the server. Check your connection and try again.";
       return err.message.charAt(0).toUpperCase() + err.message.slice(1) + (err.status === 429 ? wait : "");

@@ -5,6 +5,8 @@ export interface User {
   email: string;
   name: string;
   plan: string;
+  /** false while the email waits for its confirmation (where the server requires one) */
+  emailVerified?: boolean;
 }
 
 export interface Notebook {

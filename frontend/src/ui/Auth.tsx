@@ -1,8 +1,10 @@
 import { useState } from "preact/hooks";
 import { login, register } from "../api/client";
+import { ApiError } from "../api/errors";
 import type { User } from "../api/types";
 import { linkClick } from "../router";
-import { ErrorText, Field, useAction, usePageTitle } from "./common";
+import { DoneText, ErrorText, Field, useAction, usePageTitle } from "./common";
+import { ResendVerification } from "./Recovery";
 
 export function AuthPage(props: { mode: "login" | "register"; onSignedIn: (user: User) => void }) {
   const { mode } = props;
@@ -10,13 +12,31 @@ export function AuthPage(props: { mode: "login" | "register"; onSignedIn: (user:
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [name, setName] = useState("");
+  // an account whose email waits for its confirmation: the address to send the link to again
+  const [unconfirmed, setUnconfirmed] = useState<string | null>(null);
+  const [sent, setSent] = useState<string | null>(null);
   const action = useAction();
 
   const submit = (e: Event) => {
     e.preventDefault();
+    setUnconfirmed(null);
+    setSent(null);
     void action.run(async () => {
-      if (mode === "register") await register(email, password, name);
-      props.onSignedIn(await login(email, password));
+      if (mode === "register") {
+        const user = await register(email, password, name);
+        if (user.emailVerified === false) {
+          // the server wants the address confirmed before the first sign-in
+          setSent(`We sent a confirmation link to ${user.email}. Open it, then sign in.`);
+          setUnconfirmed(user.email);
+          return;
+        }
+      }
+      try {
+        props.onSignedIn(await login(email, password));
+      } catch (err) {
+        if (err instanceof ApiError && err.code === "email_unverified") setUnconfirmed(email);
+        throw err;
+      }
     });
   };
 
@@ -42,10 +62,19 @@ export function AuthPage(props: { mode: "login" | "register"; onSignedIn: (user:
             hint={mode === "register" ? "At least 10 characters, mixing letters with digits or symbols." : undefined}
           />
           <ErrorText error={action.error} id="auth-error" />
+          <DoneText text={sent} />
           <button type="submit" class="primary" disabled={action.busy}>
             {action.busy ? "Please wait…" : mode === "login" ? "Sign in" : "Create account"}
           </button>
         </form>
+        {unconfirmed && <ResendVerification key={unconfirmed} email={unconfirmed} />}
+        {mode === "login" && (
+          <p>
+            <a href="/forgot-password" onClick={linkClick}>
+              Forgot password?
+            </a>
+          </p>
+        )}
         <p>
           {mode === "login" ? (
             <>

@@ -11,6 +11,7 @@ const NAV = [
   { href: "/boards", label: "Boards" },
   { href: "/planner", label: "Planner" },
   { href: "/billing", label: "Plans & usage" },
+  { href: "/account", label: "Account" },
 ];
 
 export function Shell(props: { user: User; path: string; onSignOut: () => void; children: ComponentChildren }) {

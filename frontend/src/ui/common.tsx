@@ -58,6 +58,16 @@ export function ErrorText({ error, id }: { error: string | null; id?: string }) 
   );
 }
 
+/** A confirmation of something done, announced politely. */
+export function DoneText({ text, id }: { text: string | null; id?: string }) {
+  if (!text) return null;
+  return (
+    <p class="ok" role="status" id={id}>
+      {text}
+    </p>
+  );
+}
+
 export function Spinner({ label = "Loading…" }: { label?: string }) {
   return (
     <p class="muted" role="status">
@@ -75,6 +85,7 @@ export function Field(props: {
   required?: boolean;
   autoComplete?: string;
   minLength?: number;
+  maxLength?: number;
   hint?: string;
 }) {
   return (
@@ -88,6 +99,7 @@ export function Field(props: {
         required={props.required}
         autoComplete={props.autoComplete}
         minLength={props.minLength}
+        maxLength={props.maxLength}
         aria-describedby={props.hint ? `${props.id}-hint` : undefined}
         onInput={(e) => props.onInput((e.currentTarget as HTMLInputElement).value)}
       />
