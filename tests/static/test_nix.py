@@ -376,15 +376,19 @@ def test_prometheus_config_scrapes_every_process() -> None:
     config = _yaml("prometheus.yml")
     assert "alerts.yml" in config["rule_files"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"collabry-gateway", "collabry-engine", "collabry-worker"}
-    paths = {g["labels"]["__metrics_path__"] for g in jobs["collabry-gateway"]["static_configs"]}
-    assert all(re.fullmatch(r"/gateway/\d+/metrics", p) for p in paths), paths
-    assert jobs["collabry-engine"]["metrics_path"] == "/engine/metrics"
+    assert set(jobs) == {"collabry-gateway", "collabry-engine", "collabry-worker", "collabry-backup"}
+    for job, pattern in (("collabry-gateway", r"/gateway/\d+/metrics"), ("collabry-engine", r"/engine/\d+/metrics")):
+        paths = {g["labels"]["__metrics_path__"] for g in jobs[job]["static_configs"]}
+        assert all(re.fullmatch(pattern, p) for p in paths), paths
     assert jobs["collabry-worker"]["metrics_path"] == "/worker/metrics"
+    assert jobs["collabry-backup"]["metrics_path"] == "/backup/metrics"
     # the module serves exactly these paths
     module = MODULE.read_text()
-    for path in ('"= /gateway/${toString p}/metrics"', '"= /engine/metrics"', '"= /worker/metrics"'):
-        assert path in module
+    for path in (
+        '"= /gateway/${toString p}/metrics"', '"= /engine/${toString p}/metrics"', '"= /worker/metrics"',
+        '"= /backup/metrics"',
+    ):
+        assert path in module, path
 
 
 def test_alert_rules_are_complete() -> None:
