@@ -1,6 +1,6 @@
 """The migrate step (`collabry migrate`, and at the start of every process): creates every index
-declared in ``indexes.INDEXES``, brings documents of an older schema up to date (``upgrade``) and
-records the schema version.
+declared in ``indexes.INDEXES``, drops the retired ones (``indexes.RETIRED``), brings documents of
+an older schema up to date (``upgrade``) and records the schema version.
 
 Idempotent: creating an index that exists with the same options is a no-op, and the upgrade can
 run again (or in two processes at once) with the same result.
@@ -8,11 +8,13 @@ run again (or in two processes at once) with the same result.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .client import Database, utcnow
-from .indexes import INDEXES, Index
+from .indexes import INDEXES, RETIRED, Index
 from .upgrade import fold_schema_1, needs_fold
 
 __all__ = ["INDEXES", "SCHEMA_VERSION", "Index", "migrate"]
@@ -37,6 +39,10 @@ async def migrate(db: Database) -> int:
             existing[index.collection] = await _index_names(db, index.collection)
         if index.options["name"] not in existing[index.collection]:
             await db[index.collection].create_index(index.keys, **index.options)
+    for collection, name in RETIRED:
+        if name in existing.get(collection, set()):
+            with contextlib.suppress(OperationFailure):  # dropped meanwhile by another process
+                await db[collection].drop_index(name)
     if needs_fold(await db["meta"].find_one({"_id": "schema"})):
         await fold_schema_1(db)
     try:

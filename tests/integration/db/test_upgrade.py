@@ -78,3 +78,14 @@ async def test_schema_1_documents_are_folded_into_counters(db: Any) -> None:
     remaining = set(await db.list_collection_names())
     assert not remaining & {"quota_slots", "coupon_slots", "storage_ledger", "auth_revocations"}
     assert (await db["meta"].find_one({"_id": "schema"}))["version"] == SCHEMA_VERSION
+
+
+async def test_migrate_drops_the_indexes_a_new_one_replaced(db: Any) -> None:
+    await db["notebooks"].create_index([("user_id", 1), ("deleted_at", 1)], name="user_live")
+    await db["sources"].create_index([("notebook_id", 1), ("user_id", 1), ("deleted_at", 1)], name="notebook")
+    await migrate(db)
+    replaced = (("notebooks", "user_live", "user_live_ordered"), ("sources", "notebook", "user_notebook"))
+    for collection, gone, kept in replaced:
+        names = {index["name"] async for index in await db[collection].list_indexes()}
+        assert gone not in names and kept in names, names
+    await migrate(db)  # nothing left to drop: no error
