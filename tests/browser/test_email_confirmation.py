@@ -16,9 +16,6 @@ from .mail import Inbox, link_path, smtp_server
 
 pytestmark = pytest.mark.slow
 
-# the server side of confirmed emails (gateway/routes/email_verification.py)
-pytest.importorskip("collabry.gateway.routes.email_verification", reason="this server has no email confirmation")
-
 
 @pytest.fixture(scope="module")
 def inbox_and_env() -> Iterator[tuple[Inbox, dict[str, str]]]:
