@@ -371,33 +371,3 @@ async def restore_snapshot(settings: Settings, config: BackupConfig, wanted: str
         return 1
     print(f"restored snapshot {snap['short_id']} of {snap['time'][:19]}Z")
     return 0
-
-
-# ---- command line -----------------------------------------------------------------------------
-
-
-def _cmd(args: Any) -> int:
-    import asyncio
-
-    from .cli import _settings
-
-    settings = _settings(process="backup")
-    config = load_backup_config(settings)
-    if args.backups_command == "run":
-        return asyncio.run(run_backup(settings, config, metrics_file=args.metrics_file))
-    if args.backups_command == "list":
-        return list_snapshots(config)
-    return asyncio.run(restore_snapshot(settings, config, args.snapshot, drop=args.drop))
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("backups", help="scheduled backups in a restic repository (run, list, restore)")
-    bsub = p.add_subparsers(dest="backups_command", required=True)
-    r = bsub.add_parser("run", help="back up the database, uploads, Redis and FAISS snapshots; apply retention")
-    r.add_argument("--metrics-file", type=Path, help="write the outcome here (node_exporter textfile, *.prom)")
-    r.set_defaults(func=_cmd)
-    bsub.add_parser("list", help="list the snapshots in the repository").set_defaults(func=_cmd)
-    r = bsub.add_parser("restore", help="restore a snapshot (default: the latest)")
-    r.add_argument("snapshot", nargs="?", default="latest", help="a snapshot id (or its prefix) or 'latest'")
-    r.add_argument("--drop", action="store_true", help="replace collections, Redis keys and snapshots that exist")
-    r.set_defaults(func=_cmd)

@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
         if (state / "ferretdb").is_dir():
             _say(
                 f"{state / 'ferretdb'} holds data of the former FerretDB 1.x database; copy it into the new one "
-                "with `collabry admin import-database` (docs/operations.md)"
+                "with `collabry import-database` (docs/operations.md)"
             )
         database = start_database(state / "database", mongo_port)
         children.extend([database.postgres, database.ferretdb])

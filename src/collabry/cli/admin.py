@@ -1,6 +1,7 @@
-"""`collabry coupon ...` and `collabry payment confirm`: admin operations only the CLI offers.
+"""Operator commands: `collabry user create`, `collabry coupon create|list` and `collabry payment
+confirm`, administration only the CLI offers.
 
-The CLI acts as ``policy.SYSTEM`` (admin role): whoever can run it holds the host's credentials.
+They act as ``policy.SYSTEM`` (admin role): whoever can run them holds the host's credentials.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..db.client import iso
+from .bootstrap import settings_for
+from .types import Subparsers
 
 
 def _when(text: str) -> datetime:
@@ -23,7 +26,15 @@ def _when(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("user", help="user administration")
+    usub = p.add_subparsers(dest="user_command", required=True)
+    c = usub.add_parser("create", help="create a user; the password is read from stdin")
+    c.add_argument("--email", required=True)
+    c.add_argument("--name", required=True)
+    c.add_argument("--admin", action="store_true")
+    c.set_defaults(func=cmd_user_create)
+
     p = sub.add_parser("coupon", help="coupons (admin)")
     csub = p.add_subparsers(dest="coupon_command", required=True)
     c = csub.add_parser("create", help="create a coupon")
@@ -45,9 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(coro_fn: Any) -> int:
-    from ..cli import _settings
-
-    settings = _settings(process="admin")
+    """Run ``coro_fn(settings, db)`` on a migrated database; an ``AppError`` is one line and exit 1."""
+    settings = settings_for("admin")
 
     async def main() -> int:
         from ..db.client import create_client
@@ -68,9 +78,41 @@ def _run(coro_fn: Any) -> int:
     return asyncio.run(main())
 
 
+def cmd_user_create(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else _prompt_password()
+
+    async def create(settings: Any, db: Any) -> int:
+        from ..auth.passwords import Passwords, password_weakness
+        from ..db.users import EmailTaken, UserRepository
+
+        weakness = password_weakness(password)
+        if weakness:
+            print(f"collabry: {weakness}", file=sys.stderr)
+            return 2
+        password_hash = await Passwords(settings).hash(password)
+        role = "admin" if args.admin else "user"
+        try:
+            user = await UserRepository(db).create(
+                email=args.email, name=args.name, password_hash=password_hash, role=role
+            )
+        except EmailTaken:
+            print(f"collabry: {args.email} is taken", file=sys.stderr)
+            return 1
+        print(user["_id"])
+        return 0
+
+    return _run(create)
+
+
+def _prompt_password() -> str:
+    import getpass
+
+    return getpass.getpass("Password: ")
+
+
 def cmd_coupon_create(args: argparse.Namespace) -> int:
-    from . import coupons
-    from .policy import SYSTEM
+    from ..domain import coupons
+    from ..domain.policy import SYSTEM
 
     async def create(settings: Any, db: Any) -> int:
         doc = await coupons.create(db, settings, SYSTEM, args.code, args.percent, valid_from=args.valid_from,
@@ -83,7 +125,7 @@ def cmd_coupon_create(args: argparse.Namespace) -> int:
 
 
 def cmd_coupon_list(args: argparse.Namespace) -> int:
-    from . import coupons
+    from ..domain import coupons
 
     async def show(settings: Any, db: Any) -> int:
         for doc in await coupons.list_all(db):
@@ -95,7 +137,7 @@ def cmd_coupon_list(args: argparse.Namespace) -> int:
 
 
 def cmd_payment_confirm(args: argparse.Namespace) -> int:
-    from . import billing
+    from ..domain import billing
 
     async def confirm(settings: Any, db: Any) -> int:
         from ..db.billing import Checkouts

@@ -18,10 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .bootstrap import settings_for
+from .types import Subparsers
+
 if TYPE_CHECKING:
     from ..config import Settings
-    from .job import Clock
-    from .runner import RunReport, Worker
+    from ..worker.job import Clock
+    from ..worker.runner import RunReport, Worker
 
 T = TypeVar("T")
 
@@ -39,7 +42,7 @@ def _instant(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("worker", help="scheduled jobs: run the due slots, run one job, show the ledger")
     wsub = p.add_subparsers(dest="worker_command", required=True)
 
@@ -63,20 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _settings() -> Settings:
-    from ..config import load_settings
-    from ..logging import configure_logging
-
-    settings = load_settings(require=("service-token",))
-    configure_logging(settings, process="worker")
-    return settings
+    return settings_for("worker", require=("service-token",))
 
 
 async def _with_worker(settings: Settings, clock: Clock, fn: Callable[[Worker], Awaitable[T]]) -> T:
     from ..cache.client import create_redis
     from ..db.client import create_client
-    from .job import CrashHook
-    from .registry import resolve
-    from .runner import Worker
+    from ..worker.job import CrashHook
+    from ..worker.registry import resolve
+    from ..worker.runner import Worker
 
     jobs = resolve(settings)  # a bad schedule is a configuration error before anything connects
     # A batch process can wait longer than a request handler before calling a dependency down.
@@ -96,7 +94,7 @@ async def _with_worker(settings: Settings, clock: Clock, fn: Callable[[Worker], 
 async def _write_metrics(worker: Worker, path: Path, report: RunReport) -> None:
     import structlog
 
-    from .textfile import render, write_atomically
+    from ..worker.textfile import render, write_atomically
 
     try:
         data = await render(worker.ledger, worker.jobs, report)
@@ -110,7 +108,7 @@ async def _write_metrics(worker: Worker, path: Path, report: RunReport) -> None:
 
 
 def cmd_run_due(args: argparse.Namespace) -> int:
-    from .job import Clock
+    from ..worker.job import Clock
 
     settings = _settings()
     clock = Clock(args.now)
@@ -172,8 +170,8 @@ async def _loop(worker: Worker, metrics_file: Path | None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .job import Clock
-    from .registry import find
+    from ..worker.job import Clock
+    from ..worker.registry import find
 
     settings = _settings()
 
@@ -195,8 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .job import Clock
-    from .status import gather, render_text
+    from ..worker.job import Clock
+    from ..worker.status import gather, render_text
 
     settings = _settings()
 

@@ -13,8 +13,12 @@ import asyncio
 import time
 from typing import Any
 
+from ..config import Settings
+from .bootstrap import settings_for
+from .types import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("index", help="FAISS index caches (snapshots in the state directory)")
     isub = p.add_subparsers(dest="index_command", required=True)
     r = isub.add_parser("rebuild", help="rebuild snapshots from the database, re-embedding other models' vectors")
@@ -24,13 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.set_defaults(func=cmd_verify)
 
 
-def _settings() -> Any:
-    from ...config import load_settings
-    from ...logging import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings, process="admin")
-    return settings
+def _settings() -> Settings:
+    return settings_for("admin")
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -42,11 +41,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(settings: Any, only_user: str | None) -> int:
-    from ...db.client import create_client
-    from ..embeddings import create_embedder
-    from .snapshot import snapshot_path, write_snapshot
-    from .state import IndexLog
-    from .store import build_from_database
+    from ..db.client import create_client
+    from ..engine.embeddings import create_embedder
+    from ..engine.index.snapshot import snapshot_path, write_snapshot
+    from ..engine.index.state import IndexLog
+    from ..engine.index.store import build_from_database
 
     embedder = await asyncio.to_thread(create_embedder, settings)
     if getattr(embedder, "dim", 0) == 0:
@@ -106,9 +105,9 @@ async def _reembed(index_log: Any, embedder: Any, state: Any, *, prefix: str) ->
 
 
 async def _verify(settings: Any) -> int:
-    from ...db.client import create_client
-    from .snapshot import SnapshotError, read_snapshot, snapshot_dir, snapshot_path
-    from .state import IndexLog
+    from ..db.client import create_client
+    from ..engine.index.snapshot import SnapshotError, read_snapshot, snapshot_dir, snapshot_path
+    from ..engine.index.state import IndexLog
 
     client = create_client(settings)
     problems = 0
