@@ -1,6 +1,9 @@
-"""AppKeys owned by the engine."""
+"""Every AppKey of the engine process (the settings, database and Redis keys every process
+shares are in ``collabry.appkeys``)."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -12,6 +15,7 @@ from .llm.client import LLM
 from .retrieval import Retriever
 from .tasks.tools import ToolRunner
 
+EXECUTOR = web.AppKey("collabry.engine.executor", ThreadPoolExecutor)
 EMBEDDER = web.AppKey("collabry.engine.embedder", Embedder)
 STORE = web.AppKey("collabry.engine.store", IndexStore)
 INGESTOR = web.AppKey("collabry.engine.ingestor", Ingestor)

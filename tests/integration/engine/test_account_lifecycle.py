@@ -119,9 +119,10 @@ async def full_account(api: Any, db: Any, engines: tuple[EngineHandle, ...], oth
     await edit(db, shared, other, "written by the one who stays")
 
     async def indexed_and_snapshotted() -> bool:
-        resp = await api.get(f"/api/notebooks/{notebook}/sources", headers=user["headers"])
-        ready = all(s["status"] == "ready" for s in (await resp.json())["sources"])
-        return ready and snapshot_path(home.state_dir, user["id"]).exists()
+        # read where the engine writes, not through the API: polling it would spend the client
+        # address's request budget
+        statuses = {s["status"] async for s in db["sources"].find({"notebook_id": notebook})}
+        return statuses == {"ready"} and snapshot_path(home.state_dir, user["id"]).exists()
 
     await eventually(indexed_and_snapshotted, timeout=60, what="the sources indexed and snapshotted")
     return {**user, "notebook": notebook, "file_source": file_source, "home": home,

@@ -18,9 +18,10 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -228,9 +229,19 @@ class IndexStore:
     """All users' indexes in this process."""
 
     def __init__(
-        self, index_log: IndexLog, state_dir: Path, *, model: str, dim: int, memory_budget: int = 512 * 2**20
+        self,
+        index_log: IndexLog,
+        state_dir: Path,
+        *,
+        model: str,
+        dim: int,
+        memory_budget: int = 512 * 2**20,
+        run_blocking: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
         self.log = index_log
+        # FAISS releases the GIL while it scans: searches run in the engine's executor, so one
+        # user's large index does not hold up every other request on the loop.
+        self.run_blocking = run_blocking or asyncio.to_thread
         self.state_dir = state_dir
         self.model = model
         self.dim = dim
@@ -247,6 +258,11 @@ class IndexStore:
     @property
     def memory_bytes(self) -> int:
         return sum(i.memory_bytes() for i in self._cache.values())
+
+    @property
+    def users(self) -> int:
+        """How many users' indexes are in memory."""
+        return len(self._cache)
 
     def snapshot_age(self) -> float:
         """Seconds the oldest change not yet written to a snapshot has waited (0: all written)."""
@@ -274,7 +290,9 @@ class IndexStore:
 
     async def search(self, user_id: str, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
         idx = await self.current(user_id)
-        return idx.search(vector, allowed_sources, k)
+        async with self._lock(user_id):  # the index may not change while a thread searches it
+            hits: list[Hit] = await self.run_blocking(idx.search, vector, list(allowed_sources), k)
+            return hits
 
     async def _load(self, user_id: str) -> UserIndex:
         path = snapshot_path(self.state_dir, user_id)
