@@ -1,26 +1,29 @@
-"""The gateway's app factory."""
+"""The gateway's composition root (`collabry gateway`): public REST, SSE and Socket.IO.
+
+``create_app`` lists every resource as a ``cleanup_ctx`` in start-up order (each one's cleanup
+runs in reverse): the database and Redis clients, the auth repositories, the engine client, the
+Socket.IO emitter, the mail sender, the SSE relays and the real-time hub. Route modules only add
+routes; their handlers reach the resources through ``gateway.keys``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from types import ModuleType
-
 from aiohttp import web
 
-from ..appkeys import DB, PROCESS, READY_CHECKS, SETTINGS
+from ..appkeys import PROCESS, READY_CHECKS, SETTINGS
 from ..auth.passwords import Passwords
-from ..auth.refresh import RefreshTokenStore
 from ..auth.tokens import AccessTokens
 from ..config import Settings
-from ..db.users import UserRepository
 from ..lifecycle import install_drain
-from ..web.api import AUTHENTICATORS
+from ..web.api import AUTHENTICATORS, Routes
 from ..web.errors import error_middleware
 from ..web.middleware import observe_middleware, security_headers
 from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
-from . import realtime
-from .keys import ACCESS_TOKENS, PASSWORDS, REFRESH_TOKENS, USERS
+from . import mailer, realtime
+from .keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, SESSION_REVOKED_HOOKS
+from .relay import relays_ctx
+from .resources import auth_ctx, emitter_ctx, engine_client_ctx
 from .routes import (
     account,
     ai,
@@ -38,19 +41,13 @@ from .routes import (
 )
 from .security import authenticate_user, global_limit_middleware
 
-# Areas served by the gateway; each module exposes `routes` and may expose `setup(app)`.
-AREAS: list[ModuleType] = [
-    meta, auth, password, email_verification, account, boards, notebooks, billing, usage, notifications, planner,
-    ai, ai_stream, realtime,
-]
-
-
-async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    db = app[DB]
-    app[USERS] = UserRepository(db)
-    app[REFRESH_TOKENS] = RefreshTokenStore(db, settings.refresh_token_ttl)
-    yield
+ROUTES: list[Routes] = [
+    area.routes
+    for area in (
+        meta, auth, password, email_verification, account, boards, notebooks, billing, usage, notifications,
+        planner, ai, ai_stream,
+    )
+]  # fmt: skip
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -67,13 +64,22 @@ async def create_app(settings: Settings) -> web.Application:
     app[ACCESS_TOKENS] = AccessTokens(settings)
     app[PASSWORDS] = Passwords(settings)
     app[AUTHENTICATORS] = {"user": authenticate_user}
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(redis_ctx)
-    app.cleanup_ctx.append(auth_ctx)
+    app[LOGOUT_ALL_HOOKS] = []
+    app[SESSION_REVOKED_HOOKS] = []
+    app.cleanup_ctx.extend(
+        [
+            database_ctx,
+            redis_ctx,
+            auth_ctx,
+            engine_client_ctx,
+            emitter_ctx,
+            mailer.mail_ctx,
+            relays_ctx,
+            realtime.realtime_ctx,
+        ]
+    )
     add_probes(app)
-    for area in AREAS:
-        setup = getattr(area, "setup", None)
-        if setup is not None:
-            setup(app)
-        area.routes.add_to(app)
+    for routes in ROUTES:
+        routes.add_to(app)
+    realtime.add_endpoint(app)
     return app

@@ -1,8 +1,10 @@
-"""AppKeys owned by the gateway."""
+"""Every AppKey of the gateway process (the settings, database and Redis keys every process shares
+are in ``collabry.appkeys``). ``create_app`` fills them, each through its ``cleanup_ctx``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -11,11 +13,27 @@ from ..auth.refresh import RefreshTokenStore
 from ..auth.tokens import AccessTokens
 from ..db.users import UserRepository
 
+if TYPE_CHECKING:
+    from ..domain.notifications import UserEmitter
+    from ..engine_client import EngineClient
+    from .realtime.server import RealtimeHub
+    from .relay import Relays
+
 ACCESS_TOKENS = web.AppKey("collabry.access_tokens", AccessTokens)
 PASSWORDS = web.AppKey("collabry.passwords", Passwords)
 REFRESH_TOKENS = web.AppKey("collabry.refresh_tokens", RefreshTokenStore)
 USERS = web.AppKey("collabry.users", UserRepository)
+ENGINE: web.AppKey[EngineClient] = web.AppKey("collabry.engine_client")
+# the Socket.IO emitter that domain notifications are pushed through (write-only manager)
+EMITTER: web.AppKey[UserEmitter] = web.AppKey("collabry.domain_emitter")
+RELAYS: web.AppKey[Relays] = web.AppKey("collabry.sse_relays")
+HUB: web.AppKey[RealtimeHub] = web.AppKey("collabry.realtime_hub")
+OPENAPI = web.AppKey("collabry.openapi", dict[str, Any])
+
 # Called as hook(app, user_id) after logout-all revoked the user's sessions (real time disconnects
 # the user's sockets on every replica).
 LogoutAllHook = Callable[[web.Application, str], Awaitable[None]]
 LOGOUT_ALL_HOOKS = web.AppKey("collabry.logout_all_hooks", list[LogoutAllHook])
+# hook(app, user_id, session_ids, reason): after sessions were revoked
+SessionRevokedHook = Callable[[web.Application, str, list[str], str], Awaitable[None]]
+SESSION_REVOKED_HOOKS = web.AppKey("collabry.session_revoked_hooks", list[SessionRevokedHook])

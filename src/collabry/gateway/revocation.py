@@ -11,7 +11,7 @@ Then the session's sockets are told ``session_revoked`` and disconnected on ever
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 import structlog
 from aiohttp import web
@@ -19,12 +19,10 @@ from aiohttp import web
 from ..appkeys import REDIS, SETTINGS
 from ..cache.client import REDIS_ERRORS
 from ..cache.keys import Keys
+from .keys import SESSION_REVOKED_HOOKS
 
 log = structlog.get_logger("collabry.auth")
 
-# hook(app, user_id, session_ids, reason): after sessions were revoked
-SessionRevokedHook = Callable[[web.Application, str, list[str], str], Awaitable[None]]
-SESSION_REVOKED_HOOKS = web.AppKey("collabry.session_revoked_hooks", list[SessionRevokedHook])
 
 
 def _keys(app: web.Application) -> Keys:

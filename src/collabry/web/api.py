@@ -48,7 +48,6 @@ class Endpoint:
     query: type[BaseModel] | None
     responses: dict[int, type[BaseModel] | str | None]
     request_content: str = "application/json"
-    rate_limited: bool = False
     name: str = field(default="")
     # Bodies a handler reads itself (multipart, raw signed JSON): content type -> model or JSON schema.
     request_bodies: dict[str, type[BaseModel] | dict[str, Any]] | None = None
@@ -167,7 +166,6 @@ class Routes:
         query: type[BaseModel] | None = None,
         responses: dict[int, type[BaseModel] | str | None] | None = None,
         request_content: str = "application/json",
-        rate_limited: bool = False,
         request_bodies: dict[str, type[BaseModel] | dict[str, Any]] | None = None,
         parameters: list[dict[str, Any]] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -184,7 +182,6 @@ class Routes:
                     query=query,
                     responses=responses or {200: None},
                     request_content=request_content,
-                    rate_limited=rate_limited,
                     name=fn.__name__,
                     request_bodies=request_bodies,
                     parameters=parameters,

@@ -1,8 +1,8 @@
 """Socket.IO on the gateway: user rooms, notifications, collaborative boards across replicas.
 
-A gateway area like the route modules: ``routes`` (the Engine.IO endpoint) and ``setup(app)``.
+``realtime_ctx`` runs the hub (a ``cleanup_ctx`` of ``create_app``); ``add_endpoint`` serves it.
 """
 
-from .server import HUB, RealtimeHub, routes, setup
+from .server import RealtimeHub, add_endpoint, realtime_ctx
 
-__all__ = ["HUB", "RealtimeHub", "routes", "setup"]
+__all__ = ["RealtimeHub", "add_endpoint", "realtime_ctx"]

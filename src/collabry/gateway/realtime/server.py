@@ -42,9 +42,7 @@ from ...db.client import Database
 from ...errors import AppError
 from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
-from ...web.api import Routes
-from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, USERS
-from ..revocation import SESSION_REVOKED_HOOKS
+from ..keys import ACCESS_TOKENS, HUB, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, SESSION_REVOKED_HOOKS, USERS
 from ..security import ip_of
 from .boards import BoardEvents
 from .connections import Connection, Connections, EventBudget
@@ -53,7 +51,6 @@ from .presence import REFRESH, Presence
 
 log = structlog.get_logger("collabry.realtime")
 
-routes = Routes("realtime")  # no JSON routes; ``setup`` adds the Engine.IO endpoint
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 4096
 
@@ -370,20 +367,22 @@ class RealtimeHub:
                 await redis.aclose()
 
 
-HUB = web.AppKey("collabry.realtime_hub", RealtimeHub)
+async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the process's Socket.IO hub, told of every logout and revoked session."""
+    hub = app[HUB] = RealtimeHub(app)
+    app[LOGOUT_ALL_HOOKS].append(hub.logout_all)
+    app[SESSION_REVOKED_HOOKS].append(hub.sessions_revoked)
+    async with contextlib.asynccontextmanager(hub.ctx)(app):
+        yield
 
 
-def setup(app: web.Application) -> None:
-    hub = RealtimeHub(app)
-    app[HUB] = hub
-    app.cleanup_ctx.append(hub.ctx)
-    app.setdefault(LOGOUT_ALL_HOOKS, []).append(hub.logout_all)
-    app.setdefault(SESSION_REVOKED_HOOKS, []).append(hub.sessions_revoked)
-    # The Engine.IO endpoint is a transport, not part of the JSON API: it is served outside
-    # ``routes`` so the OpenAPI document lists only /api.
+def add_endpoint(app: web.Application) -> None:
+    """The Engine.IO endpoint. A transport, not part of the JSON API: it is served outside
+    ``routes`` so the OpenAPI document lists only /api."""
     resource = app.router.add_resource("/socket.io/", name="socketio")
     for method in ("GET", "POST", "OPTIONS"):
         resource.add_route(method, _engineio)
+
 
 
 async def _engineio(request: web.Request) -> web.StreamResponse:

@@ -1,19 +1,16 @@
-"""What the study-domain route modules share: a second path per handler, the caller as an
-``Actor``, and the Socket.IO emitter the notification service pushes through."""
+"""What the study-domain route modules share: a second path per handler and the caller as an
+``Actor``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from ...appkeys import DB, SETTINGS
+from ...appkeys import DB
 from ...db.client import Database
 from ...domain import policy
-from ...domain.notifications import UserEmitter
-from ...realtime.emitter import Emitter
 from ...web.api import Handler, Routes
 from ..security import current_user_id
 
@@ -47,29 +44,3 @@ def json(data: Any, status: int = 200) -> web.Response:
 
 def no_content() -> web.Response:
     return web.Response(status=204)
-
-
-# -- the emitter --------------------------------------------------------------------------------
-
-EMITTER = web.AppKey("collabry.domain_emitter", Emitter)
-_EMITTER_INSTALLED = web.AppKey("collabry.domain_emitter_installed", bool)
-
-
-async def emitter_ctx(app: web.Application) -> AsyncIterator[None]:
-    emitter = Emitter(app[SETTINGS])
-    app[EMITTER] = emitter
-    yield
-    try:
-        await emitter.close()
-    except Exception as exc:  # closing a connection that never opened
-        log.debug("emitter_close_failed", error=str(exc))
-
-
-def install_emitter(app: web.Application) -> None:
-    if not app.get(_EMITTER_INSTALLED):
-        app[_EMITTER_INSTALLED] = True
-        app.cleanup_ctx.append(emitter_ctx)
-
-
-def emitter_of(request: web.Request) -> UserEmitter | None:
-    return request.app.get(EMITTER)

@@ -29,8 +29,8 @@ from ...domain import accounts
 from ...errors import AppError
 from ...metrics import AUTH_EVENTS
 from ...web.api import RequestModel, Routes
-from ..engine_client import engine_of, install_engine_client
 from ..keys import LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
+from ..resources import engine_of
 from ..revocation import sessions_revoked
 from ..security import current_user_id, enforce
 from .auth import NAME_MAX, REFRESH_COOKIE, UserEnvelope
@@ -40,9 +40,6 @@ routes = Routes("account")
 
 EXPORT_BLOCK = 256 * 1024
 
-
-def setup(app: web.Application) -> None:
-    install_engine_client(app)
 
 
 class ProfileChange(RequestModel):

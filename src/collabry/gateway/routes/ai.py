@@ -20,7 +20,7 @@ from ...domain import usage
 from ...engine_client import EngineError
 from ...errors import AppError
 from ...web.api import RequestModel, Routes
-from ..engine_client import engine_of, install_engine_client
+from ..resources import engine_of
 from ..security import current_user_id, enforce
 
 routes = Routes("ai")
@@ -106,9 +106,6 @@ class MessageList(BaseModel):
     messages: list[MessageOut]
 
 
-def setup(app: web.Application) -> None:
-    install_engine_client(app)
-
 
 async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int | None = None) -> web.Response:
     user_id = current_user_id(request)
@@ -133,7 +130,6 @@ async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int 
     summary="Summarise a notebook's sources",
     body=ToolBody,
     responses={200: SummaryOut},
-    rate_limited=True,
 )
 async def summarize(request: web.Request, body: ToolBody) -> web.Response:
     return await _run_tool(request, "summarize", body)
@@ -144,7 +140,6 @@ async def summarize(request: web.Request, body: ToolBody) -> web.Response:
     summary="Multiple-choice quiz from a notebook's sources",
     body=QuizBody,
     responses={200: QuizOut},
-    rate_limited=True,
 )
 async def quiz(request: web.Request, body: QuizBody) -> web.Response:
     return await _run_tool(request, "quiz", body, body.count)
@@ -155,7 +150,6 @@ async def quiz(request: web.Request, body: QuizBody) -> web.Response:
     summary="Flashcards from a notebook's sources",
     body=FlashcardsBody,
     responses={200: FlashcardsOut},
-    rate_limited=True,
 )
 async def flashcards(request: web.Request, body: FlashcardsBody) -> web.Response:
     return await _run_tool(request, "flashcards", body, body.count)
@@ -166,7 +160,6 @@ async def flashcards(request: web.Request, body: FlashcardsBody) -> web.Response
     summary="Mind map of a notebook's sources",
     body=ToolBody,
     responses={200: MindMapOut},
-    rate_limited=True,
 )
 async def mindmap(request: web.Request, body: ToolBody) -> web.Response:
     return await _run_tool(request, "mindmap", body)

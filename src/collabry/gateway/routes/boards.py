@@ -16,7 +16,8 @@ from ...domain import boards
 from ...realtime.boards import board_state
 from ...web.api import RequestModel
 from ..realtime.server import HUB
-from ._domain import DomainRoutes, actor_of, db_of, emitter_of, install_emitter, json, no_content
+from ..resources import emitter_of
+from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 from .auth import EMAIL_PATTERN
 
 routes = DomainRoutes("boards")
@@ -77,9 +78,6 @@ class DeletedBoardList(BaseModel):
 class MemberEnvelope(BaseModel):
     member: Member
 
-
-def setup(app: web.Application) -> None:
-    install_emitter(app)
 
 
 def _title(body: BoardBody) -> str:

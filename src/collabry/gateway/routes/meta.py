@@ -6,9 +6,9 @@ from aiohttp import web
 
 from ... import __version__
 from ...web.api import ENDPOINTS, Routes, openapi_document
+from ..keys import OPENAPI
 
 routes = Routes("meta")
-OPENAPI = web.AppKey("collabry.openapi", dict)
 
 
 @routes.get("/api/openapi.json", summary="This document", auth=None)

@@ -18,7 +18,7 @@ from ...appkeys import SETTINGS
 from ...domain import notebooks, policy, sources
 from ...errors import AppError
 from ...web.api import RequestModel, parse_model, read_json
-from ..engine_client import engine_of, install_engine_client
+from ..resources import engine_of
 from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 
 routes = DomainRoutes("notebooks")
@@ -91,9 +91,6 @@ UPLOAD_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-
-def setup(app: web.Application) -> None:
-    install_engine_client(app)
 
 
 @routes.post("/api/notebooks", summary="Create a notebook", body=NotebookBody, responses={201: NotebookEnvelope})

@@ -53,9 +53,6 @@ FORGOT_ANSWER = {
 }
 
 
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(mailer.mail_ctx)
-
 
 @routes.post(
     "/api/auth/password/forgot",

@@ -1,0 +1,165 @@
+"""Relaying an answer's Redis stream to its client as Server-Sent Events.
+
+Generation is decoupled from delivery: the engine writes each answer's events into a Redis stream
+(``cache.streams``); a relay copies that stream to one client, from the event after the one the
+client last saw (``Last-Event-ID``), on any replica, while the stream is retained.
+
+- A client that goes away stops only its relay; the answer is still generated and saved.
+- Heartbeats (``: ping``) at least every ``Settings.sse_heartbeat`` seconds while waiting.
+- Memory per client is bounded: events are read from Redis in small batches and the next batch
+  is read only after the last one was written, so a slow client slows only its own relay.
+- Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a few ``XREAD``s
+  over all followed streams and wakes the relays whose stream moved; relays read with short,
+  non-blocking calls on a small pool of their own that queues bursts instead of failing them. A
+  quiet relay pings its client and looks at the writer's heartbeat once per quiet period.
+- On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
+  with ``Last-Event-ID`` and nginx sends it to another replica. Relays stuck writing to a client
+  that stopped reading are closed after ``DRAIN_GRACE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from ..appkeys import DRAIN, SETTINGS
+from ..cache.keys import Keys
+from ..cache.streams import StreamReader
+from ..config import Settings
+from ..metrics import AI_STREAMS, SSE_CLIENTS
+from ..realtime.stream_waker import StreamWaker, Subscription
+from .keys import RELAYS
+
+log = structlog.get_logger("collabry.sse")
+
+# The longest a relay waits quietly before it checks the writer is alive and its client is there.
+MAX_IDLE = 10.0
+READ_BATCH = 64  # events per read: what one relay holds in memory at most
+RELAY_CONNECTIONS = 32  # the relays' short reads share this many Redis connections per process
+RETRY_MS = 1000  # the reconnect delay suggested to clients when a relay ends early
+DRAIN_GRACE = 3.0
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def idle_seconds(settings: Settings) -> float:
+    # A ping goes out after each quiet period, so this is at most the heartbeat period.
+    return min(MAX_IDLE, settings.sse_heartbeat * 0.8)
+
+
+class Relays:
+    """The process's stream reader and waker, and the relays open right now."""
+
+    def __init__(self, settings: Settings, reader: StreamReader, waker: StreamWaker, draining: asyncio.Event) -> None:
+        self.settings = settings
+        self.reader = reader
+        self.waker = waker
+        self.draining = draining
+        self.open: dict[asyncio.Task[Any], asyncio.BaseTransport | None] = {}  # relay task -> client transport
+
+    async def end_on_drain(self) -> None:
+        await self.draining.wait()
+        self.waker.wake_all()  # each relay notices the drain, writes its retry hint and ends
+        await asyncio.sleep(DRAIN_GRACE)
+        for transport in list(self.open.values()):
+            if transport is not None:
+                transport.close()  # still stuck writing to a client that does not read
+
+    async def relay(self, request: web.Request, stream_id: str, *, after: int) -> web.StreamResponse:
+        """Copy the stream's events after ``after`` to the client until the end event."""
+        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await response.prepare(request)
+        transport = request.transport
+        task = asyncio.current_task()
+        assert task is not None
+        self.open[task] = transport
+        SSE_CLIENTS.inc()
+        outcome = "failed"
+        try:
+            async with self.waker.subscribe(stream_id, after) as sub:
+                outcome, after = await self._copy(sub, response, transport, stream_id, after)
+        except ConnectionResetError:
+            outcome = "client_gone"  # the answer goes on; the client can resume with Last-Event-ID
+        except asyncio.CancelledError:
+            outcome = "client_gone"
+            raise
+        except Exception:
+            # Headers are sent: no error response is possible any more. The client resumes.
+            log.exception("sse_relay_failed", stream_id=stream_id)
+        finally:
+            self.open.pop(task, None)
+            SSE_CLIENTS.dec()
+            AI_STREAMS.labels(outcome).inc()
+        with contextlib.suppress(ConnectionResetError):
+            if outcome == "drained":
+                await response.write(f"retry: {RETRY_MS}\n\n".encode())
+            await response.write_eof()
+        return response
+
+    async def _copy(
+        self,
+        sub: Subscription,
+        response: web.StreamResponse,
+        transport: asyncio.BaseTransport | None,
+        stream_id: str,
+        after: int,
+    ) -> tuple[str, int]:
+        """The relay loop; returns how it ended and the last event id written."""
+        reader, idle = self.reader, idle_seconds(self.settings)
+        last_heartbeat: int | None = None
+        while True:
+            events = await reader.read(stream_id, after, count=READ_BATCH)
+            for event in events:
+                await response.write(event.sse())  # waits while the client's socket buffer is full
+                after = event.id
+                if event.is_end:
+                    return event.event, after
+            if self.draining.is_set():
+                return "drained", after
+            if len(events) == READ_BATCH:
+                continue  # more may be waiting already
+            if await sub.wait(after, idle):
+                continue
+            # Quiet for a while: is the client still there, and the writer still alive?
+            if transport is None or transport.is_closing():
+                return "client_gone", after
+            meta = await reader.meta(stream_id)
+            if meta is None:
+                return "vanished", after  # expired before its end event
+            if meta.ended and meta.last <= after:
+                return "ended", after  # its end event is gone from the retained window
+            if not meta.ended and meta.heartbeat_ms == last_heartbeat:
+                # The writer has not shown life for a whole quiet period (a live one beats every few
+                # seconds). Whether it is stale is decided in Redis, on Redis' clock: if so, the
+                # stream ends with an error event, which the next read delivers.
+                await reader.close_stale(stream_id)
+            last_heartbeat = meta.heartbeat_ms
+            await response.write(b": ping\n\n")
+
+
+async def relays_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the relays' Redis pool, the stream waker and the drain watcher."""
+    settings = app[SETTINGS]
+    # Short reads only (nothing blocks on it); a full pool makes callers wait, not fail.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=RELAY_CONNECTIONS, timeout=30, socket_timeout=5, socket_connect_timeout=2
+    )
+    redis = Redis(connection_pool=pool)
+    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), redis)
+    relays = app[RELAYS] = Relays(settings, StreamReader.for_settings(redis, settings), waker, app[DRAIN].draining)
+    watcher = asyncio.create_task(relays.end_on_drain(), name="sse-drain")
+    yield
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    await waker.close()
+    await redis.aclose()
+    await pool.disconnect()

@@ -1,0 +1,60 @@
+"""The gateway's resources, each a ``cleanup_ctx`` that ``create_app`` lists in start-up order,
+and the accessors route handlers reach them with."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from ..appkeys import DB, SETTINGS
+from ..auth.refresh import RefreshTokenStore
+from ..db.users import UserRepository
+from ..domain.notifications import UserEmitter
+from ..engine_client import EngineClient
+from ..realtime.emitter import Emitter
+from .keys import EMITTER, ENGINE, REFRESH_TOKENS, USERS
+
+log = structlog.get_logger("collabry.gateway")
+
+
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The user and refresh-token repositories (on the database client)."""
+    app[USERS] = UserRepository(app[DB])
+    app[REFRESH_TOKENS] = RefreshTokenStore(app[DB], app[SETTINGS].refresh_token_ttl)
+    yield
+
+
+async def engine_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled session to the engines for the life of the app (``collabry.engine_client``)."""
+    client = app[ENGINE] = EngineClient.open(app[SETTINGS])
+    # several engines: a health check keeps the failed ones at the end of every user's order
+    checks = asyncio.create_task(client.run_health_checks()) if len(client.base_urls) > 1 else None
+    yield
+    if checks is not None:
+        checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+    await client.close()
+
+
+async def emitter_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Socket.IO emitter domain notifications are pushed through (to every replica)."""
+    emitter = Emitter(app[SETTINGS])
+    app[EMITTER] = emitter
+    yield
+    try:
+        await emitter.close()
+    except Exception as exc:  # closing a connection that never opened
+        log.debug("emitter_close_failed", error=str(exc))
+
+
+def engine_of(request: web.Request) -> EngineClient:
+    return request.app[ENGINE]
+
+
+def emitter_of(request: web.Request) -> UserEmitter | None:
+    return request.app.get(EMITTER)
