@@ -9,6 +9,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM
 export PYTHONUNBUFFERED=1
 
 "$VENV/bin/ruff" check src tests
+"$VENV/bin/mypy"  # strict, on src/collabry (pyproject.toml)
 # The web front end's own logic (token refresh, SSE parsing and resume): type check and unit tests.
 (cd frontend && npx --no-install tsc --noEmit && npx --no-install vitest run --reporter=dot)
 # In CI a missing system-test tool is a failure, not a skip.

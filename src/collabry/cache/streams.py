@@ -137,7 +137,8 @@ class StreamEvent:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return json.loads(self.data)
+        data: dict[str, Any] = json.loads(self.data)
+        return data
 
     @property
     def is_end(self) -> bool:
@@ -219,7 +220,7 @@ class StreamWriter:
     async def start(self, *, user_id: str, session_id: str, message_id: str) -> None:
         """Create the stream with event 1 = ``meta``; raises ``StreamExists`` if the id is taken."""
         data = _json({"streamId": self.stream_id, "sessionId": session_id, "messageId": message_id})
-        args = [user_id, session_id, message_id, self.running_ttl, self.max_events, data]
+        args: list[str | int] = [user_id, session_id, message_id, self.running_ttl, self.max_events, data]
         if not int(await self._start(keys=self._keys, args=args)):
             raise StreamExists(self.stream_id)
         self.last_id = 1
@@ -241,7 +242,7 @@ class StreamWriter:
         return True
 
     async def _write(self, event: str, data: dict[str, Any], end_state: str) -> int:
-        args = [event, _json(data), self.max_events, end_state, self.retention]
+        args: list[str | int] = [event, _json(data), self.max_events, end_state, self.retention]
         n = int(await self._append(keys=self._keys, args=args))
         if n == 0:
             raise StreamEnded(self.stream_id)
@@ -343,7 +344,7 @@ class StreamReader:
         Keep ``block_ms`` below the Redis client's socket timeout.
         """
         key = self.keys.stream(stream_id)
-        reply = await self.redis.xread({key: f"{max(after, 0)}-0"}, count=count, block=block_ms)
+        reply: Any = await self.redis.xread({key: f"{max(after, 0)}-0"}, count=count, block=block_ms)
         events = []
         for _key, entries in reply or ():
             for entry_id, fields in entries:
@@ -396,5 +397,6 @@ class StreamReader:
         process at any time: a live writer's stream is left alone, and a stream ends only once.
         """
         stale_after = self.stale_after if stale_after is None else stale_after
-        args = [int(stale_after * 1000), _json(error or stale_error()), self.max_events, self.retention]
+        ending = _json(error or stale_error())
+        args: list[str | int] = [int(stale_after * 1000), ending, self.max_events, self.retention]
         return bool(int(await self._close_stale(keys=self._all_keys(stream_id), args=args)))

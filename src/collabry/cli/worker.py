@@ -129,7 +129,11 @@ async def _once(worker: Worker, metrics_file: Path | None) -> int:
     import structlog
 
     run = asyncio.create_task(worker.run_due())
-    _on_stop_signals(run.cancel)
+
+    def stop() -> None:
+        run.cancel()
+
+    _on_stop_signals(stop)
     try:
         report = await run
     except asyncio.CancelledError:

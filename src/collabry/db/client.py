@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from bson import ObjectId
@@ -20,7 +21,9 @@ from ..metrics import DB_SLOW_COMMANDS
 
 log = structlog.get_logger("collabry.db")
 
-Database = AsyncDatabase  # the type repositories receive
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]  # the type repositories receive
+Client = AsyncMongoClient[Document]
 
 
 class SlowCommandLogger(monitoring.CommandListener):
@@ -48,7 +51,7 @@ class SlowCommandLogger(monitoring.CommandListener):
             log.warning("db_slow_command_failed", command=event.command_name, failure=str(event.failure))
 
 
-def create_client(settings: Settings, *, timeout_ms: int = 5000) -> AsyncMongoClient:
+def create_client(settings: Settings, *, timeout_ms: int = 5000) -> Client:
     # Connection and selection timeouts are short so an outage shows up in /ready quickly;
     # the driver reconnects by itself once the server is back.
     return AsyncMongoClient(

@@ -65,7 +65,7 @@ async def dump_collection(db: Database, collection: str, path: Path) -> int:
 
 
 def read_dump(path: Path) -> list[dict[str, Any]]:
-    return bson.decode_all(gzip.decompress(path.read_bytes()))  # type: ignore[return-value]
+    return bson.decode_all(gzip.decompress(path.read_bytes()))
 
 
 async def load_collection(db: Database, collection: str, docs: list[dict[str, Any]]) -> int:

@@ -50,7 +50,8 @@ class AccountEngine(Protocol):
 def _heir(members: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Who keeps a board its owner leaves: the earliest editor, else the earliest member."""
     editors = [m for m in members if m.get("role") == "editor"]
-    return (editors or members or [None])[0]
+    candidates = editors or members
+    return candidates[0] if candidates else None
 
 
 async def erase(db: Database, settings: Settings, engine: AccountEngine, user_id: str) -> bool:

@@ -83,7 +83,7 @@ def _remove_file(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-Undo = Callable[[], Awaitable[None]]
+Undo = Callable[[], Awaitable[object]]  # a compensating step; its result is not used
 
 
 async def _undo_all(steps: list[Undo]) -> None:

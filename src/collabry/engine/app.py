@@ -25,7 +25,7 @@ from ..appkeys import DB, PROCESS, READY_CHECKS, REDIS, SETTINGS
 from ..config import ConfigError, Settings
 from ..errors import AppError
 from ..lifecycle import install_drain
-from ..web.api import AUTHENTICATORS
+from ..web.api import AUTHENTICATORS, Authenticator
 from ..web.errors import error_middleware
 from ..web.middleware import observe_middleware
 from ..web.probes import add_probes
@@ -149,7 +149,8 @@ async def create_app(settings: Settings) -> web.Application:
     app[PROCESS] = "engine"
     app[READY_CHECKS] = {}
     install_drain(app)
-    app[AUTHENTICATORS] = {"service": authenticate_service}
+    authenticators: dict[str, Authenticator] = {"service": authenticate_service}
+    app[AUTHENTICATORS] = authenticators
     # In dependency order; each one's cleanup runs in reverse, so the services finish before the
     # indexes are snapshotted and the executor goes.
     app.cleanup_ctx.extend(

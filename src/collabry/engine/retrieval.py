@@ -74,8 +74,9 @@ class Retriever:
         return {doc["_id"]: doc.get("title") or "Untitled" for doc in ready}
 
     async def embed_query(self, text: str) -> np.ndarray:
-        vectors = await self.run_blocking(self.embedder.embed, [text])
-        return vectors[0]
+        vectors: np.ndarray = await self.run_blocking(self.embedder.embed, [text])
+        vector: np.ndarray = vectors[0]
+        return vector
 
     async def retrieve(
         self,

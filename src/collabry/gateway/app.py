@@ -15,7 +15,7 @@ from ..auth.passwords import Passwords
 from ..auth.tokens import AccessTokens
 from ..config import Settings
 from ..lifecycle import install_drain
-from ..web.api import AUTHENTICATORS, Routes
+from ..web.api import AUTHENTICATORS, Authenticator, Routes
 from ..web.errors import error_middleware
 from ..web.middleware import observe_middleware, security_headers
 from ..web.probes import add_probes
@@ -63,7 +63,8 @@ async def create_app(settings: Settings) -> web.Application:
     install_drain(app)
     app[ACCESS_TOKENS] = AccessTokens(settings)
     app[PASSWORDS] = Passwords(settings)
-    app[AUTHENTICATORS] = {"user": authenticate_user}
+    authenticators: dict[str, Authenticator] = {"user": authenticate_user}
+    app[AUTHENTICATORS] = authenticators
     app[LOGOUT_ALL_HOOKS] = []
     app[SESSION_REVOKED_HOOKS] = []
     app.cleanup_ctx.extend(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
 from ..auth.tokens import InvalidToken
@@ -94,7 +93,7 @@ EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
 
 
 @web.middleware
-async def global_limit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def global_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The global per-IP rule, applied to every API request by every replica through Redis."""
     ip = ip_of(request)
     if request.path.startswith(EXEMPT_PREFIXES) or request.method == "OPTIONS":

@@ -88,7 +88,7 @@ def merge(updates: list[bytes]) -> bytes:
     if not parts:
         return EMPTY_UPDATE
     merged = pycrdt.merge_updates(*parts) if len(parts) > 1 else parts[0]
-    doc = pycrdt.Doc()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
     doc.apply_update(merged)
     have = state_vector(doc.get_state())
     shape = inspect_update(merged)

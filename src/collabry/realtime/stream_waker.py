@@ -22,6 +22,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -155,11 +156,11 @@ class _Shard:
         if self.client_id is None:
             self.client_id = int(await self.redis.client_id())
         self.changed.clear()
-        streams = {w.key: f"{w.position()}-0" for w in self.watches.values()}
+        streams: dict[Any, Any] = {w.key: f"{w.position()}-0" for w in self.watches.values()}
         self.covered = set(self.watches)
         self.blocking = True
         try:
-            reply = await self.redis.xread(streams, count=1, block=self.block_ms)
+            reply: Any = await self.redis.xread(streams, count=1, block=self.block_ms)
         finally:
             self.blocking = False
         for key, entries in reply or ():

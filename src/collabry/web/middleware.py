@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..appkeys import CLIENT_IP, DRAIN, PROCESS, REQUEST_ID, USER_ID
 from ..metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
@@ -31,7 +31,7 @@ def route_of(request: web.Request) -> str:
 
 
 @web.middleware
-async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     process = request.app[PROCESS]
     request_id = request_id_of(request)
     request[REQUEST_ID] = request_id

@@ -111,7 +111,7 @@ class JobLedger:
 
     @staticmethod
     def _expired(doc: dict[str, Any], now: datetime) -> bool:
-        return doc["status"] != DONE and doc["lease_until"] <= now
+        return bool(doc["status"] != DONE and doc["lease_until"] <= now)
 
     async def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
         """Extend the lease while the job works; False when another attempt has taken the slot."""

@@ -44,7 +44,8 @@ class ScheduleError(ValueError):
 
 
 class Schedule(Protocol):
-    spec: str
+    @property
+    def spec(self) -> str: ...
 
     def latest(self, at: datetime) -> datetime | None:
         """The last slot at or before ``at``."""

@@ -69,7 +69,7 @@ async def render(ledger: JobLedger, jobs: list[Scheduled], report: RunReport | N
         run_ok.add_metric([], 1.0 if report.ok else 0.0)
         families += [run_time, run_ok]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(families))  # type: ignore[arg-type]
+    registry.register(_Snapshot(families))
     return generate_latest(registry)
 
 

@@ -20,9 +20,14 @@ class Embedder(Protocol):
         """Shape (len(texts), dim), float32, each row of unit length. Blocking: call from a thread."""
         ...
 
+    def probe(self) -> None:
+        """Learn ``dim`` from the model where it is not known before a first call. Blocking."""
+        ...
+
 
 def l2_normalise(rows: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     np.maximum(norms, 1e-12, out=norms)
-    return rows / norms
+    normalised: np.ndarray = rows / norms
+    return normalised

@@ -79,6 +79,9 @@ class LocalEmbedder:
             )
         return cls(model, tokenizer, threads=settings.threads, batch=settings.embed_batch)
 
+    def probe(self) -> None:
+        """The local model's dimension is known once it is loaded: nothing to learn."""
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

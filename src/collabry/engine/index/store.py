@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -162,7 +162,9 @@ class UserIndex:
             table[list(numbers)] = True
             bitmap = np.packbits(table[self.row_source], bitorder="little")
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-            scores, rows = self.index.index.search(query, k, params=faiss.SearchParameters(sel=selector))
+            params = faiss.SearchParameters()
+            params.sel = selector
+            scores, rows = self.index.index.search(query, k, params=params)
         hits = []
         for score, row in zip(scores[0].tolist(), rows[0].tolist(), strict=True):
             if row < 0:
@@ -196,13 +198,14 @@ class UserIndex:
     def from_snapshot(cls, data: SnapshotData) -> UserIndex:
         h = data.header
         idx = cls(h["user_id"], h["model"], int(h["dim"]))
-        idx.index = faiss.deserialize_index(np.array(data.index_bytes))
-        if not isinstance(idx.index, faiss.IndexIDMap2):
-            idx.index = faiss.downcast_index(idx.index)
+        index = faiss.deserialize_index(np.array(data.index_bytes))
+        if not isinstance(index, faiss.IndexIDMap2):
+            index = faiss.downcast_index(index)
+        idx.index = cast(faiss.IndexIDMap2, index)
         idx.seq = int(h["seq"])
         idx.row_vid = np.array(data.row_vid, dtype=np.int64)
         idx.row_source = np.array(data.row_source, dtype=np.int32)
-        idx.row_meta = [tuple(m) for m in json.loads(data.meta_bytes)]  # type: ignore[misc]
+        idx.row_meta = [cast(RowMeta, tuple(m)) for m in json.loads(data.meta_bytes)]
         idx.text_bytes = sum(len(m[3]) for m in idx.row_meta)
         for name, ingest in h["sources"]:
             idx._number(name)

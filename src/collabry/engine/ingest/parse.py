@@ -95,9 +95,9 @@ def _pdf(path: Path) -> Iterator[Segment]:
             if reader.is_encrypted:
                 # An empty user password still opens many "protected" PDFs; anything else cannot be read.
                 try:
-                    opened = reader.decrypt("")
+                    opened = bool(reader.decrypt(""))
                 except Exception:
-                    opened = 0
+                    opened = False
                 if not opened:
                     raise ParseError("the PDF is encrypted with a password; upload an unprotected copy")
             pages = len(reader.pages)

@@ -47,6 +47,9 @@ class LLM:
             max_retries=0,  # retries are decided here, where it is known whether a token was sent
         )
         self._schema_in_response_format = True
+        # The SDK's overloads type each message and response format as its own TypedDicts; this
+        # module builds plain dicts of the same shape (an OpenAI-protocol server is the judge).
+        self._completions: Any = self.client.chat.completions
 
     async def close(self) -> None:
         await self.client.close()
@@ -64,9 +67,9 @@ class LLM:
         for attempt in (1, 2):
             sent = False
             try:
-                stream = await self.client.chat.completions.create(
+                stream = await self._completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     stream=True,
                     max_tokens=max_tokens or self.settings.llm_max_tokens,
                     temperature=0.2,
@@ -108,12 +111,12 @@ class LLM:
             response_format["schema"] = schema
         for attempt in (1, 2):
             try:
-                answer = await self.client.chat.completions.create(
+                answer = await self._completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     max_tokens=max_tokens,
                     temperature=0.2,
-                    response_format=response_format,  # type: ignore[arg-type]
+                    response_format=response_format,
                 )
             except openai.BadRequestError as exc:
                 if "schema" in response_format:

@@ -100,4 +100,5 @@ def grammar_schema(model: type[Output]) -> dict[str, Any]:
             return [strip(v) for v in node]
         return node
 
-    return strip(model.model_json_schema())
+    schema: dict[str, Any] = strip(model.model_json_schema())
+    return schema

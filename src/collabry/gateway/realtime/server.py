@@ -94,27 +94,36 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             pkt = self.packet_class(encoded_packet=data)
         except Exception:  # any parse failure of client bytes is the client's
-            return await self._bad_packet(eio_sid, "malformed")
+            await self._bad_packet(eio_sid, "malformed")
+            return
         kind = pkt.packet_type
         if kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
-            return await self._bad_packet(eio_sid, "binary", fatal=True)
+            await self._bad_packet(eio_sid, "binary", fatal=True)
+            return
         if kind == sio_packet.CONNECT:
-            return await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+            return
         if kind == sio_packet.DISCONNECT:
-            return await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            return
         if kind not in (sio_packet.EVENT, sio_packet.ACK):
-            return await self._bad_packet(eio_sid, "unexpected")
+            await self._bad_packet(eio_sid, "unexpected")
+            return
         namespace = pkt.namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is None or not self.manager.is_connected(sid, namespace):
-            return await self._bad_packet(eio_sid, "not_connected")
+            await self._bad_packet(eio_sid, "not_connected")
+            return
         if not isinstance(pkt.data, list) or (
             kind == sio_packet.EVENT and not (pkt.data and isinstance(pkt.data[0], str))
         ):
-            return await self._bad_packet(eio_sid, "malformed")
+            await self._bad_packet(eio_sid, "malformed")
+            return
         if kind == sio_packet.EVENT:
-            return await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
-        return await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            return
+        await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        return
 
     async def _bad_packet(self, eio_sid: str, reason: str, *, fatal: bool = False) -> None:
         SOCKETIO_EVENTS.labels("packet", reason).inc()

@@ -15,7 +15,7 @@ from ...appkeys import SETTINGS
 from ...domain import boards
 from ...realtime.boards import board_state
 from ...web.api import RequestModel
-from ..realtime.server import HUB
+from ..keys import HUB
 from ..resources import emitter_of
 from ._domain import DomainRoutes, actor_of, db_of, json, no_content
 from .auth import EMAIL_PATTERN
