@@ -33,7 +33,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from realtime_common import cpu_seconds, percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamReader, StreamWriter
 from collabry.db.client import new_id
 from collabry.devstack.components import free_port

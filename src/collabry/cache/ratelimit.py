@@ -22,7 +22,7 @@ from redis.commands.core import AsyncScript
 
 from ..config import Rule, Settings
 from .client import REDIS_ERRORS
-from .keys import Keys
+from .redis_keys import Keys
 
 
 class LimiterUnavailable(Exception):

@@ -3,7 +3,7 @@
 The engine writes an answer's events with a ``StreamWriter`` while it generates; gateways read them
 with a ``StreamReader`` and relay them as SSE. Nothing else touches these keys.
 
-Keys (see ``cache.keys``), for stream id ``S``:
+Keys (see ``cache.redis_keys``), for stream id ``S``:
 
 - ``stream:S``: a Redis stream. Entry ids are ``n-0`` with ``n`` = 1, 2, 3, ... (the SSE ``id:``);
   each entry has the fields ``event`` (``meta``, ``sources``, ``token``, ``done``, ``error``) and
@@ -50,7 +50,7 @@ from redis.asyncio import Redis
 
 from ..config import Settings
 from ..errors import StreamInterrupted
-from .keys import Keys
+from .redis_keys import Keys
 
 END_EVENTS = frozenset({"done", "error"})
 EVENTS = frozenset({"meta", "sources", "token"}) | END_EVENTS

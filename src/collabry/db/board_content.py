@@ -4,7 +4,7 @@
   string, so ordering by ``_id`` is insertion order.
 - ``board_snapshots`` ``{_id: "<board_id>:<version, 12 digits>", board_id, version, state: bytes,
   updates_folded, created_at}``; snapshots are immutable, and a compactor claims version v+1 by
-  inserting it (see ``realtime.boards``).
+  inserting it (see ``realtime.board_docs``).
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ async def write_export(db: Database, settings: Settings, user_id: str, out: IO[b
 
 
 async def _board_state(db: Database, board_id: str) -> bytes:
-    from ..realtime.boards import board_state  # the board's Yjs document belongs to real time
+    from ..realtime.board_docs import board_state  # the board's Yjs document belongs to real time
 
     return await board_state(db, board_id)
 

@@ -19,7 +19,7 @@ from .sources import SourceEngine
 
 
 async def purge_board(db: Database, board: dict[str, Any]) -> None:
-    from ..realtime.boards import delete_board_content  # the board's Yjs document belongs to real time
+    from ..realtime.board_docs import delete_board_content  # the board's Yjs document belongs to real time
 
     await delete_board_content(db, board["_id"])
     await Boards(db).delete(board["_id"])

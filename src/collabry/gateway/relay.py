@@ -29,7 +29,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from ..appkeys import DRAIN, SETTINGS
-from ..cache.keys import Keys
+from ..cache.redis_keys import Keys
 from ..cache.streams import StreamReader
 from ..config import Settings
 from ..metrics import AI_STREAMS, SSE_CLIENTS

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..appkeys import REDIS, SETTINGS
 from ..cache.client import REDIS_ERRORS
-from ..cache.keys import Keys
+from ..cache.redis_keys import Keys
 from .keys import SESSION_REVOKED_HOOKS
 
 log = structlog.get_logger("collabry.auth")

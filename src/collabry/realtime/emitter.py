@@ -12,7 +12,7 @@ from typing import Any
 
 import socketio
 
-from ..cache.keys import Keys
+from ..cache.redis_keys import Keys
 from ..config import Settings
 
 NAMESPACE = "/"

@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from ..cache.keys import Keys
+from ..cache.redis_keys import Keys
 
 log = structlog.get_logger("collabry.stream_waker")
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pycrdt
 
 from collabry.db.client import utcnow
-from collabry.realtime.boards import append_update
+from collabry.realtime.board_docs import append_update
 
 from ..helpers import user_with_token
 

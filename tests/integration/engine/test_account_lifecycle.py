@@ -29,7 +29,7 @@ import pytest
 from collabry.config import load_settings
 from collabry.engine.index.snapshot import snapshot_dir, snapshot_path
 from collabry.engine_client import rendezvous
-from collabry.realtime.boards import append_update
+from collabry.realtime.board_docs import append_update
 from tests.integration.helpers import PASSWORD, login, user_with_token
 from tests.integration.realtime.support import eventually
 from tests.support.engine_fixtures import EngineHandle

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEvent, StreamReader
 from collabry.config import Settings
 from collabry.engine.llm.prompt import SYSTEM_RULES

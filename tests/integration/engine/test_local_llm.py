@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamReader
 from collabry.devstack import components
 from collabry.devstack.components import Process, free_port, http_ok

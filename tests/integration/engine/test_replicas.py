@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamReader
 from collabry.engine.index.snapshot import read_header, snapshot_path
 from tests.support.engine_fixtures import EngineHandle, Seed

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
 
 

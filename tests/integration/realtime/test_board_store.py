@@ -11,7 +11,7 @@ import pytest
 from collabry.db.board_content import SNAPSHOTS, UPDATES
 from collabry.db.client import create_client
 from collabry.db.migrations import migrate
-from collabry.realtime.boards import (
+from collabry.realtime.board_docs import (
     EMPTY_UPDATE,
     append_update,
     board_state,

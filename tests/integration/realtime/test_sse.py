@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
 from collabry.domain import usage
 from tests.support.fake_openai import Reply

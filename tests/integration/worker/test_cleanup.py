@@ -9,7 +9,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
 from collabry.db.client import new_id, utcnow
 from collabry.devstack.components import free_port

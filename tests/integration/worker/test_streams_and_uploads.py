@@ -8,7 +8,7 @@ import socket
 import time
 
 from collabry.cache.client import create_redis
-from collabry.cache.keys import Keys
+from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamReader, StreamWriter
 from collabry.db.client import new_id, utcnow
 

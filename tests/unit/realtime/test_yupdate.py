@@ -9,7 +9,7 @@ import time
 import pycrdt
 import pytest
 
-from collabry.realtime.boards import InvalidUpdate, check_update, merge
+from collabry.realtime.board_docs import InvalidUpdate, check_update, merge
 from collabry.realtime.yupdate import MalformedUpdate, inspect_update, state_vector
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ...cache.keys import Keys
+from ...cache.redis_keys import Keys
 from .connections import Connection
 
 TTL = 90

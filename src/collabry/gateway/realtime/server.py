@@ -1,7 +1,7 @@
 """The gateway's Socket.IO server: authentication, user rooms, event dispatch, drain.
 
 Every replica runs one ``AsyncServer`` whose client manager is an ``AsyncRedisManager`` on the
-channel from ``cache.keys``: an emit to a room on any replica (or from the worker's write-only
+channel from ``cache.redis_keys``: an emit to a room on any replica (or from the worker's write-only
 ``Emitter``) reaches that room's sockets on every replica.
 
 - Connect: ``auth: {token}`` must be a valid access token of a session that is still active;
@@ -37,14 +37,14 @@ from socketio import packet as sio_packet
 
 from ...appkeys import DB, DRAIN, REDIS, SETTINGS
 from ...auth.tokens import InvalidToken
-from ...cache.keys import Keys
+from ...cache.redis_keys import Keys
 from ...db.client import Database
 from ...errors import AppError
 from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
 from ..keys import ACCESS_TOKENS, HUB, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, SESSION_REVOKED_HOOKS, USERS
 from ..security import ip_of
-from .boards import BoardEvents
+from .board_events import BoardEvents
 from .connections import Connection, Connections, EventBudget
 from .payloads import EventError, error_ack
 from .presence import REFRESH, Presence

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ...appkeys import SETTINGS
 from ...domain import boards
-from ...realtime.boards import board_state
+from ...realtime.board_docs import board_state
 from ...web.api import RequestModel
 from ..keys import HUB
 from ..resources import emitter_of

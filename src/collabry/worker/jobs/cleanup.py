@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from ...auth.refresh import RefreshTokenStore
-from ...cache.keys import Keys
+from ...cache.redis_keys import Keys
 from ...cache.streams import StreamReader
 from ...db.client import utcnow
 from ...db.notifications import Notifications

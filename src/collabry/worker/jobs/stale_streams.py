@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ...cache.keys import Keys
+from ...cache.redis_keys import Keys
 from ...cache.streams import StreamReader
 from ..job import CatchUp, Job, JobContext
 

@@ -18,7 +18,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from ...metrics import BOARD_UPDATES
-from ...realtime.boards import COMPACT_BATCH, InvalidUpdate, append_update, check_update, compact, load_board
+from ...realtime.board_docs import COMPACT_BATCH, InvalidUpdate, append_update, check_update, compact, load_board
 from ...realtime.emitter import board_room
 from .access import board_access
 from .connections import BoardAccess, Connection
@@ -38,7 +38,7 @@ from .payloads import (
 if TYPE_CHECKING:
     from .server import RealtimeHub
 
-log = structlog.get_logger("collabry.realtime.boards")
+log = structlog.get_logger("collabry.realtime.board_docs")
 
 ACCESS_RECHECK = 30.0
 # Presence changes of one board within this many seconds go out as one ``presence`` event: a
