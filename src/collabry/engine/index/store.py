@@ -219,17 +219,25 @@ class UserIndex:
         return idx
 
 
-async def build_from_database(index_log: IndexLog, state: IndexState, model: str, dim: int) -> UserIndex:
-    """A user's index built only from the database (``collabry index rebuild``)."""
+async def build_from_database(
+    index_log: IndexLog,
+    state: IndexState,
+    model: str,
+    dim: int,
+    run_blocking: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+) -> UserIndex:
+    """A user's index built only from the database (``collabry index rebuild``, a replica too far
+    behind the log); the vectors are added by ``run_blocking`` (a thread)."""
     idx = UserIndex(state.user_id, model, dim)
     async for source_id, ingest_id, vids, vectors, metas in index_log.user_vectors(state):
-        idx.add_source(source_id, ingest_id, vids, vectors, metas)
+        await run_blocking(idx.add_source, source_id, ingest_id, vids, vectors, metas)
     idx.seq = state.seq
     return idx
 
 
 class IndexStore:
-    """All users' indexes in this process."""
+    """All users' indexes in this process. A user's index changes and is searched only under that
+user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."""
 
     def __init__(
         self,
@@ -316,7 +324,7 @@ class IndexStore:
         entries = state.replayable_from(idx.seq)
         if entries is None:
             started = time.perf_counter()
-            idx = await build_from_database(self.log, state, self.model, self.dim)
+            idx = await build_from_database(self.log, state, self.model, self.dim, self.run_blocking)
             idx.dirty = True
             log.info(
                 "index_reloaded", user_id=idx.user_id, rows=idx.ntotal, ms=round((time.perf_counter() - started) * 1000)
@@ -327,13 +335,13 @@ class IndexStore:
                 vids, vectors, metas = await self.log.source_vectors(
                     idx.user_id, entry["source_id"], entry["ingest_id"]
                 )
-                idx.add_source(entry["source_id"], entry["ingest_id"], vids, vectors, metas)
+                await self.run_blocking(idx.add_source, entry["source_id"], entry["ingest_id"], vids, vectors, metas)
             elif entry["op"] == "remove":
-                idx.remove_source(entry["source_id"])
+                await self.run_blocking(idx.remove_source, entry["source_id"])
             idx.seq = entry["seq"]
         # Whatever the log says, the committed set is authoritative.
         for source_id in set(idx.ingests) - set(state.sources):
-            idx.remove_source(source_id)
+            await self.run_blocking(idx.remove_source, source_id)
         idx.seq = max(idx.seq, state.seq)
         idx.dirty = True
         return idx
@@ -376,10 +384,12 @@ class IndexStore:
         """Snapshot every dirty index; returns how many were written."""
         written = 0
         for idx in list(self._cache.values()):
-            if idx.dirty:
+            if not idx.dirty:
+                continue
+            # under the user's lock: a catch-up may be changing the index in a thread
+            async with self._lock(idx.user_id):
                 try:
-                    await self.snapshot(idx)
-                    written += 1
+                    written += 1 if await self.snapshot(idx) else 0
                 except OSError as exc:
                     log.error("snapshot_failed", user_id=idx.user_id, error=str(exc))
         return written
