@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from pymongo import MongoClient
 
+from tests.support.eventually import eventually
+
 from .helpers import login, register, user_with_token
-from .realtime.support import eventually
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import aiohttp
 from collabry.devstack.components import free_port
 from collabry.domain import payments
 from tests.static.test_log_shipping import journal_entry, remap
+from tests.support.eventually import eventually
 
 from .helpers import PASSWORD, login, register
-from .realtime.support import eventually
 
 
 def counter(metrics: str, name: str, **labels: str) -> float:

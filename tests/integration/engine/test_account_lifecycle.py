@@ -31,8 +31,8 @@ from collabry.engine.index.snapshot import snapshot_dir, snapshot_path
 from collabry.engine_client import rendezvous
 from collabry.realtime.board_docs import append_update
 from tests.integration.helpers import PASSWORD, login, user_with_token
-from tests.integration.realtime.support import eventually
 from tests.support.engine_fixtures import EngineHandle
+from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
 
 from .test_gateway_ai import notebook_with_source

@@ -14,8 +14,9 @@ import pytest
 import socketio
 
 from collabry.gateway.realtime.payloads import awareness_entries
+from tests.support.eventually import eventually
 
-from .support import Editor, account, create_board, eventually, open_socket, sockets_per_replica
+from .support import Editor, account, create_board, open_socket, sockets_per_replica
 
 
 async def _socket_on(cluster, token: str, replica: int, first_ip: int = 2, events=("board:removed",)):

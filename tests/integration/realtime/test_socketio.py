@@ -13,13 +13,13 @@ import pytest
 import socketio
 
 from collabry.realtime.emitter import Emitter
+from tests.support.eventually import eventually
 
 from .support import (
     Editor,
     account,
     content_of,
     create_board,
-    eventually,
     open_socket,
     sockets_per_replica,
 )

@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
 from collabry.domain import usage
+from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
 
 from .conftest import REPLICA_ENV
 from .sse import read_sse, sse_headers
-from .support import account, eventually
+from .support import account
 
 pytestmark = pytest.mark.slow
 

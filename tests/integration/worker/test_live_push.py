@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from collabry.devstack.components import free_port
+from tests.support.eventually import eventually
 
-from ..realtime.support import account, eventually, open_socket
+from ..realtime.support import account, open_socket
 from .conftest import schedules, stamp
 
 
