@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 
 class Citation(TypedDict):
@@ -78,8 +79,7 @@ class ChatSessions:
 
     async def recent(self, user_id: str) -> list[dict[str, Any]]:
         """The user's sessions, most recently used first (at most ``LIST_LIMIT``)."""
-        cursor = self.sessions.find(users_sessions(user_id), sort=users_sessions.sort_list, limit=LIST_LIMIT)
-        return await cursor.to_list(None)
+        return await all_of(self.sessions, users_sessions(user_id), sort=users_sessions.sort_list, at_most=LIST_LIMIT)
 
     async def add_message(
         self, message_id: str, session_id: str, user_id: str, role: str, content: str, *,
@@ -97,14 +97,16 @@ class ChatSessions:
     async def messages_of(self, session_id: str, user_id: str) -> list[dict[str, Any]]:
         """A session's messages in order (at most ``MESSAGES_LIMIT``)."""
         where = session_messages(session_id, user_id)
-        return await self.messages.find(where, sort=session_messages.sort_list, limit=MESSAGES_LIMIT).to_list(None)
+        return await all_of(self.messages, where, sort=session_messages.sort_list, at_most=MESSAGES_LIMIT)
 
     async def latest_messages(self, session_id: str, user_id: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` messages (role and content), oldest first."""
         where = latest_session_messages(session_id, user_id)
-        cursor = self.messages.find(where, {"role": 1, "content": 1}, sort=latest_session_messages.sort_list,
-                                    limit=count)
-        return (await cursor.to_list(None))[::-1]
+        latest = await all_of(
+            self.messages, where, sort=latest_session_messages.sort_list, projection={"role": 1, "content": 1},
+            at_most=count,
+        )  # fmt: skip
+        return latest[::-1]
 
     async def delete(self, session_id: str, user_id: str) -> None:
         await self.messages.delete_many(session_messages(session_id, user_id))

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 CHECKOUTS = "checkouts"
 SUBSCRIPTIONS = "subscriptions"
@@ -163,7 +164,7 @@ class Invoices:
 
     async def of_user(self, user_id: str) -> list[dict[str, Any]]:
         where = users_invoices(user_id)
-        return await self.coll.find(where, sort=users_invoices.sort_list, limit=INVOICES_LISTED).to_list(None)
+        return await all_of(self.coll, where, sort=users_invoices.sort_list, at_most=INVOICES_LISTED)
 
 
 class PaymentEvents:

@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 BOARDS = "boards"
 MEMBERS = "board_members"
@@ -108,10 +109,10 @@ class Boards:
         roles = {m["board_id"]: m["role"] async for m in self.members.find(users_memberships(user_id),
                                                                             {"board_id": 1, "role": 1})}
         where = visible_boards(user_id, list(roles))
-        return await self.boards.find(where, sort=visible_boards.sort_list).to_list(None), roles
+        return await all_of(self.boards, where, sort=visible_boards.sort_list), roles
 
     async def bin_of(self, owner_id: str, since: datetime) -> list[dict[str, Any]]:
-        return await self.boards.find(owners_bin(owner_id, since), sort=owners_bin.sort_list).to_list(None)
+        return await all_of(self.boards, owners_bin(owner_id, since), sort=owners_bin.sort_list)
 
     async def binned_before(self, cutoff: datetime) -> list[dict[str, Any]]:
         return await self.boards.find(binned_before(cutoff)).to_list(None)
@@ -128,7 +129,7 @@ class Boards:
     async def archive_beyond(self, owner_id: str, keep: int, at: datetime) -> int:
         """Archive the owner's writable boards beyond the ``keep`` most recently updated; how many."""
         where = owners_writable_boards(owner_id)
-        boards = await self.boards.find(where, {"_id": 1}, sort=owners_writable_boards.sort_list).to_list(None)
+        boards = await all_of(self.boards, where, sort=owners_writable_boards.sort_list, projection={"_id": 1})
         extra = [b["_id"] for b in boards[keep:]]
         if not extra:
             return 0
@@ -154,7 +155,7 @@ class Boards:
         return str(member["role"]) if member else None
 
     async def members_of(self, board_id: str) -> list[dict[str, Any]]:
-        return await self.members.find(boards_members(board_id), sort=boards_members.sort_list).to_list(None)
+        return await all_of(self.members, boards_members(board_id), sort=boards_members.sort_list)
 
     async def add_member(self, row: dict[str, Any]) -> bool:
         """Add ``row`` (its ``_id`` from ``member_id``), or change the role of an existing member;

@@ -10,6 +10,7 @@ from typing import Any
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 COLLECTION = "notebooks"
 
@@ -65,10 +66,10 @@ class Notebooks:
 
     async def live_of(self, user_id: str) -> list[dict[str, Any]]:
         where = users_live_notebooks(user_id)
-        return await self.coll.find(where, sort=users_live_notebooks.sort_list).to_list(None)
+        return await all_of(self.coll, where, sort=users_live_notebooks.sort_list)
 
     async def bin_of(self, user_id: str, since: datetime) -> list[dict[str, Any]]:
-        return await self.coll.find(users_bin(user_id, since), sort=users_bin.sort_list).to_list(None)
+        return await all_of(self.coll, users_bin(user_id, since), sort=users_bin.sort_list)
 
     async def binned_before(self, cutoff: datetime) -> list[dict[str, Any]]:
         return await self.coll.find(binned_before(cutoff)).to_list(None)

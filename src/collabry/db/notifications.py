@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of, count
 
 COLLECTION = "notifications"
 LIST_LIMIT = 100
@@ -54,10 +55,10 @@ class Notifications:
 
     async def of_user(self, user_id: str, *, unread_only: bool, limit: int) -> list[dict[str, Any]]:
         where = users_notifications(user_id, unread_only)
-        return await self.coll.find(where, sort=users_notifications.sort_list, limit=limit).to_list(None)
+        return await all_of(self.coll, where, sort=users_notifications.sort_list, at_most=limit)
 
     async def unread_count(self, user_id: str) -> int:
-        return int(await self.coll.count_documents(users_unread(user_id)))
+        return await count(self.coll, users_unread(user_id))
 
     async def mark_read(self, notification_id: str, user_id: str, at: datetime) -> None:
         await self.coll.update_one(

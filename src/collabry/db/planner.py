@@ -9,6 +9,7 @@ from typing import Any
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 COLLECTION = "planner_tasks"
 LIST_LIMIT = 500
@@ -52,7 +53,7 @@ class PlannerTasks:
 
     async def of_user(self, user_id: str, done: bool | None, limit: int) -> list[dict[str, Any]]:
         where = users_tasks(user_id, done)
-        return await self.coll.find(where, sort=users_tasks.sort_list, limit=min(limit, LIST_LIMIT)).to_list(None)
+        return await all_of(self.coll, where, sort=users_tasks.sort_list, at_most=min(limit, LIST_LIMIT))
 
     async def open_due(self, after: datetime, until: datetime) -> list[dict[str, Any]]:
         where = open_due_between(after, until)

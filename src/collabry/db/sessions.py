@@ -16,6 +16,7 @@ from typing import Any
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 SESSIONS = "auth_sessions"
 TOKENS = "refresh_tokens"
@@ -111,7 +112,7 @@ class LoginSessions:
     async def current(self, user_id: str, now: datetime) -> list[dict[str, Any]]:
         """The user's sessions that are neither revoked nor expired, newest first."""
         where = users_current_sessions(user_id, now)
-        return await self.sessions.find(where, sort=users_current_sessions.sort_list).to_list(None)
+        return await all_of(self.sessions, where, sort=users_current_sessions.sort_list)
 
     async def purge(self, tokens_before: datetime, sessions_before: datetime) -> int:
         """Remove tokens and sessions that expired before the cutoffs; how many tokens went."""

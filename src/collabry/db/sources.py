@@ -13,6 +13,7 @@ from typing import Any
 
 from .client import Database
 from .queries import Filter, query
+from .reads import all_of
 
 COLLECTION = "sources"
 
@@ -92,29 +93,29 @@ class Sources:
 
     async def live_in(self, notebook_id: str, user_id: str) -> list[dict[str, Any]]:
         where = notebooks_live_sources(notebook_id, user_id)
-        return await self.coll.find(where, sort=notebooks_live_sources.sort_list).to_list(None)
+        return await all_of(self.coll, where, sort=notebooks_live_sources.sort_list)
 
     async def all_in(self, notebook_id: str, user_id: str) -> list[dict[str, Any]]:
         """Every source of a notebook, binned or not (for its purge)."""
-        return await self.coll.find(notebooks_sources(notebook_id, user_id)).to_list(None)
+        return await all_of(self.coll, notebooks_sources(notebook_id, user_id))
 
     async def to_bin_with_notebook(self, notebook_id: str, user_id: str, at: datetime) -> list[dict[str, Any]]:
         """Bin the notebook's live sources with it; the ones binned."""
-        live = await self.coll.find(notebooks_live_sources(notebook_id, user_id)).to_list(None)
+        live = await all_of(self.coll, notebooks_live_sources(notebook_id, user_id))
         await self.coll.update_many(notebooks_live_sources(notebook_id, user_id), {"$set": {"deleted_at": at}})
         return live
 
     async def restore_with_notebook(self, notebook_id: str, user_id: str, deleted_at: datetime) -> list[dict[str, Any]]:
         """Bring back the sources binned with the notebook at ``deleted_at``; the ones restored."""
         where = binned_with_notebook(notebook_id, user_id, deleted_at)
-        binned = await self.coll.find(where).to_list(None)
+        binned = await all_of(self.coll, where)
         await self.coll.update_many(where, {"$set": {"deleted_at": None}})
         return binned
 
     async def ready(self, user_id: str, notebook_id: str | None, source_ids: list[str] | None) -> list[dict[str, Any]]:
         """Id and title of the sources answers may draw on, by id."""
         where = ready_sources(user_id, notebook_id, source_ids)
-        return await self.coll.find(where, {"title": 1}, sort=ready_sources.sort_list).to_list(None)
+        return await all_of(self.coll, where, sort=ready_sources.sort_list, projection={"title": 1})
 
     async def referenced_files(self, names: list[str]) -> set[str]:
         return {doc["file"] async for doc in self.coll.find(with_files(names), {"file": 1})}
