@@ -38,6 +38,7 @@ from engine_common import infra, synthetic_text  # type: ignore[import-not-found
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 from realtime_common import PASSWORD, stack  # type: ignore[import-not-found]
+from tests.support.eventually import eventually  # realtime_common put the repository on sys.path
 
 from collabry.db.client import new_id
 from collabry.devstack.components import Postgres, free_port
@@ -112,13 +113,12 @@ async def build_user(client: Client, db: Any) -> dict[str, Any]:
         form.add_field("file", text.encode(), filename=f"chapter{n}.txt", content_type="text/plain")
         doc = await client.call("POST", f"/api/notebooks/{notebooks[0]}/sources", 202, data=form)
         sources.append(doc["source"]["id"])
-    deadline = time.monotonic() + 300
-    while True:
+
+    async def processed() -> bool:
         listed = (await client.call("GET", f"/api/notebooks/{notebooks[0]}/sources"))["sources"]
-        if all(s["status"] != "processing" for s in listed):
-            break
-        assert time.monotonic() < deadline, listed
-        await asyncio.sleep(0.2)
+        return all(s["status"] != "processing" for s in listed)
+
+    await eventually(processed, 300, "the sources to be processed", interval=0.2)
     session = None
     for _ in range(6):  # one session of six questions, then another of one: messages and their sources
         _, session = await client.ask(notebooks[0], session)

@@ -11,13 +11,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from collabry.devstack.components import free_port, port_open
+from tests.support.eventually import eventually
 
 from .helpers import PASSWORD, new_email
 
@@ -100,13 +100,13 @@ async def test_dev_up_gives_a_grounded_streamed_answer(state_dir):
             )
             assert r.status == 202
             source = (await r.json())["source"]["id"]
-            deadline = time.monotonic() + 60
-            while True:
+
+            async def indexed() -> bool:
                 sources = (await (await http.get(f"/api/notebooks/{notebook}/sources", headers=auth)).json())["sources"]
-                if sources[0]["status"] == "ready":
-                    break
-                assert sources[0]["status"] == "processing" and time.monotonic() < deadline, sources
-                await asyncio.sleep(0.2)
+                assert sources[0]["status"] in ("ready", "processing"), sources
+                return bool(sources[0]["status"] == "ready")
+
+            await eventually(indexed, 60, "the source to be indexed", interval=0.2)
             r = await http.post(
                 "/api/ai/chat",
                 json={"message": "What makes ATP?", "notebookId": notebook},

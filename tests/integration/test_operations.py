@@ -6,12 +6,12 @@ import asyncio
 import json
 import re
 import signal
-import time
 
 import aiohttp
 import pytest
 
 from collabry.devstack.components import free_port
+from tests.support.eventually import eventually
 
 from .helpers import PASSWORD, login, register
 
@@ -95,10 +95,11 @@ async def test_database_outage_shows_in_ready_and_recovers(gateway, infra, serve
             infra.database.start_postgres()
         else:
             infra.database.start_ferretdb()
-    deadline = time.monotonic() + 20
-    while (await gateway.get("/ready")).status != 200:
-        assert time.monotonic() < deadline, "database did not come back in /ready"
-        await asyncio.sleep(0.2)
+
+    async def ready() -> bool:
+        return (await gateway.get("/ready")).status == 200
+
+    await eventually(ready, 20, "the database to come back in /ready", interval=0.2)
     user = await register(gateway)
     assert await login(gateway, user["email"])
 
@@ -128,19 +129,20 @@ async def test_sigterm_drains_a_slow_request(spawn):
                 headers={"Content-Type": "application/json"},
             )
         )
-        deadline = time.monotonic() + 10
-        while await _gauge(session, port) < 2:  # the scrape itself plus the slow request
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        async def in_flight() -> bool:
+            return await _gauge(session, port) >= 2  # the scrape itself plus the slow request
+
+        await eventually(in_flight, 10, "the slow request in flight")
         proc.send(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while True:
-            ready = await session.get(f"http://127.0.0.1:{port}/ready")
-            if ready.status == 503:
+
+        async def draining() -> bool:
+            async with session.get(f"http://127.0.0.1:{port}/ready") as ready:
+                if ready.status != 503:
+                    return False
                 assert await ready.json() == {"status": "draining"}
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+                return True
+
+        await eventually(draining, 10, "/ready to say draining")
         assert proc.running
         proceed.set()
         resp = await request

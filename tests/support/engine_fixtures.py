@@ -14,8 +14,6 @@ HTTP, the ``openai`` client.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from pymongo import AsyncMongoClient
 from collabry.config import Settings, load_settings
 from collabry.db.client import new_id, utcnow
 from collabry.devstack.components import Process, free_port
+from tests.support.eventually import eventually
 
 from .fake_openai import FakeOpenAI
 
@@ -167,14 +166,12 @@ class Seed:
 
     async def wait_status(self, source_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
         """The source document once it has left ``processing``."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def processed() -> dict[str, Any] | None:
             doc = await self.db.sources.find_one({"_id": source_id})
-            if doc and doc.get("status") != "processing":
-                return dict(doc)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"source {source_id} still processing: {doc}")
-            await asyncio.sleep(0.05)
+            return dict(doc) if doc and doc.get("status") != "processing" else None
+
+        return await eventually(processed, timeout, f"source {source_id} to leave processing")
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ first request (unique indexes carry dedupe keys and idempotency keys)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 from collabry.appkeys import DB
 from collabry.config import Plan, PlanLimits, Settings
 from collabry.db.client import Database
+from tests.support.eventually import eventually
 
 from ..helpers import user_with_token
 
@@ -41,10 +40,11 @@ def settings(settings: Settings) -> Settings:
 async def api(gateway: Any) -> AsyncIterator[Any]:
     """The gateway test client, once its database has every index (the app migrates at start)."""
     db = gateway.app[DB]
-    deadline = time.monotonic() + 30
-    while await db["meta"].find_one({"_id": "schema"}) is None:
-        assert time.monotonic() < deadline, "the gateway did not finish its migration"
-        await asyncio.sleep(0.02)
+
+    async def migrated() -> bool:
+        return await db["meta"].find_one({"_id": "schema"}) is not None
+
+    await eventually(migrated, 30, "the gateway to finish its migration", interval=0.02)
     yield gateway
 
 

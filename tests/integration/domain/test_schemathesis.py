@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections import Counter
 from typing import Any
 
@@ -37,6 +36,7 @@ from schemathesis.checks import (
 
 from collabry.devstack.components import free_port
 from collabry.domain import payments
+from tests.support.eventually import eventually_sync
 
 from ..helpers import PASSWORD, new_email
 
@@ -86,15 +86,13 @@ def _user(base: str, tag: str) -> dict[str, Any]:
 
 
 def _until_ready(base: str, headers: dict[str, str], notebook: str, source: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    def indexed() -> bool:
         resp = requests.get(f"{base}/api/notebooks/{notebook}/sources/{source}", headers=headers, timeout=30)
         status = resp.json()["source"]["status"]
-        if status != "processing":
-            assert status == "ready", resp.text
-            return
-        assert time.monotonic() < deadline, "the seeded source was not indexed"
-        time.sleep(0.1)
+        assert status in ("ready", "processing"), resp.text
+        return bool(status == "ready")
+
+    eventually_sync(indexed, 60, "the seeded source to be indexed", interval=0.1)
 
 
 def _valid_id(value: Any) -> bool:

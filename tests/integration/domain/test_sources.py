@@ -3,9 +3,7 @@ quota limits before anything is stored, generated file names, status polling, de
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.support.documents import make_pdf
+from tests.support.eventually import eventually
 
 from .conftest import MAX_UPLOAD
 
@@ -51,14 +50,12 @@ async def upload(api, user, notebook, data: bytes, filename: str, **kw) -> Any:
 
 
 async def wait_ready(api, user, notebook, source_id, timeout=60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def processed() -> dict[str, Any] | None:
         resp = await api.get(f"/api/notebooks/{notebook}/sources/{source_id}", headers=user["headers"])
-        source = (await resp.json())["source"]
-        if source["status"] != "processing":
-            return source
-        assert time.monotonic() < deadline, source
-        await asyncio.sleep(0.1)
+        source: dict[str, Any] = (await resp.json())["source"]
+        return source if source["status"] != "processing" else None
+
+    return await eventually(processed, timeout, f"source {source_id} to leave processing", interval=0.1)
 
 
 async def usage_of(api, user) -> dict[str, Any]:

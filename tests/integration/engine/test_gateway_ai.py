@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 from collabry.config import load_settings
 from tests.integration.helpers import user_with_token
 from tests.support.engine_fixtures import EngineHandle
+from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
 
 from .conftest import PHOTOSYNTHESIS
@@ -46,15 +45,17 @@ async def notebook_with_source(api: Any, user: dict[str, Any]) -> str:
         headers=user["headers"],
     )
     assert resp.status == 202, await resp.text()
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def processed() -> bool:
         resp = await api.get(f"/api/notebooks/{notebook}/sources", headers=user["headers"])
         sources = (await resp.json())["sources"]
         if sources and sources[0]["status"] != "processing":
             assert sources[0]["status"] == "ready", sources
-            return notebook
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+            return True
+        return False
+
+    await eventually(processed, 60, "the source to be indexed", interval=0.1)
+    return notebook
 
 
 async def test_study_tools_through_the_gateway(api: Any, engine: EngineHandle) -> None:
@@ -108,15 +109,13 @@ async def test_sessions_and_messages(api: Any, engine: EngineHandle, engine_http
     started = await resp.json()
     session_id = started["sessionId"]
 
-    deadline = time.monotonic() + 20
-    while True:
+    async def saved() -> list[dict[str, Any]] | None:
         resp = await api.get(f"/api/ai/sessions/{session_id}/messages", headers=user["headers"])
         assert resp.status == 200
-        messages = (await resp.json())["messages"]
-        if len(messages) == 2:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+        messages: list[dict[str, Any]] = (await resp.json())["messages"]
+        return messages if len(messages) == 2 else None
+
+    messages = await eventually(saved, 20, "the question and its answer to be saved")
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[1]["id"] == started["messageId"] and messages[1]["content"] == "In the chloroplasts [1]."
     assert messages[1]["sources"][0]["title"] == "Photosynthesis" and "sources" not in messages[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 
@@ -20,18 +19,16 @@ async def _engineio(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebS
 
 async def _closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[str]:
     """Read until the server closes the websocket; fail if it is still open after ``seconds``."""
-    deadline = time.monotonic() + seconds
     seen: list[str] = []
-    while not ws.closed:
-        left = deadline - time.monotonic()
-        assert left > 0, f"still open; received {seen}"
-        try:
-            msg = await ws.receive(timeout=left)
-        except TimeoutError:
-            raise AssertionError(f"still open; received {seen}") from None
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-            break
-        seen.append(str(msg.data))
+    try:
+        async with asyncio.timeout(seconds):
+            while not ws.closed:
+                msg = await ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                    break
+                seen.append(str(msg.data))
+    except TimeoutError:
+        raise AssertionError(f"still open; received {seen}") from None
     return seen
 
 

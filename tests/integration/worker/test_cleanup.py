@@ -3,7 +3,6 @@ their files, chunks and vectors (through the real engine)."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import aiohttp
@@ -13,6 +12,7 @@ from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
 from collabry.db.client import new_id, utcnow
 from collabry.devstack.components import free_port
+from tests.support.eventually import eventually
 
 from .seed import add_boards, add_user
 
@@ -102,10 +102,11 @@ async def test_recycle_bin_notebook_leaves_with_its_files_chunks_and_vectors(db,
         resp = await http.post(f"{engine}/internal/sources/{source_id}/ingest-text", headers=headers,
                                json={"userId": uid, "notebookId": notebook_id, "text": text})
         assert resp.status == 202, await resp.text()
-        deadline = time.monotonic() + 60
-        while (await db["sources"].find_one({"_id": source_id}))["status"] != "ready":
-            assert time.monotonic() < deadline, "ingestion did not finish"
-            await _pause()
+
+        async def ingested() -> bool:
+            return bool((await db["sources"].find_one({"_id": source_id}))["status"] == "ready")
+
+        await eventually(ingested, 60, "the ingestion to finish", interval=0.1)
         assert await db["chunks"].count_documents({"source_id": source_id}) > 0
         query = {"userId": uid, "query": "photosynthesis light energy"}
         resp = await http.post(f"{engine}/internal/retrieve", headers=headers, json=query)
@@ -124,9 +125,3 @@ async def test_recycle_bin_notebook_leaves_with_its_files_chunks_and_vectors(db,
         resp = await http.post(f"{engine}/internal/retrieve", headers=headers, json=query)
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["results"] == []
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.eventually import eventually_sync
 
 from .conftest import schedules, stamp
 from .seed import add_task, add_user
@@ -97,10 +98,12 @@ def test_loop_mode_runs_and_stops_on_sigterm(spawn, tmp_path):
     prom = tmp_path / "loop.prom"
     worker = spawn("worker", "worker", "run-due", "--loop", "--metrics-file", str(prom),
                    extra_env={"COLLABRY_WORKER_SCHEDULES": schedules(stale_streams="* * * * *")})
-    deadline = time.monotonic() + 60
-    while not prom.exists() and time.monotonic() < deadline:
+
+    def written() -> bool:
         assert worker.running, worker.tail()
-        time.sleep(0.1)
+        return prom.exists()
+
+    eventually_sync(written, 60, "the metrics file", interval=0.1)
     assert prom.exists(), worker.tail()
     assert '"event": "worker_run"' in worker.tail()
     worker.send(signal.SIGTERM)

@@ -3,14 +3,14 @@ repeats none of the items the dead one completed."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from tests.support.eventually import eventually
 
 from .conftest import schedules, stamp, worker_argv
 from .seed import add_subscription, add_task, add_user, reminder_key
@@ -108,10 +108,12 @@ async def test_sigterm_mid_slot_records_it_for_an_immediate_takeover(db, worker_
     env = {**os.environ, **worker_env, "COLLABRY_WORKER_SCHEDULES": schedules(reminders="* * * * *")}
     proc = subprocess.Popen(worker_argv("run-due", "--now", stamp(NOW)), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while await db["job_runs"].count_documents({"_id": f"reminders:{SLOT}"}) == 0:  # stop it once it is mid-slot
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        await asyncio.sleep(0.01)
+
+    async def mid_slot() -> bool:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        return await db["job_runs"].count_documents({"_id": f"reminders:{SLOT}"}) > 0
+
+    await eventually(mid_slot, 60, "the run to be mid-slot", interval=0.01)  # stop it once it is mid-slot
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err  # a stop is not a failure worth an alert
