@@ -70,14 +70,6 @@ class FakeOpenAI:
         with self._lock:
             return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
 
-    def wait_for_chat_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.chat_requests) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"expected {count} chat requests, got {len(self.chat_requests)}")
-            time.sleep(0.01)
-        return self.chat_requests
-
     def start(self) -> FakeOpenAI:
         ready = threading.Event()
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
-from collabry.cache.redis_keys import Keys
-from collabry.cache.streams import StreamReader
 from collabry.devstack import components
 from collabry.devstack.components import Process, free_port, http_ok
+from tests.support.answer_stream import answer_streams
 from tests.support.engine_fixtures import EngineHandle, Seed
 
 from .conftest import PHOTOSYNTHESIS, Api
@@ -70,12 +68,8 @@ async def test_grounded_answer_from_the_local_model(
             },
         )
         assert resp.status == 202
-        redis = Redis.from_url(env["COLLABRY_REDIS_URL"])
-        try:
-            reader = StreamReader(redis, keys=Keys())
-            events = await asyncio.wait_for(_collect(reader, stream_id), 120)
-        finally:
-            await redis.aclose()
+        async with answer_streams(env["COLLABRY_REDIS_URL"]) as streams:
+            events = await asyncio.wait_for(streams.events(stream_id), 120)
         kinds = [e.event for e in events]
         assert kinds[0] == "meta" and kinds[1] == "sources" and kinds[-1] == "done", kinds
         assert events[1].payload["sources"][0]["sourceId"] == source
@@ -98,6 +92,3 @@ async def test_a_study_tool_from_the_local_model(local_engine: EngineHandle, see
     assert resp.status == 200, body
     assert 1 <= len(body["cards"]) <= 2 and all(card["front"] and card["back"] for card in body["cards"])
 
-
-async def _collect(reader: StreamReader, stream_id: str) -> list:
-    return [e async for e in reader.follow(stream_id, block_ms=500) if e is not None]

@@ -13,11 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
-from collabry.cache.redis_keys import Keys
-from collabry.cache.streams import StreamReader
 from collabry.engine.index.snapshot import read_header, snapshot_path
+from tests.support.answer_stream import AnswerStreams, answer_streams
 from tests.support.engine_fixtures import EngineHandle, Seed
 from tests.support.fake_openai import Reply
 
@@ -119,60 +117,46 @@ async def _cli(env: dict[str, str], state_dir: Any, *args: str) -> subprocess.Co
     )
 
 
-async def test_engine_killed_mid_answer_leaves_a_stream_that_is_closed_with_error(
-    start_engine: Callable[..., EngineHandle], http: Callable[..., Api], seed: Seed, env: dict[str, str]
-) -> None:
-    handle = start_engine(name="crash")
-    api = http(handle, seed)
+async def answer_under_way(handle: EngineHandle, api: Api, seed: Seed, streams: AnswerStreams, reply: Reply) -> str:
+    """Start an answer (``reply`` is the model's) on ``handle``'s engine; its stream id once the
+    first token has been relayed."""
     user = await seed.user()
     notebook = await seed.notebook(user)
     await api.add_text(user, notebook, PHOTOSYNTHESIS)
-    handle.fake_llm.push(Reply(text="slow " * 200, delay=0.1))
+    handle.fake_llm.push(reply)
     stream_id = "s" + secrets.token_hex(8)
     resp = await api.client.post(
         "/internal/chat", headers=api.headers, json={"userId": user, "message": "Explain", "streamId": stream_id}
     )
     assert resp.status == 202
-    redis = Redis.from_url(env["COLLABRY_REDIS_URL"])
-    try:
-        reader = StreamReader(redis, keys=Keys())
-        async for event in reader.follow(stream_id, block_ms=200):
-            if event is not None and event.event == "token":
-                break
+    await streams.events(stream_id, until=lambda event: event.event == "token")
+    return stream_id
+
+
+async def test_engine_killed_mid_answer_leaves_a_stream_that_is_closed_with_error(
+    start_engine: Callable[..., EngineHandle], http: Callable[..., Api], seed: Seed, env: dict[str, str]
+) -> None:
+    handle = start_engine(name="crash")
+    async with answer_streams(env["COLLABRY_REDIS_URL"], stale_after=1) as streams:
+        slow = Reply(text="slow " * 200, delay=0.1)
+        stream_id = await answer_under_way(handle, http(handle, seed), seed, streams, slow)
         handle.process.send(signal.SIGKILL)
         await asyncio.to_thread(handle.process.proc.wait, 10)  # type: ignore[union-attr]
-        events = [e async for e in reader.follow(stream_id, block_ms=200, stale_after=1) if e is not None]
-        assert events[-1].event == "error" and events[-1].payload["code"] == "stream_interrupted"
-        assert [e.id for e in events] == sorted({e.id for e in events})
-    finally:
-        await redis.aclose()
+        events = await streams.events(stream_id)
+    assert events[-1].event == "error" and events[-1].payload["code"] == "stream_interrupted"
+    assert [e.id for e in events] == sorted({e.id for e in events})
 
 
 async def test_engine_stopping_mid_answer_ends_the_stream_with_error(
     start_engine: Callable[..., EngineHandle], http: Callable[..., Api], seed: Seed, env: dict[str, str]
 ) -> None:
     handle = start_engine({"COLLABRY_DRAIN_TIMEOUT": "1"}, name="drain")
-    api = http(handle, seed)
-    user = await seed.user()
-    notebook = await seed.notebook(user)
-    await api.add_text(user, notebook, PHOTOSYNTHESIS)
-    handle.fake_llm.push(Reply(text="slow " * 500, delay=0.1))
-    stream_id = "s" + secrets.token_hex(8)
-    resp = await api.client.post(
-        "/internal/chat", headers=api.headers, json={"userId": user, "message": "Explain", "streamId": stream_id}
-    )
-    assert resp.status == 202
-    redis = Redis.from_url(env["COLLABRY_REDIS_URL"])
-    try:
-        reader = StreamReader(redis, keys=Keys())
-        async for event in reader.follow(stream_id, block_ms=200):
-            if event is not None and event.event == "token":
-                break
+    async with answer_streams(env["COLLABRY_REDIS_URL"]) as streams:
+        slow = Reply(text="slow " * 500, delay=0.1)
+        stream_id = await answer_under_way(handle, http(handle, seed), seed, streams, slow)
         assert await asyncio.to_thread(handle.process.stop, 30) == 0
-        events = [e async for e in reader.follow(stream_id, block_ms=200) if e is not None]
-        assert events[-1].event == "error" and events[-1].payload["code"] == "engine_restarting"
-    finally:
-        await redis.aclose()
+        events = await streams.events(stream_id)
+    assert events[-1].event == "error" and events[-1].payload["code"] == "engine_restarting"
 
 
 async def test_vectors_of_another_model_are_refused_until_rebuilt(

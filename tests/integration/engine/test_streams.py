@@ -1,4 +1,5 @@
-"""The answer stream format, against a real Redis: ids, ends, cancel, staleness and retention."""
+"""The answer stream format, against a real Redis: ids, ends, cancel, staleness and retention, read
+as the gateway's SSE relay delivers it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from redis.asyncio import Redis
 
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
+from tests.support.answer_stream import AnswerStreams, answer_streams
+from tests.support.eventually import eventually
 
 
 @pytest.fixture
@@ -19,11 +22,18 @@ async def redis(env: dict[str, str]) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def streams(env: dict[str, str]) -> AsyncIterator[AnswerStreams]:
+    """Streams as a gateway relays them."""
+    async with answer_streams(env["COLLABRY_REDIS_URL"]) as relay:
+        yield relay
+
+
 def writer(redis: Redis, stream_id: str = "s1", **kw: object) -> StreamWriter:
     return StreamWriter(redis, stream_id, keys=Keys(), **kw)  # type: ignore[arg-type]
 
 
-async def test_events_have_ids_1_2_3_and_end_once(redis: Redis) -> None:
+async def test_events_have_ids_1_2_3_and_end_once(redis: Redis, streams: AnswerStreams) -> None:
     w = writer(redis)
     await w.start(user_id="u1", session_id="sess", message_id="m1")
     assert await w.append("sources", {"sources": []}) == 2
@@ -35,7 +45,7 @@ async def test_events_have_ids_1_2_3_and_end_once(redis: Redis) -> None:
         await w.append("token", {"text": "late"})
 
     reader = StreamReader(redis)
-    events = [e async for e in reader.follow("s1")]
+    events = await streams.events("s1")
     assert [(e.id, e.event) for e in events] == [(1, "meta"), (2, "sources"), (3, "token"), (4, "token"), (5, "done")]
     assert events[0].payload == {"streamId": "s1", "sessionId": "sess", "messageId": "m1"}
     assert events[2].sse() == b'id: 3\nevent: token\ndata: {"text":"Hel"}\n\n'
@@ -60,16 +70,13 @@ async def test_retention_applies_after_the_end(redis: Redis) -> None:
         assert 0 < await redis.ttl(key) <= 30
 
 
-async def test_follow_blocks_until_new_events_arrive(redis: Redis) -> None:
+async def test_a_relay_waits_for_new_events(redis: Redis, streams: AnswerStreams) -> None:
     w = writer(redis)
     await w.start(user_id="u", session_id="s", message_id="m")
-    reader = StreamReader(redis)
     got: list[int] = []
 
     async def consume() -> None:
-        async for event in reader.follow("s1", after=1, block_ms=200):
-            if event is not None:
-                got.append(event.id)
+        got.extend(event.id for event in await streams.events("s1", after=1))
 
     task = asyncio.create_task(consume())
     await w.append("token", {"text": "a"})
@@ -100,10 +107,7 @@ async def test_stale_stream_is_closed_with_error_but_a_live_one_is_not(redis: Re
 
     async with live.heartbeating():
         # Wait (bounded) until the dead writer's heartbeat is older than the threshold.
-        deadline = asyncio.get_running_loop().time() + 5
-        while not await reader.close_stale("dead", stale_after=0.3):
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.05)
+        await eventually(lambda: reader.close_stale("dead", stale_after=0.3), 5, "the dead stream to be closed")
         assert await reader.close_stale("live", stale_after=0.3) is False
 
     events = await reader.read("dead")
@@ -115,12 +119,11 @@ async def test_stale_stream_is_closed_with_error_but_a_live_one_is_not(redis: Re
     assert await reader.close_stale("dead", stale_after=0) is False
 
 
-async def test_follow_closes_a_stale_stream(redis: Redis) -> None:
+async def test_a_relay_closes_a_stale_stream(redis: Redis, env: dict[str, str]) -> None:
     dead = writer(redis, "gone")
     await dead.start(user_id="u", session_id="s", message_id="m")
-    reader = StreamReader(redis)
-    events = [e async for e in reader.follow("gone", block_ms=100, stale_after=0.2)]
-    real = [e for e in events if e is not None]
+    async with answer_streams(env["COLLABRY_REDIS_URL"], stale_after=0.2, quiet=0.125) as relay:
+        real = await relay.events("gone")
     assert [e.event for e in real] == ["meta", "error"]
 
 
