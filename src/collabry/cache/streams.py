@@ -28,12 +28,12 @@ Usage (engine)::
         if await writer.cancel_requested(): ...
         await writer.finish("done", {"finishReason": "stop", "usage": {...}})
 
-Usage (gateway)::
+Usage (gateway; the SSE relay in ``gateway.relay`` is the one reader of events)::
 
-    reader = StreamReader(redis, keys=keys)
+    reader = StreamReader.for_settings(redis, settings)
     meta = await reader.meta(stream_id)  # None: unknown or expired -> 404; check meta.user_id
-    async for event in reader.follow(stream_id, after=last_event_id):
-        if event is None: send ": ping" ... else: send event.sse()
+    events = await reader.read(stream_id, after=last_event_id)  # send each event.sse(); when quiet,
+    await reader.close_stale(stream_id)  # after the waker's timeout, if the writer stopped beating
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ class StreamReader:
 
     @classmethod
     def for_settings(cls, redis: Redis, settings: Settings) -> StreamReader:
-        """A reader whose ``follow``/``close_stale`` default to ``settings.stream_stale_after``."""
+        """A reader whose ``close_stale`` defaults to ``settings.stream_stale_after``."""
         reader = cls(
             redis,
             keys=Keys(settings.redis_prefix),
@@ -351,33 +351,6 @@ class StreamReader:
                 f = {_text(k): _text(v) for k, v in fields.items()}
                 events.append(StreamEvent(int(_text(entry_id).split("-", 1)[0]), f["event"], f["data"]))
         return events
-
-    async def follow(
-        self, stream_id: str, after: int = 0, *, block_ms: int = 1000, stale_after: float | None = None
-    ) -> AsyncIterator[StreamEvent | None]:
-        """Yield events after ``after`` until the end event; ``None`` after each idle ``block_ms``.
-
-        While idle it checks that the writer is alive; a stream whose heartbeat is older than
-        ``stale_after`` seconds is closed with an ``error`` event, which is then yielded. A stream
-        that vanished (expired) ends the iteration without an end event.
-        """
-        while True:
-            events = await self.read(stream_id, after, block_ms=block_ms)
-            for event in events:
-                after = event.id
-                yield event
-                if event.is_end:
-                    return
-            if events:
-                continue
-            meta = await self.meta(stream_id)
-            if meta is None:
-                return
-            if meta.ended and meta.last <= after:
-                return  # the end event was trimmed away or already delivered
-            if not meta.ended:
-                await self.close_stale(stream_id, stale_after=stale_after)
-            yield None
 
     async def request_cancel(self, stream_id: str) -> bool:
         """Ask the writer to stop; True if the stream was running (the writer ends it with done)."""
