@@ -60,6 +60,7 @@ class ChatService:
         self.llm = llm
         self.tasks: set[asyncio.Task[None]] = set()
         self.writers: dict[asyncio.Task[None], StreamWriter] = {}  # each running answer's stream
+        self.owners: dict[asyncio.Task[None], str] = {}  # each running answer's user
 
     async def start(
         self,
@@ -100,6 +101,8 @@ class ChatService:
         self.writers[task] = writer
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(lambda done: self.writers.pop(done, None))
+        self.owners[task] = user_id
+        task.add_done_callback(lambda done: self.owners.pop(done, None))
         return {"streamId": stream_id, "sessionId": session_id, "messageId": message_id}
 
     async def _answer(self, writer: StreamWriter, req: ChatRequest) -> None:
@@ -197,6 +200,16 @@ class ChatService:
             sources=[p.citation() for p in passages], stream_id=req.stream_id, at=now, finish_reason=outcome,
         )
         await self.chats.touch(req.session_id, now)
+
+    async def cancel_user(self, user_id: str, timeout: float = 10.0) -> int:
+        """Stop the user's running answers and wait (up to ``timeout``) until each has written its
+        last words: the account is being erased, and nothing may be written after that."""
+        tasks = [task for task, owner in self.owners.items() if owner == user_id]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        return len(tasks)
 
     async def shutdown(self, timeout: float) -> None:
         """Let answers finish within ``timeout``; the rest end with an ``error`` event."""

@@ -184,12 +184,15 @@ async def delete_source(request: web.Request, query: UserQuery) -> web.Response:
 @routes.delete(
     "/internal/users/{userId}",
     auth="service",
-    summary="Forget a user whose account is being erased: their index in memory and its snapshot",
+    summary="Forget a user whose account is being erased: their running answers, index and snapshot",
     responses={204: None},
 )
 async def forget_user(request: web.Request) -> web.Response:
     user_id = request.match_info["userId"]
     parse_model(UserQuery, {"userId": user_id})  # same id rules
+    # Answers first: each saves what it had before it ends, and the erasure deletes documents
+    # only after every engine has answered this call.
+    await request.app[CHAT].cancel_user(user_id)
     await request.app[STORE].forget(user_id)
     return web.Response(status=204)
 

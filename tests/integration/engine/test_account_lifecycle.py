@@ -259,3 +259,25 @@ async def test_an_engine_down_during_the_deletion_is_cleaned_by_the_worker_once_
     )  # fmt: skip
     assert worker.returncode == 0, worker.stderr
     assert await traces(db, gateway_env, engines, user) == []
+
+
+async def test_an_answer_streaming_during_the_deletion_writes_nothing_after_it(
+    api: Any, db: Any, engines: tuple[EngineHandle, EngineHandle], gateway_env: dict[str, str]
+) -> None:
+    user = {**await user_with_token(api, "talking"), "file_name": "-"}
+    notebook = await notebook_with_source(api, user)
+    home = next(e for e in engines if e.url == rendezvous([e.url for e in engines], user["id"])[0])
+    home.fake_llm.push(Reply(text="slowly " * 300, delay=0.05))
+    resp = await api.post(
+        "/api/ai/chat", json={"message": "Tell me everything", "notebookId": notebook}, headers=user["headers"]
+    )
+    assert resp.status == 200, await resp.text()
+    first_token = asyncio.Event()
+    reading = asyncio.create_task(read_until_end(resp, on_token=first_token.set))
+    await first_token.wait()
+
+    deleted = await api.delete("/api/account", json={"password": PASSWORD}, headers=user["headers"])
+    assert deleted.status == 200 and await deleted.json() == {"status": "deleted"}, await deleted.text()
+    events = await reading
+    assert events[-1]["event"] in ("done", "error"), events[-1]  # the answer stopped, it did not run on
+    assert await traces(db, gateway_env, engines, user) == []
