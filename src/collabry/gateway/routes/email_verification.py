@@ -15,17 +15,14 @@ import structlog
 from aiohttp import web
 from pydantic import Field
 
-from ...appkeys import SETTINGS
-from ...cache.ratelimit import email_pseudonym
-from ...db.users import normalise_email, public_user
+from ...db.users import public_user
 from ...errors import AppError
 from ...metrics import AUTH_EVENTS
 from ...web.api import RequestModel, Routes
 from .. import mailer
 from ..keys import USERS
-from ..security import enforce, ip_of
 from .auth import UserEnvelope
-from .password import ForgotAnswer
+from .password import ForgotAnswer, queue_mail
 
 log = structlog.get_logger("collabry.auth")
 routes = Routes("email")
@@ -72,12 +69,5 @@ async def verify(request: web.Request, body: VerifyBody) -> web.Response:
     responses={202: ForgotAnswer},
 )
 async def resend(request: web.Request, body: ResendBody) -> web.Response:
-    settings = request.app[SETTINGS]
-    if not settings.smtp_url:
-        raise AppError(status=503, code="email_unavailable", message="this server cannot send email")
-    email = normalise_email(body.email)
-    rule = settings.password_reset_limit
-    await enforce(request, "email_resend_ip", ip_of(request), rule, fail_open=False)
-    await enforce(request, "email_resend_email", email_pseudonym(settings, email), rule, fail_open=False)
-    await mailer.enqueue_for(request.app, "email_verification", email)
+    await queue_mail(request, "email_verification", body.email, unavailable="this server cannot send email")
     return web.json_response(RESEND_ANSWER, status=202, headers={"Cache-Control": "no-store"})

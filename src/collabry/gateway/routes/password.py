@@ -62,19 +62,23 @@ FORGOT_ANSWER = {
     responses={202: ForgotAnswer},
 )
 async def forgot(request: web.Request, body: ForgotBody) -> web.Response:
-    settings = request.app[SETTINGS]
-    if not settings.smtp_url:
-        raise AppError(
-            status=503, code="email_unavailable",
-            message="this server cannot send email; ask its operator to reset the password",
-        )
-    email = normalise_email(body.email)
-    rule = settings.password_reset_limit
-    await enforce(request, "password_reset_ip", ip_of(request), rule, fail_open=False)
-    await enforce(request, "password_reset_email", email_pseudonym(settings, email), rule, fail_open=False)
-    await mailer.enqueue_for(request.app, "password_reset", email)
+    unavailable = "this server cannot send email; ask its operator to reset the password"
+    await queue_mail(request, "password_reset", body.email, unavailable=unavailable)
     AUTH_EVENTS.labels("password_reset_requested").inc()
     return web.json_response(FORGOT_ANSWER, status=202, headers={"Cache-Control": "no-store"})
+
+
+async def queue_mail(request: web.Request, kind: str, address: str, *, unavailable: str) -> None:
+    """Queue a ``kind`` email to ``address`` (the same work whether or not an account has it),
+    within ``COLLABRY_PASSWORD_RESET_LIMIT`` per client address and per email; 503 without SMTP."""
+    settings = request.app[SETTINGS]
+    if not settings.smtp_url:
+        raise AppError(status=503, code="email_unavailable", message=unavailable)
+    email = normalise_email(address)
+    rule = settings.password_reset_limit
+    await enforce(request, f"{kind}_ip", ip_of(request), rule, fail_open=False)
+    await enforce(request, f"{kind}_email", email_pseudonym(settings, email), rule, fail_open=False)
+    await mailer.enqueue_for(request.app, kind, email)
 
 
 @routes.post(
