@@ -37,7 +37,8 @@ class DevStack:
         )
         self.lines: list[str] = []
         self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -49,7 +50,11 @@ class DevStack:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(60)
+        code = self.proc.wait(60)
+        self.reader.join(10)  # the last lines, up to the end of the pipe
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return code
 
 
 async def sse_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict]]:

@@ -55,6 +55,7 @@ async def read_sse(resp: aiohttp.ClientResponse, *, stop_after: int | None = Non
                     break
     except aiohttp.ClientPayloadError:
         ended = True  # the connection broke (a killed replica)
+        resp.close()
     return Read(events, comments, retry, ended)
 
 
