@@ -22,4 +22,5 @@ lint:
 	$(VENV)/bin/ruff check src tests
 
 bench: bootstrap
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/constraints.txt -r requirements/bench.txt
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
