@@ -34,6 +34,18 @@ class Keys:
         """Hash: socket id -> who is on the board (with an expiry time), across replicas."""
         return f"{self.prefix}presence:{board_id}"
 
+    def quota(self, user_id: str, date: str, kind: str) -> str:
+        """Hash {used, seq}: a user's metered units of one kind on one UTC day (cache.quota)."""
+        return f"{self.prefix}quota:{kind}:{date}:{user_id}"
+
+    def quota_pending(self) -> str:
+        """Set of quota counters changed since the database last received them."""
+        return f"{self.prefix}quota-pending"
+
+    def index_head(self, user_id: str) -> str:
+        """Hash {seq, model, dim, writers}: the head of a user's index log (engine.index.heads)."""
+        return f"{self.prefix}index-head:{user_id}"
+
     def lease(self, name: str) -> str:
         return f"{self.prefix}lease:{name}"
 

@@ -4,18 +4,31 @@
 (False), and concurrent callers can never take more than ``limit`` units between them: it is one
 conditional update of the day's counter (``db.usage``). ``refund`` gives one back when the work it
 paid for could not start.
+
+AI requests are metered in Redis instead (``take_metered``/``refund_metered``, ``cache.quota``):
+the request path runs one atomic script and writes nothing to the database; ``UsageWriteBehind``
+(each gateway) and the worker's ``usage_persist`` job copy the counters to ``db.usage`` behind it,
+and a counter Redis does not hold is seeded from that copy first. See docs/domain.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import structlog
+
+from ..cache.quota import Counter, QuotaCounters
 from ..config import PlanLimits, Settings
 from ..db.client import Database, utcnow
 from ..db.usage import DailyUsage
 from ..db.users import UserRepository
+
+log = structlog.get_logger("collabry.usage")
 
 Kind = Literal["ai", "uploads"]
 KINDS: tuple[Kind, ...] = ("ai", "uploads")
@@ -57,6 +70,123 @@ async def consume_for_plan(db: Database, settings: Settings, user_id: str, kind:
     return await consume(db, user_id, kind, daily_limit(plan.limits, kind))
 
 
+# -- metered in Redis -------------------------------------------------------------------------
+
+SEED_ATTEMPTS = 3  # a counter can vanish again between its seed and the retry only if Redis restarts
+
+
+async def _seeded(db: Database, quota: QuotaCounters, counter: Counter) -> None:
+    used, seq = await DailyUsage(db).snapshot(counter.user_id, counter.date, counter.kind)
+    await quota.seed(counter, used, seq)
+
+
+async def take_metered(
+    db: Database, quota: QuotaCounters, user_id: str, kind: str, limit: int, *, date: str | None = None
+) -> bool:
+    """``consume`` on the Redis counter: one script call; the database is read only to seed a
+    counter Redis does not hold (the day's first unit, or after Redis lost its data)."""
+    counter = Counter(user_id, date or today(), kind)
+    for _ in range(SEED_ATTEMPTS):
+        taken = await quota.take(counter, limit)
+        if taken is not None:
+            return taken
+        await _seeded(db, quota, counter)
+    raise RuntimeError(f"the quota counter {counter.member} keeps vanishing")
+
+
+async def refund_metered(
+    db: Database, quota: QuotaCounters, user_id: str, kind: str, *, date: str | None = None
+) -> bool:
+    counter = Counter(user_id, date or today(), kind)
+    for _ in range(SEED_ATTEMPTS):
+        given = await quota.give(counter)
+        if given is not None:
+            return given
+        await _seeded(db, quota, counter)
+    raise RuntimeError(f"the quota counter {counter.member} keeps vanishing")
+
+
+async def used_metered(db: Database, quota: QuotaCounters, user_id: str, kind: str, *, date: str | None = None) -> int:
+    """Units spent: Redis' counter, or the database's copy when Redis does not hold it."""
+    counter = Counter(user_id, date or today(), kind)
+    current = await quota.read(counter)
+    return current[0] if current is not None else await used(db, user_id, kind, date=counter.date)
+
+
+async def plan_limit(db: Database, settings: Settings, user_id: str, kind: str) -> int:
+    return daily_limit(settings.plan(await plan_of(db, user_id)).limits, kind)
+
+
+async def persist(db: Database, quota: QuotaCounters, counters: Iterable[Counter]) -> int:
+    """Copy counters from Redis to the database (absolute value, newer ``seq`` only); returns how
+    many documents changed. Safe to run anywhere, any number of times, concurrently."""
+    usage, written = DailyUsage(db), 0
+    for counter in counters:
+        current = await quota.read(counter)
+        if current is None:  # gone from Redis (expired or lost): the database's copy is all there is
+            await quota.persisted(counter, 0)
+            continue
+        value, seq = current
+        if await usage.persist(counter.user_id, counter.date, counter.kind, value, seq):
+            written += 1
+        await quota.persisted(counter, seq)
+    return written
+
+
+async def persist_pending(db: Database, quota: QuotaCounters) -> int:
+    """Every counter changed since its last persist, on any replica (the worker's backstop)."""
+    return await persist(db, quota, await quota.pending())
+
+
+class UsageWriteBehind:
+    """One per gateway: persists the counters this process changed, right after the request that
+    changed them and off its path. Changes that arrive while a write is under way are coalesced
+    into the next one. Whatever is left at shutdown is written then; whatever a crash leaves, the
+    worker's ``usage_persist`` job writes from Redis' pending set."""
+
+    RETRY_AFTER = 1.0
+
+    def __init__(self, db: Database, quota: QuotaCounters) -> None:
+        self.db = db
+        self.quota = quota
+        self.waiting: set[Counter] = set()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def changed(self, user_id: str, kind: str, date: str | None = None) -> None:
+        self.waiting.add(Counter(user_id, date or today(), kind))
+        self.wake.set()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="usage-write-behind")
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if not await self.flush():
+                await asyncio.sleep(self.RETRY_AFTER)  # database or Redis unavailable: try again later
+                self.wake.set()
+
+    async def flush(self) -> bool:
+        batch, self.waiting = self.waiting, set()
+        try:
+            await persist(self.db, self.quota, batch)
+        except Exception as exc:
+            self.waiting |= batch
+            log.warning("usage_persist_failed", error=str(exc), counters=len(batch))
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.waiting:
+            await self.flush()
+
+
 @dataclass(frozen=True, slots=True)
 class UsageReport:
     date: str
@@ -69,15 +199,21 @@ class UsageReport:
     limits: PlanLimits
 
 
-async def report(db: Database, settings: Settings, user_id: str) -> UsageReport:
+async def report(
+    db: Database, settings: Settings, user_id: str, quota: QuotaCounters | None = None
+) -> UsageReport:
     from . import quotas, storage  # storage and quotas import nothing from here
 
     plan = settings.plan(await plan_of(db, user_id))
     date = today()
+    if quota is None:
+        ai = await used(db, user_id, "ai", date=date)
+    else:
+        ai = await used_metered(db, quota, user_id, "ai", date=date)
     return UsageReport(
         date=date,
         plan=plan.id,
-        ai=await used(db, user_id, "ai", date=date),
+        ai=ai,
         uploads=await used(db, user_id, "uploads", date=date),
         storage_bytes=await storage.used_bytes(db, user_id),
         boards=await quotas.held(db, user_id, "boards"),

@@ -22,6 +22,7 @@ from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
 from . import mailer, realtime
 from .keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, SESSION_REVOKED_HOOKS
+from .metering import metering_ctx
 from .relay import relays_ctx
 from .resources import auth_ctx, emitter_ctx, engine_client_ctx
 from .routes import (
@@ -71,6 +72,7 @@ async def create_app(settings: Settings) -> web.Application:
         [
             database_ctx,
             redis_ctx,
+            metering_ctx,
             auth_ctx,
             engine_client_ctx,
             emitter_ctx,

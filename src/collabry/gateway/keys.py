@@ -11,7 +11,9 @@ from aiohttp import web
 from ..auth.passwords import Passwords
 from ..auth.refresh import RefreshTokenStore
 from ..auth.tokens import AccessTokens
+from ..cache.quota import QuotaCounters
 from ..db.users import UserRepository
+from ..domain.usage import UsageWriteBehind
 
 if TYPE_CHECKING:
     from ..domain.notifications import UserEmitter
@@ -28,6 +30,8 @@ ENGINE: web.AppKey[EngineClient] = web.AppKey("collabry.engine_client")
 EMITTER: web.AppKey[UserEmitter] = web.AppKey("collabry.domain_emitter")
 RELAYS: web.AppKey[Relays] = web.AppKey("collabry.sse_relays")
 HUB: web.AppKey[RealtimeHub] = web.AppKey("collabry.realtime_hub")
+QUOTA = web.AppKey("collabry.quota", QuotaCounters)  # the AI quota's Redis counters
+USAGE_WRITER = web.AppKey("collabry.usage_writer", UsageWriteBehind)  # persists them behind requests
 OPENAPI = web.AppKey("collabry.openapi", dict[str, Any])
 
 # Called as hook(app, user_id) after logout-all revoked the user's sessions (real time disconnects

@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from ...appkeys import DB, SETTINGS
 from ...db.ai_sessions import ChatSessions, Citation
 from ...db.client import iso
-from ...domain import usage
 from ...engine_client import EngineError
 from ...errors import AppError
 from ...web.api import RequestModel, Routes
+from ..metering import refund_ai, spend_ai
 from ..resources import engine_of
 from ..security import current_user_id, enforce
 
@@ -110,17 +110,15 @@ class MessageList(BaseModel):
 async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int | None = None) -> web.Response:
     user_id = current_user_id(request)
     settings = request.app[SETTINGS]
-    db = request.app[DB]
     await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
-    if not await usage.consume_for_plan(db, settings, user_id, "ai"):
-        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+    await spend_ai(request, user_id)
     payload: dict[str, Any] = {"userId": user_id, "notebookId": body.notebookId, "sourceIds": body.sourceIds}
     if count is not None:
         payload["count"] = count
     try:
         result = await engine_of(request).tool(name, payload)
     except EngineError:
-        await usage.refund(db, user_id, "ai")  # the work did not happen
+        await refund_ai(request, user_id)  # the work did not happen
         raise
     return web.json_response(result)
 

@@ -1,7 +1,8 @@
 """/api/ai/chat and /api/ai/streams: AI answers delivered as resumable Server-Sent Events.
 
 - ``POST /api/ai/chat`` checks auth, the per-user AI rate and the plan's daily quota (429
-  ``quota_exceeded`` before anything starts), asks the engine to start, then relays from event 1.
+  ``quota_exceeded`` before anything starts; metered in Redis, no database write on the way),
+  asks the engine to start, then relays from event 1.
 - ``GET /api/ai/streams/{id}`` with ``Last-Event-ID: n`` relays from event n+1, on any replica,
   while the stream is retained. Only the owner sees it (404 otherwise).
 - ``POST /api/ai/streams/{id}/cancel`` stops generation; a client that goes away stops only its
@@ -18,16 +19,15 @@ from typing import Annotated
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
-from pymongo.errors import PyMongoError
 
-from ...appkeys import DB, DRAIN, SETTINGS
+from ...appkeys import DRAIN, SETTINGS
 from ...cache.client import REDIS_ERRORS
 from ...db.client import new_id
-from ...domain import usage
 from ...engine_client import EngineError
 from ...errors import AppError, NotFound
 from ...web.api import RequestModel, Routes
 from ..keys import RELAYS
+from ..metering import refund_ai, spend_ai
 from ..resources import engine_of
 from ..security import current_user_id, enforce
 
@@ -66,27 +66,16 @@ class CancelResult(BaseModel):
 async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
     user_id = current_user_id(request)
     settings = request.app[SETTINGS]
-    db = request.app[DB]
     _refuse_while_draining(request)
     await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
-    try:
-        allowed = await usage.consume_for_plan(db, settings, user_id, "ai")
-    except PyMongoError as exc:  # the database unreachable or failing: refuse rather than answer unmetered
-        log.warning("quota_unavailable", error=str(exc))
-        raise AppError(
-            status=503, code="unavailable",
-            message="the quota cannot be checked right now",
-            headers={"Retry-After": "2"},
-        ) from None
-    if not allowed:
-        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+    await spend_ai(request, user_id)
     stream_id = new_id()
     try:
         await engine_of(request).start_chat(
             user_id, body.message, stream_id, body.sessionId, body.notebookId, body.sourceIds
         )
     except EngineError:
-        await usage.refund(db, user_id, "ai")  # nothing was generated
+        await refund_ai(request, user_id)  # nothing was generated
         raise
     return await request.app[RELAYS].relay(request, stream_id, after=0)
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from ...appkeys import SETTINGS
 from ...domain import usage
+from ..keys import QUOTA
 from ._domain import DomainRoutes, actor_of, db_of, json
 from .billing import PlanLimitsView
 
@@ -31,7 +32,7 @@ class UsageView(BaseModel):
 @routes.get("/api/usage", summary="Today's usage and the plan's limits", responses={200: UsageView})
 async def get_usage(request: web.Request) -> web.Response:
     who = await actor_of(request)
-    report = await usage.report(db_of(request), request.app[SETTINGS], who.user_id)
+    report = await usage.report(db_of(request), request.app[SETTINGS], who.user_id, request.app[QUOTA])
     limits = report.limits
     return json({
         "date": report.date,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..job import Job
-from . import accounts, cleanup, reminders, stale_streams, subscriptions, uploads
+from . import accounts, cleanup, reminders, stale_streams, subscriptions, uploads, usage_persist
 
 JOBS: tuple[Job, ...] = (
     reminders.JOB,
@@ -12,4 +12,5 @@ JOBS: tuple[Job, ...] = (
     cleanup.JOB,
     uploads.JOB,
     accounts.JOB,
+    usage_persist.JOB,
 )

@@ -1,0 +1,80 @@
+"""AI requests are metered in Redis (one script per check) and persisted to the database behind
+the request: exact under concurrency, across a Redis restart that loses Redis' data, and the
+database ends up with the value."""
+
+from __future__ import annotations
+
+import asyncio
+
+from collabry.cache.quota import Counter
+from collabry.db.usage import DailyUsage
+from collabry.domain import usage
+from collabry.gateway.keys import QUOTA, USAGE_WRITER
+from tests.support.eventually import eventually
+
+
+def metered(api):  # type: ignore[no-untyped-def]
+    return api.app[QUOTA]
+
+
+async def persisted(db, user_id: str) -> int:  # type: ignore[no-untyped-def]
+    return (await DailyUsage(db).snapshot(user_id, usage.today(), "ai"))[0]
+
+
+async def test_fifty_concurrent_requests_at_a_limit_of_ten_spend_exactly_ten(api, db, alice):
+    quota = metered(api)
+    results = await asyncio.gather(*[usage.take_metered(db, quota, alice["id"], "ai", 10) for _ in range(50)])
+    assert results.count(True) == 10
+    assert await usage.used_metered(db, quota, alice["id"], "ai") == 10
+    assert await persisted(db, alice["id"]) == 0  # nothing written on the request path
+    api.app[USAGE_WRITER].changed(alice["id"], "ai")
+
+    async def written() -> bool:
+        return await persisted(db, alice["id"]) == 10
+
+    await eventually(written, 10, "the write-behind to persist the counter")
+    assert await quota.pending() == []
+
+
+async def test_parallel_refunds_never_give_back_the_same_unit(api, db, alice):
+    quota = metered(api)
+    assert all(await asyncio.gather(*[usage.take_metered(db, quota, alice["id"], "ai", 10) for _ in range(6)]))
+    refunds = await asyncio.gather(*[usage.refund_metered(db, quota, alice["id"], "ai") for _ in range(10)])
+    assert refunds.count(True) == 6
+    assert await usage.used_metered(db, quota, alice["id"], "ai") == 0
+
+
+async def test_the_first_unit_of_the_day_continues_from_the_database_copy(api, db, alice):
+    for _ in range(7):  # spent before Redis knew the counter (or persisted by another day's Redis)
+        assert await usage.consume(db, alice["id"], "ai", 10)
+    results = await asyncio.gather(*[usage.take_metered(db, metered(api), alice["id"], "ai", 10) for _ in range(9)])
+    assert results.count(True) == 3
+
+
+async def test_a_redis_restart_neither_loses_nor_double_counts_persisted_units(api, db, alice, infra):
+    quota, uid = metered(api), alice["id"]
+    assert all(await asyncio.gather(*[usage.take_metered(db, quota, uid, "ai", 10) for _ in range(6)]))
+    assert await usage.persist_pending(db, quota) == 1  # the worker's job
+    assert await usage.persist_pending(db, quota) == 0  # nothing pending twice
+    assert await persisted(db, uid) == 6
+    infra.restart_redis()  # the test Redis keeps no data: every counter is gone
+
+    await quota.redis.connection_pool.disconnect()  # the pooled sockets of the old server
+    # seeded with 6 from the database: this is the 7th
+    assert await usage.take_metered(db, quota, uid, "ai", 10) is True
+    results = await asyncio.gather(*[usage.take_metered(db, quota, uid, "ai", 10) for _ in range(20)])
+    assert results.count(True) == 3  # 10 in all, not 6 + 10 and not 10 + 10
+    # Persisting the same counter again, or an older change of it, does not count twice.
+    await usage.persist_pending(db, quota)
+    await usage.persist(db, quota, [Counter(uid, usage.today(), "ai")])
+    assert await persisted(db, uid) == 10
+    assert await DailyUsage(db).persist(uid, usage.today(), "ai", 6, 6) is False
+    assert await persisted(db, uid) == 10
+
+
+async def test_usage_reports_the_redis_counter_before_it_is_persisted(api, db, alice):
+    for _ in range(4):
+        assert await usage.take_metered(db, metered(api), alice["id"], "ai", 10)
+    resp = await api.get("/api/usage", headers=alice["headers"])
+    assert resp.status == 200
+    assert (await resp.json())["used"]["ai"] == 4
