@@ -48,6 +48,9 @@ let
     tokenizers
     pypdf
     pydantic
+    uvloop
+    orjson
+    hiredis
   ];
 
   # What `python -m llama_cpp.server` imports (llama-cpp-python's `server` extra).
