@@ -41,8 +41,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(settings: Any, only_user: str | None) -> int:
+    from ..cache.client import create_redis
+    from ..cache.redis_keys import Keys
     from ..db.client import create_client
     from ..engine.embeddings import create_embedder
+    from ..engine.index.heads import IndexHeads
     from ..engine.index.snapshot import snapshot_path, write_snapshot
     from ..engine.index.state import IndexLog
     from ..engine.index.store import build_from_database
@@ -51,8 +54,10 @@ async def _rebuild(settings: Any, only_user: str | None) -> int:
     if getattr(embedder, "dim", 0) == 0:
         await asyncio.to_thread(embedder.probe)
     client = create_client(settings)
+    # A rebuild commits to the users' logs: the engines' mirrored heads must follow (index.heads).
+    redis = create_redis(settings)
     try:
-        index_log = IndexLog(client[settings.database_name])
+        index_log = IndexLog(client[settings.database_name], IndexHeads(redis, Keys(settings.redis_prefix)))
         users = [only_user] if only_user else await index_log.users()
         print(f"rebuilding {len(users)} user index(es) with {embedder.model} ({embedder.dim} dims)", flush=True)
         for n, user_id in enumerate(users, 1):
@@ -72,6 +77,7 @@ async def _rebuild(settings: Any, only_user: str | None) -> int:
             )
     finally:
         await client.close()
+        await redis.aclose()
     return 0
 
 

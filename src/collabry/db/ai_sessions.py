@@ -103,8 +103,8 @@ class ChatSessions:
         """The last ``count`` messages (role and content), oldest first."""
         where = latest_session_messages(session_id, user_id)
         latest = await all_of(
-            self.messages, where, sort=latest_session_messages.sort_list, projection={"role": 1, "content": 1},
-            at_most=count,
+            self.messages, where, sort=latest_session_messages.sort_list,
+            projection={"role": 1, "content": 1, "stream_id": 1}, at_most=count,
         )  # fmt: skip
         return latest[::-1]
 

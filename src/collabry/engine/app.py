@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from ..appkeys import DB, PROCESS, READY_CHECKS, REDIS, SETTINGS
+from ..cache.redis_keys import Keys
 from ..config import ConfigError, Settings
 from ..errors import AppError
 from ..lifecycle import install_drain
@@ -32,6 +33,7 @@ from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
 from .chat import ChatService
 from .embeddings import EmbedderError, create_embedder
+from .index.heads import IndexHeads
 from .index.state import IndexLog
 from .index.store import IndexStore
 from .ingest.pipeline import Ingestor
@@ -90,8 +92,8 @@ async def index_store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The users' FAISS indexes, with the task that snapshots changed ones and the gauges."""
     settings, embedder = app[SETTINGS], app[EMBEDDER]
     store = app[STORE] = IndexStore(
-        IndexLog(app[DB]), settings.state_dir, model=embedder.model, dim=embedder.dim,
-        memory_budget=settings.index_memory_bytes, run_blocking=blocking(app),
+        IndexLog(app[DB], IndexHeads(app[REDIS], Keys(settings.redis_prefix))), settings.state_dir,
+        model=embedder.model, dim=embedder.dim, memory_budget=settings.index_memory_bytes, run_blocking=blocking(app),
     )  # fmt: skip
     INDEX_SNAPSHOT_AGE.set_function(store.snapshot_age)
 

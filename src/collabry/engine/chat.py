@@ -1,11 +1,16 @@
 """Grounded chat answers, generated in the background into a Redis stream (cache.streams).
 
-``start`` validates the request, creates the session if needed, stores the question and creates
-the stream (event 1, ``meta``) before it returns, so the gateway can relay the stream at once.
-The answer then runs as a task: ``sources`` (the passages it may cite), ``token`` pieces, and one
-end event: ``done`` (finishReason ``stop``, ``length``, ``cancelled`` or ``retrieval_only``) or
-``error``. A cancel request is noticed within ``CANCEL_POLL`` seconds and stops generation.
-The final message, with its sources, is saved to the session whatever the ending.
+``start`` validates the request (reads only) and creates the stream (event 1, ``meta``) before it
+returns, so the gateway can relay the stream at once. The answer then runs as a task. The new
+session and the question are written to the database by that task, alongside retrieval and
+generation rather than before them: the first token never waits for a database write. The
+assistant's message is saved only after the question's write has finished, and the end event only
+after that, so a client that sees the end finds both stored (an erasure waits for the task too);
+the answer's history leaves out the question whether or not it is stored yet. The task emits
+``sources`` (the passages it may cite), ``token`` pieces, and one end event: ``done``
+(finishReason ``stop``, ``length``, ``cancelled`` or ``retrieval_only``) or ``error``. A cancel
+request is noticed within ``CANCEL_POLL`` seconds and stops generation. The final message, with
+its sources, is saved to the session whatever the ending.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -48,6 +54,8 @@ class ChatRequest:
     notebook_id: str | None
     source_ids: list[str] | None
     request_id: str | None
+    new_session_title: str | None = None  # the session is created by the answer task
+    asked_at: datetime | None = None
 
 
 class ChatService:
@@ -82,20 +90,19 @@ class ChatService:
                 raise AppError(status=404, code="not_found", message="session not found")
             if notebook_id is None:
                 notebook_id = session.get("notebook_id")
-        else:
+        title = None
+        if session_id is None:
             session_id = new_id()
             title = " ".join(message.split())[:80] or "New chat"
-            await self.chats.create(session_id, user_id, notebook_id, title, now)
         message_id = new_id()
         writer = StreamWriter.for_settings(self.redis, stream_id, self.settings)
         try:
             await writer.start(user_id=user_id, session_id=session_id, message_id=message_id)
         except StreamExists:
             raise AppError(status=409, code="stream_exists", message="this stream id is already in use") from None
-        await self.chats.add_message(
-            new_id(), session_id, user_id, "user", message, sources=[], stream_id=stream_id, at=now
+        request = ChatRequest(
+            user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id, title, now
         )
-        request = ChatRequest(user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id)
         task = asyncio.create_task(self._answer(writer, request), name=f"answer:{stream_id}")
         self.tasks.add(task)
         self.writers[task] = writer
@@ -111,6 +118,7 @@ class ChatService:
         state: dict[str, Any] = {"passages": [], "text": [], "cancelled": False, "first": None}
         outcome = "error"
         ending: tuple[str, dict[str, Any]] | None = None
+        stored = asyncio.create_task(self._store_question(req))  # off the first token's path
         async with writer.heartbeating():
             work = asyncio.create_task(self._generate(writer, req, state))
             watcher = asyncio.create_task(self._watch_cancel(writer, work, state))
@@ -141,7 +149,9 @@ class ChatService:
                 ANSWERS.labels(outcome).inc()
                 if state["first"] is not None:
                     FIRST_TOKEN_SECONDS.observe(state["first"] - started)
-                # Saved before the end event, so a client that sees the end finds the message stored.
+                # The question first, then the answer, then the end event: a client that sees the
+                # end finds both stored.
+                await _quietly(stored)
                 await _quietly(self._save(req, state, outcome))
                 if ending is not None:
                     await _quietly(writer.finish(*ending))
@@ -186,10 +196,22 @@ class ChatService:
             await writer.append("token", {"text": piece})
         return generation.finish_reason or "stop", generation.usage
 
+    async def _store_question(self, req: ChatRequest) -> None:
+        at = req.asked_at or utcnow()
+        if req.new_session_title is not None:
+            await self.chats.create(req.session_id, req.user_id, req.notebook_id, req.new_session_title, at)
+        await self.chats.add_message(
+            new_id(), req.session_id, req.user_id, "user", req.message, sources=[], stream_id=req.stream_id, at=at
+        )
+
     async def _history(self, req: ChatRequest) -> list[dict[str, Any]]:
+        if req.new_session_title is not None:
+            return []  # a new session has no history
         recent = await self.chats.latest_messages(req.session_id, req.user_id, HISTORY_MESSAGES + 1)
-        # The newest stored message is the question being answered; it is added separately.
-        return recent[:-1] if recent else []
+        # The question being answered may be stored already (it is written alongside); it is added
+        # to the prompt separately.
+        earlier = [m for m in recent if not (m.get("stream_id") == req.stream_id and m["role"] == "user")]
+        return [{"role": m["role"], "content": m["content"]} for m in earlier[-HISTORY_MESSAGES:]]
 
     async def _save(self, req: ChatRequest, state: dict[str, Any], outcome: str) -> None:
         content = "".join(state["text"])

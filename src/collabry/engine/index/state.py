@@ -25,6 +25,7 @@ import numpy as np
 from ...db.chunks import Chunks
 from ...db.client import Database, utcnow
 from ...db.index_state import IndexStates
+from .heads import IndexHeads
 
 LOG_KEEP = 200
 
@@ -77,13 +78,24 @@ def _state(doc: dict[str, Any] | None, user_id: str) -> IndexState:
 class IndexLog:
     """A user's index state document: its log of source additions and removals, and vector ids."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, heads: IndexHeads | None = None) -> None:
         self.db = db
         self.states = IndexStates(db)
         self.chunks = Chunks(db)
+        self.heads = heads  # the head mirrored in Redis (engine.index.heads); None: the database only
 
-    async def head(self, user_id: str) -> tuple[int, str, int]:
-        """(seq, model, dim) only: the cheap check done before every search."""
+    async def head(self, user_id: str, *, authoritative: bool = False) -> tuple[int, str, int]:
+        """(seq, model, dim) only: the cheap check done before every search, one Redis read when
+        the head is mirrored there, the database otherwise (and when ``authoritative``: loading an
+        index, checking the model before an ingestion)."""
+        if not authoritative and self.heads is not None and (mirrored := await self.heads.get(user_id)) is not None:
+            return mirrored
+        found = await self.head_in_database(user_id)
+        if self.heads is not None:
+            await self.heads.seed(user_id, found)
+        return found
+
+    async def head_in_database(self, user_id: str) -> tuple[int, str, int]:
         doc = await self.states.get(user_id, ("seq", "model", "dim"))
         if not doc:
             return 0, "", 0
@@ -96,7 +108,7 @@ class IndexLog:
         return await self.states.users()
 
     async def check_model(self, user_id: str, model: str, dim: int) -> None:
-        _, stored, stored_dim = await self.head(user_id)
+        _, stored, stored_dim = await self.head(user_id, authoritative=True)
         if stored and (stored != model or stored_dim != dim):
             raise ModelMismatch(user_id, stored, stored_dim, model, dim)
 
@@ -120,6 +132,17 @@ class IndexLog:
         ``add`` (with ``model``/``dim``) refuses to mix models: ``ModelMismatch``.
         """
         await self.states.ensure(user_id)
+        if self.heads is None:
+            return await self._commit(user_id, op, source_id, ingest_id, model, dim)
+        async with self.heads.writing(user_id) as committed:
+            seq = await self._commit(user_id, op, source_id, ingest_id, model, dim)
+            state = await self.state(user_id)  # the head as committed (a later commit may be in it too)
+            committed.append((state.seq, state.model, state.dim))
+            return seq
+
+    async def _commit(
+        self, user_id: str, op: str, source_id: str, ingest_id: str | None, model: str | None, dim: int | None
+    ) -> int:
         for _ in range(100):
             state = await self.state(user_id)
             sets: dict[str, Any] = {}

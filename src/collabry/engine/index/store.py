@@ -5,8 +5,9 @@ chunks' ``seq``. Retrieval is filtered *before* ranking: the allowed sources bec
 the index rows that FAISS consults while it scans, so other sources' vectors never compete for the
 top k (and another user's vectors are in another index altogether).
 
-Every search first asks the database for the user's log head (one small read by ``_id``) and
-replays what this replica has not seen, so replicas converge without sharing files. Indexes stay
+Every search first checks the user's log head, mirrored in Redis by the writers (one Redis read;
+the database when Redis has no current value: ``index.heads``), and replays what this replica has
+not seen, so replicas converge without sharing files. Indexes stay
 in memory in LRU order while their total size fits ``memory_budget``; dirty ones are snapshotted
 by a background task, on eviction and on shutdown.
 """
@@ -286,24 +287,43 @@ user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."
     async def current(self, user_id: str) -> UserIndex:
         """The user's index, loaded if needed and caught up with the database."""
         async with self._lock(user_id):
-            head_seq, model, dim = await self.log.head(user_id)
+            idx = self._cache.get(user_id)
+            # Loading reads the database's head (it reads the database anyway); a loaded index is
+            # kept current with the head mirrored in Redis.
+            head_seq, model, dim = await self.log.head(user_id, authoritative=idx is None)
             if model and (model != self.model or dim != self.dim):
                 raise ModelMismatch(user_id, model, dim, self.model, self.dim)
-            idx = self._cache.get(user_id)
             if idx is None:
                 idx = await self._load(user_id)
                 self._cache[user_id] = idx
             self._cache.move_to_end(user_id)
             if idx.seq != head_seq:
                 idx = self._cache[user_id] = await self._catch_up(idx)
+                if idx.seq < head_seq and self.log.heads is not None:
+                    await self.log.heads.drop(user_id)  # the mirror is ahead of the database (a restore)
             await self._evict()
             return idx
 
     async def search(self, user_id: str, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
+        allowed = list(allowed_sources)
+        cached = self._cache.get(user_id)
+        if cached is not None:
+            # The usual case: the index is in memory and current. The freshness check runs while the
+            # thread searches, and the hits are used only if the head proves the index current.
+            async with self._lock(user_id):
+                head = asyncio.ensure_future(self.log.head(user_id))
+                try:
+                    hits: list[Hit] = await self.run_blocking(cached.search, vector, allowed, k)
+                finally:
+                    seq, model, dim = await head
+                if seq == cached.seq and (not model or (model, dim) == (self.model, self.dim)) \
+                        and self._cache.get(user_id) is cached:
+                    self._cache.move_to_end(user_id)
+                    return hits
         idx = await self.current(user_id)
         async with self._lock(user_id):  # the index may not change while a thread searches it
-            hits: list[Hit] = await self.run_blocking(idx.search, vector, list(allowed_sources), k)
-            return hits
+            found: list[Hit] = await self.run_blocking(idx.search, vector, allowed, k)
+            return found
 
     async def _load(self, user_id: str) -> UserIndex:
         path = snapshot_path(self.state_dir, user_id)
@@ -366,6 +386,8 @@ user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."
             path = snapshot_path(self.state_dir, user_id)
             had_file = await asyncio.to_thread(path.exists)
             await asyncio.to_thread(path.unlink, missing_ok=True)
+            if self.log.heads is not None:
+                await self.log.heads.drop(user_id)
         self._locks.pop(user_id, None)
         return cached or had_file
 

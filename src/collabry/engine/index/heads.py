@@ -1,0 +1,81 @@
+"""The head of each user's index log (seq, model, dim) mirrored in Redis, so the freshness check
+before a search is one Redis round trip instead of a database read.
+
+- **Writers** (``IndexLog.commit`` on any replica, and ``collabry index rebuild``) wrap the
+  database's compare-and-set in ``writing``: before it, the hash's ``writers`` count goes up, which
+  sends readers to the database; after it, the count goes down and the committed head is stored if
+  it is higher than the one there. Several writers, in any order, leave the highest head.
+- **Readers** (``IndexLog.head``) take the Redis head only when it is there and no writer is under
+  way; otherwise (no value, e.g. after a Redis restart; a writer in the middle of a commit; Redis
+  unreachable) they read the database, as before, and seed Redis with what they read (``seed``
+  applies only while no writer is under way, and only raises the head).
+
+So a reader never sees a head older than the database's as of a commit that finished before its
+search began: the commit raised the Redis head before it returned, or its writer count is still up,
+or Redis lost the hash and the database is read. A writer that dies between ``begin`` and ``end``
+leaves its count up: readers of that user go to the database until the hash expires (``TTL``).
+A head in Redis that is ahead of the database (a database restored to an earlier state) is dropped
+by the store when its catch-up finds the database behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import structlog
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from ...cache.client import REDIS_ERRORS
+from ...cache.redis_keys import Keys
+
+log = structlog.get_logger("collabry.index")
+
+TTL = 600  # seconds; refreshed by every write and seed
+
+Head = tuple[int, str, int]  # seq, model, dim
+
+
+class IndexHeads:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._script: AsyncScript = redis.register_script(
+            resources.files("collabry.cache").joinpath("index_head.lua").read_text()
+        )
+
+    async def get(self, user_id: str) -> Head | None:
+        """The head, or None when the database must be asked (missing, a writer under way, Redis down)."""
+        try:
+            seq, model, dim, writers = await self.redis.hmget(self.keys.index_head(user_id), "seq", "model", "dim",
+                                                              "writers")
+        except REDIS_ERRORS as exc:
+            log.warning("index_head_unavailable", error=str(exc))
+            return None
+        if seq is None or (writers is not None and int(writers) > 0):
+            return None
+        text = model.decode() if isinstance(model, bytes) else str(model or "")
+        return int(seq), text, int(dim or 0)
+
+    async def seed(self, user_id: str, head: Head) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):  # the next reader asks the database again
+            await self._script(keys=[self.keys.index_head(user_id)], args=["seed", TTL, *head])
+
+    @contextlib.asynccontextmanager
+    async def writing(self, user_id: str) -> AsyncIterator[list[Head]]:
+        """Around a commit; the caller appends the committed head to the yielded list."""
+        key = [self.keys.index_head(user_id)]
+        await self._script(keys=key, args=["begin", TTL])
+        committed: list[Head] = []
+        try:
+            yield committed
+        finally:
+            head = committed[-1] if committed else (0, "", 0)
+            await self._script(keys=key, args=["end", TTL, "1" if committed else "0", *head])
+
+    async def drop(self, user_id: str) -> None:
+        """Forget the mirrored head (the user is erased, or the database is behind it)."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.redis.delete(self.keys.index_head(user_id))

@@ -1,0 +1,90 @@
+"""The index log's head mirrored in Redis: replicas still see every finished commit before they
+search, with Redis restarted (no data), with a writer in the middle of a commit, and with a mirror
+that is ahead of the database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from collabry.cache.redis_keys import Keys
+from collabry.db.client import new_id
+from collabry.engine.index.heads import IndexHeads
+from collabry.engine.index.state import IndexLog
+from collabry.engine.index.store import IndexStore
+
+from .test_store import DIM, add_source, rows
+
+
+@pytest.fixture
+async def redis(infra: Any) -> AsyncIterator[Redis]:
+    client = Redis.from_url(infra.redis_url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def replica(db: Any, redis: Redis, state_dir: Path) -> IndexStore:
+    return IndexStore(IndexLog(db, IndexHeads(redis, Keys())), state_dir, model="m", dim=DIM)
+
+
+async def found(store: IndexStore, user: str, source: str) -> bool:
+    hits = await store.search(user, rows(1, 7)[0], {source}, 3)
+    return bool(hits) and all(h.source_id == source for h in hits)
+
+
+async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(db: Any, redis: Redis,
+                                                                               tmp_path: Path) -> None:
+    a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
+    first = await add_source(a.log, user, rows(20, 1))
+    assert await found(b, user, first)
+    second = await add_source(a.log, user, rows(20, 2))
+    # The head in Redis is the database's, and b's next search replays the new source.
+    assert await a.log.heads.get(user) == await a.log.head_in_database(user)  # type: ignore[union-attr]
+    assert await found(b, user, second)
+    assert (await b.current(user)).seq == (await a.log.head_in_database(user))[0]
+
+
+async def test_after_a_redis_restart_readers_fall_back_to_the_database(db: Any, redis: Redis, infra: Any,
+                                                                        tmp_path: Path) -> None:
+    a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
+    assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
+    infra.restart_redis()  # no data kept: the mirrored heads are gone
+    await redis.connection_pool.disconnect()
+    assert await a.log.heads.get(user) is None  # type: ignore[union-attr]
+    source = await add_source(a.log, user, rows(20, 2))
+    assert await found(b, user, source)
+    assert await b.log.heads.get(user) == await b.log.head_in_database(user)  # type: ignore[union-attr]
+
+
+async def test_while_a_writer_is_committing_readers_ask_the_database(db: Any, redis: Redis, tmp_path: Path) -> None:
+    a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
+    assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
+    heads = a.log.heads
+    assert heads is not None
+    async with heads.writing(user) as committed:
+        # The commit is in the database but its writer has not updated Redis yet (or died here).
+        plain = IndexLog(db)
+        source = await add_source(plain, user, rows(20, 2))
+        assert await heads.get(user) is None
+        assert await found(b, user, source)
+        committed.append(await plain.head_in_database(user))
+    assert await heads.get(user) == await plain.head_in_database(user)
+
+
+async def test_a_mirror_ahead_of_the_database_is_dropped(db: Any, redis: Redis, tmp_path: Path) -> None:
+    a, user = replica(db, redis, tmp_path / "a"), new_id()
+    source = await add_source(a.log, user, rows(20, 1))
+    assert await found(a, user, source)  # loaded: later searches check the mirrored head
+    heads = a.log.heads
+    assert heads is not None
+    await heads.drop(user)
+    await heads.seed(user, (99, "m", DIM))  # e.g. the database was restored to an earlier state
+    assert await found(a, user, source)
+    assert await heads.get(user) is None
+    assert await a.log.head(user) == await a.log.head_in_database(user)
+    assert await heads.get(user) == await a.log.head_in_database(user)
