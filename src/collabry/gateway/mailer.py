@@ -173,10 +173,15 @@ async def handle(app: web.Application, job: dict[str, Any]) -> None:
             return
 
 
-async def run_sender(app: web.Application) -> None:
-    """Take jobs from the outbox until cancelled."""
+async def run_sender(app: web.Application, stopping: asyncio.Event) -> None:
+    """Take jobs from the outbox until ``stopping`` is set (and the task cancelled).
+
+    The loop checks the event rather than trusting the cancellation alone: a cancellation that
+    lands inside a client library can come out as one of its own errors, which the handlers below
+    log and survive, and the sender would then run on after its gateway stopped.
+    """
     redis, key = app[REDIS], outbox_key(app[SETTINGS])
-    while True:
+    while not stopping.is_set():
         try:
             item = await redis.blpop([key], timeout=1)  # below the client's socket timeout
         except REDIS_ERRORS as exc:
@@ -193,9 +198,11 @@ async def run_sender(app: web.Application) -> None:
 
 async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the sender runs while the app does (only where SMTP is configured)."""
-    task = asyncio.create_task(run_sender(app)) if app[SETTINGS].smtp_url else None
+    stopping = asyncio.Event()
+    task = asyncio.create_task(run_sender(app, stopping)) if app[SETTINGS].smtp_url else None
     yield
     if task is not None:
+        stopping.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
