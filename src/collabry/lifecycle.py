@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import structlog
+import uvloop
 from aiohttp import web
 
 log = structlog.get_logger("collabry.lifecycle")
@@ -115,5 +116,7 @@ def run(app_factory: Callable[[], Awaitable[web.Application]], host: str, port: 
         app = await app_factory()
         await serve(app, host, port, drain_timeout=drain_timeout)
 
-    asyncio.run(main())
+    # uvloop: a faster event loop (libuv) for the servers' hot paths; same asyncio API.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
     return 0

@@ -4,8 +4,10 @@ Login failures are not paced but counted in sliding windows (a sorted set of fai
 subject): the contract says "at most N failures in any 15 minutes", which pacing does not give.
 Emails never appear in key names: the subject is a keyed hash (``email_pseudonym``).
 
-The scripts are sent once and then called by SHA (redis-py's ``Script`` falls back to EVAL when a
-restarted Redis has forgotten them). A Redis outage raises ``LimiterUnavailable``; the caller
+The scripts are called by SHA straight through the connection (``client.LuaScript``: loaded
+again once when a restarted Redis has forgotten them). ``check_request`` answers everything an
+API request asks Redis (the global rule, the session's revocation, the cached user for ``/me``)
+in one EVALSHA. A Redis outage raises ``LimiterUnavailable``; the caller
 decides whether its rule fails open or closed.
 """
 
@@ -18,10 +20,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from ..config import Rule, Settings
-from .client import REDIS_ERRORS
+from .client import REDIS_ERRORS, LuaScript
 from .redis_keys import Keys
 
 
@@ -46,6 +47,17 @@ class Decision:
         if not self.allowed:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
         return headers
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCheck:
+    """The answer of ``check_request``: the global rule's decision, whether the session is revoked,
+    and (when asked for) the user cache's generation and its document if current."""
+
+    decision: Decision
+    revoked: bool
+    generation: str | None = None
+    user_document: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +94,42 @@ class RateLimiter:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self._hit: AsyncScript = redis.register_script(_script("ratelimit.lua"))
-        self._gate: AsyncScript = redis.register_script(_script("login_gate.lua", "window.lua"))
-        self._failed: AsyncScript = redis.register_script(_script("login_failed.lua", "window.lua"))
+        self._hit = LuaScript(_script("ratelimit.lua"))
+        self._request = LuaScript(_script("request.lua"))
+        self._gate = LuaScript(_script("login_gate.lua", "window.lua"))
+        self._failed = LuaScript(_script("login_failed.lua", "window.lua"))
 
     async def hit(self, rule_name: str, subject: str, rule: Rule, *, cost: int = 1, commit: bool = True) -> Decision:
         key = self.keys.limit(rule_name, subject)
         try:
-            raw = await self._hit(keys=[key], args=[_interval_ms(rule), rule.limit, cost, int(commit)])
+            raw = await self._hit(self.redis, [key], [_interval_ms(rule), rule.limit, cost, int(commit)])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return self._decision(rule, raw)
+
+    async def check_request(
+        self,
+        rule_name: str,
+        subject: str,
+        rule: Rule,
+        *,
+        session_id: str | None = None,
+        user_keys: tuple[str, str] | None = None,
+    ) -> RequestCheck:
+        """One unit of ``rule`` for ``subject``, plus (``session_id``) whether that session was
+        revoked and (``user_keys``: generation and document keys) the cached user: one round trip."""
+        keys = [self.keys.limit(rule_name, subject)]
+        if session_id:
+            keys.append(self.keys.revoked_session(session_id))
+            if user_keys is not None:
+                keys.extend(user_keys)
+        try:
+            raw = await self._request(self.redis, keys, [_interval_ms(rule), rule.limit, 1, 1])
+        except REDIS_ERRORS as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        generation = raw[5].decode() if len(raw) > 5 else None
+        document = raw[6] if len(raw) > 6 else None
+        return RequestCheck(self._decision(rule, raw), bool(int(raw[4])), generation, document)
 
     def _login_keys(self, ip: str, email: str) -> tuple[str, str, str]:
         """(IP, email) failures, account failures, account lock: keyed by the email's pseudonym."""
@@ -107,7 +144,7 @@ class RateLimiter:
         rule = self.settings.login_failures
         pair, _, lock = self._login_keys(ip, email)
         try:
-            raw = await self._gate(keys=[pair, lock], args=[_window_ms(rule), rule.limit])
+            raw = await self._gate(self.redis, [pair, lock], [_window_ms(rule), rule.limit])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return LoginGate(locked_for=int(raw[0]) / 1000.0, decision=self._decision(rule, raw[1:]))
@@ -124,7 +161,7 @@ class RateLimiter:
             self.settings.account_lock_seconds * 1000,
         ]
         try:
-            raw = await self._failed(keys=keys, args=args)
+            raw = await self._failed(self.redis, keys, args)
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return bool(int(raw[0]))

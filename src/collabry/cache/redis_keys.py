@@ -52,3 +52,11 @@ class Keys:
     def revoked_session(self, session_id: str) -> str:
         """Set on revocation, expiring with the last access token the session can have issued."""
         return f"{self.prefix}revoked:{session_id}"
+
+    def user_generation(self, user_id: str) -> str:
+        """Bumped whenever the user's public document changes (cache/users.py)."""
+        return f"{self.prefix}user-gen:{user_id}"
+
+    def user_document(self, user_id: str) -> str:
+        """``<generation>|<public user JSON>``, a short-lived copy for GET /api/auth/me."""
+        return f"{self.prefix}user-doc:{user_id}"

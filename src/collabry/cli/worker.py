@@ -83,8 +83,11 @@ async def _with_worker(settings: Settings, clock: Clock, fn: Callable[[Worker], 
     worker = Worker(
         settings, client[settings.database_name], redis, jobs, clock=clock, crash_hook=CrashHook.from_env()
     )
+    from ..cache import users as user_cache
+
     try:
-        return await fn(worker)
+        with user_cache.registered(user_cache.UserCache(redis, settings)):  # plan downgrades, erasures
+            return await fn(worker)
     finally:
         await worker.close()
         await redis.aclose()

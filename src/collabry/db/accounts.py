@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..cache.users import user_changed
 from . import ai_sessions, billing, board_content, boards, sessions, sources, storage, users
 from .client import Database
 from .queries import Filter, query
@@ -268,6 +269,7 @@ class AccountData:
         # retry finds the rest by the user id (the found-through steps before their parents).
         gone = await self.db["users"].delete_one(the_user(user_id))
         counts["users"] = gone.deleted_count
+        await user_changed(user_id)  # the user cache (/me) drops its copy (cache/users.py)
         chats = await self.chat_ids(user_id)
         if chats:
             result = await self.db[ai_sessions.MESSAGES].delete_many(messages_of_chats(chats, user_id))

@@ -13,6 +13,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from ..cache.users import user_changed
 from .client import Database, iso, new_id, utcnow
 from .queries import Filter, query
 
@@ -104,14 +105,20 @@ class UserRepository:
     async def names(self, user_ids: list[str]) -> dict[str, str]:
         return {u["_id"]: u.get("name", "") async for u in self.users.find(by_ids(user_ids), {"name": 1})}
 
+    # Each change of the user calls ``user_changed`` after the write: the user cache (/me) drops
+    # its copy on every replica (cache/users.py).
+
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.users.update_one(by_id(user_id), {"$set": {"password_hash": password_hash}})
+        await user_changed(user_id)
 
     async def set_name(self, user_id: str, name: str) -> None:
         await self.users.update_one(by_id(user_id), {"$set": {"name": name}})
+        await user_changed(user_id)
 
     async def set_plan(self, user_id: str, plan: str) -> None:
         await self.users.update_one(by_id(user_id), {"$set": {"plan": plan}})
+        await user_changed(user_id)
 
 
 
@@ -129,11 +136,14 @@ class UserRepository:
         """Confirm the email the token was sent to; the account, or None for an unknown, used or
         expired token (one conditional update: a token works once)."""
         now = utcnow()
-        return await self.users.find_one_and_update(
+        user = await self.users.find_one_and_update(
             email_check(token_hash, now),
             {"$unset": {"email_check": "", "email_unverified": ""}, "$set": {"email_verified_at": now}},
             return_document=ReturnDocument.AFTER,
         )
+        if user is not None:
+            await user_changed(user["_id"])
+        return user
 
     async def email_proven(self, user_id: str) -> None:
         """A password reset through the emailed link proves the address too."""
@@ -141,3 +151,4 @@ class UserRepository:
             unverified(user_id),
             {"$unset": {"email_check": "", "email_unverified": ""}, "$set": {"email_verified_at": utcnow()}},
         )
+        await user_changed(user_id)

@@ -10,8 +10,10 @@ from aiohttp import web
 
 from ..auth.passwords import Passwords
 from ..auth.refresh import RefreshTokenStore
-from ..auth.tokens import AccessTokens
+from ..auth.tokens import AccessClaims, AccessTokens
 from ..cache.quota import QuotaCounters
+from ..cache.ratelimit import RequestCheck
+from ..cache.users import UserCache
 from ..db.users import UserRepository
 from ..domain.usage import UsageWriteBehind
 
@@ -25,6 +27,7 @@ ACCESS_TOKENS = web.AppKey("collabry.access_tokens", AccessTokens)
 PASSWORDS = web.AppKey("collabry.passwords", Passwords)
 REFRESH_TOKENS = web.AppKey("collabry.refresh_tokens", RefreshTokenStore)
 USERS = web.AppKey("collabry.users", UserRepository)
+USER_CACHE = web.AppKey("collabry.user_cache", UserCache)  # the public user, for /me (cache/users.py)
 ENGINE: web.AppKey[EngineClient] = web.AppKey("collabry.engine_client")
 # the Socket.IO emitter that domain notifications are pushed through (write-only manager)
 EMITTER: web.AppKey[UserEmitter] = web.AppKey("collabry.domain_emitter")
@@ -41,3 +44,8 @@ LOGOUT_ALL_HOOKS = web.AppKey("collabry.logout_all_hooks", list[LogoutAllHook])
 # hook(app, user_id, session_ids, reason): after sessions were revoked
 SessionRevokedHook = Callable[[web.Application, str, list[str], str], Awaitable[None]]
 SESSION_REVOKED_HOOKS = web.AppKey("collabry.session_revoked_hooks", list[SessionRevokedHook])
+
+# Per request: the access token's claims and the one Redis answer (global limit, revocation, cached
+# user), both found by the global limit middleware before the route runs (gateway/security.py).
+ACCESS_CLAIMS = web.RequestKey("collabry.access_claims", AccessClaims)
+REQUEST_CHECK = web.RequestKey("collabry.request_check", RequestCheck)

@@ -10,22 +10,26 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from ..appkeys import DB, SETTINGS
+from ..appkeys import DB, REDIS, SETTINGS
 from ..auth.refresh import RefreshTokenStore
+from ..cache import users as user_cache
+from ..cache.users import UserCache
 from ..db.users import UserRepository
 from ..domain.notifications import UserEmitter
 from ..engine_client import EngineClient
 from ..realtime.emitter import Emitter
-from .keys import EMITTER, ENGINE, REFRESH_TOKENS, USERS
+from .keys import EMITTER, ENGINE, REFRESH_TOKENS, USER_CACHE, USERS
 
 log = structlog.get_logger("collabry.gateway")
 
 
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The user and refresh-token repositories (on the database client)."""
+    """The user and refresh-token repositories (on the database client), the user cache (Redis)."""
     app[USERS] = UserRepository(app[DB])
     app[REFRESH_TOKENS] = RefreshTokenStore(app[DB], app[SETTINGS].refresh_token_ttl)
-    yield
+    with user_cache.registered(UserCache(app[REDIS], app[SETTINGS])) as cache:
+        app[USER_CACHE] = cache
+        yield
 
 
 async def engine_client_ctx(app: web.Application) -> AsyncIterator[None]:

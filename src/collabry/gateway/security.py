@@ -1,4 +1,11 @@
-"""Who is calling: bearer-token authentication, the client's address, the global rate limit."""
+"""Who is calling: bearer-token authentication, the client's address, the global rate limit.
+
+The hot path asks Redis once per request: ``global_limit_middleware`` verifies the bearer token
+(CPU only) and runs one script (``RateLimiter.check_request``) for the global per-IP rule, the
+session's revocation and, for routes in ``USER_DOCUMENT_ROUTES``, the cached public user
+(cache/users.py). ``authenticate_user`` then uses that answer instead of asking again; requests
+that did not pass the middleware (exempt paths, Redis unreachable) take the old path.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,13 @@ from aiohttp.typedefs import Handler
 
 from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
 from ..auth.tokens import InvalidToken
-from ..cache.ratelimit import Decision, LimiterUnavailable
+from ..cache.ratelimit import Decision, LimiterUnavailable, RequestCheck
 from ..config import Rule
 from ..errors import AppError
 from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ..web.clientip import client_ip
 from ..web.errors import error_response
-from .keys import ACCESS_TOKENS
+from .keys import ACCESS_CLAIMS, ACCESS_TOKENS, REQUEST_CHECK, USER_CACHE
 from .revocation import is_revoked
 
 log = structlog.get_logger("collabry.security")
@@ -29,15 +36,22 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 async def authenticate_user(request: web.Request) -> None:
-    token = bearer_token(request)
-    if token is None:
-        raise AppError(status=401, code="unauthorized", message="a bearer access token is required")
-    try:
-        claims = request.app[ACCESS_TOKENS].verify(token)
-    except InvalidToken:
-        AUTH_EVENTS.labels("invalid_token").inc()
-        raise AppError(status=401, code="unauthorized", message="the access token is invalid or expired") from None
-    if await is_revoked(request.app, claims.session_id):
+    claims = request.get(ACCESS_CLAIMS)
+    if claims is None:
+        token = bearer_token(request)
+        if token is None:
+            raise AppError(status=401, code="unauthorized", message="a bearer access token is required")
+        try:
+            claims = request.app[ACCESS_TOKENS].verify(token)
+        except InvalidToken:
+            AUTH_EVENTS.labels("invalid_token").inc()
+            raise AppError(status=401, code="unauthorized", message="the access token is invalid or expired") from None
+    checked = request.get(REQUEST_CHECK)
+    if checked is not None and claims.session_id:
+        revoked = checked.revoked  # asked in the middleware's round trip
+    else:
+        revoked = await is_revoked(request.app, claims.session_id)
+    if revoked:
         AUTH_EVENTS.labels("revoked_token").inc()
         raise AppError(status=401, code="unauthorized", message="the session of this access token was revoked")
     request[USER_ID] = claims.user_id
@@ -70,17 +84,26 @@ async def enforce(
     try:
         decision = await request.app[LIMITER].hit(rule_name, subject, rule)
     except LimiterUnavailable as exc:
-        if fail_open:
-            RATELIMIT_DECISIONS.labels(rule_name, "fail_open").inc()
-            log.warning("ratelimit_fail_open", rule=rule_name, error=str(exc))
-            return None
-        RATELIMIT_DECISIONS.labels(rule_name, "fail_closed").inc()
-        log.error("ratelimit_fail_closed", rule=rule_name, error=str(exc))
-        raise AppError(
-            status=503, code="unavailable",
-            message="temporarily unavailable, try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
+        _unavailable(rule_name, exc, fail_open=fail_open)
+        return None
+    return _decided(rule_name, subject, decision)
+
+
+def _unavailable(rule_name: str, exc: LimiterUnavailable, *, fail_open: bool) -> None:
+    if fail_open:
+        RATELIMIT_DECISIONS.labels(rule_name, "fail_open").inc()
+        log.warning("ratelimit_fail_open", rule=rule_name, error=str(exc))
+        return
+    RATELIMIT_DECISIONS.labels(rule_name, "fail_closed").inc()
+    log.error("ratelimit_fail_closed", rule=rule_name, error=str(exc))
+    raise AppError(
+        status=503, code="unavailable",
+        message="temporarily unavailable, try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _decided(rule_name: str, subject: str, decision: Decision) -> Decision:
     if not decision.allowed:
         RATELIMIT_DECISIONS.labels(rule_name, "deny").inc()
         log.warning("ratelimit_hit", rule=rule_name, subject=subject)
@@ -90,6 +113,38 @@ async def enforce(
 
 
 EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
+# Routes whose answer is the public user: the request's script also reads its cached copy.
+USER_DOCUMENT_ROUTES = frozenset({("GET", "/api/auth/me")})
+
+
+async def _check_request(request: web.Request, ip: str) -> Decision | None:
+    """The global rule for ``ip`` and, when the request carries a valid token, its session's
+    revocation (and the cached user for ``USER_DOCUMENT_ROUTES``): one round trip. Raises 429/503."""
+    app = request.app
+    settings = app[SETTINGS]
+    token = bearer_token(request)
+    claims = None
+    if token is not None:
+        try:
+            claims = app[ACCESS_TOKENS].verify(token)
+        except InvalidToken:
+            pass  # authenticate_user answers 401 (after the limit, as before) and counts it
+    user_keys = None
+    if claims is not None:
+        request[ACCESS_CLAIMS] = claims
+        if (request.method, request.path) in USER_DOCUMENT_ROUTES:
+            user_keys = app[USER_CACHE].key_pair(claims.user_id)
+    try:
+        checked: RequestCheck = await app[LIMITER].check_request(
+            "global", ip, settings.global_limit,
+            session_id=claims.session_id if claims is not None else None, user_keys=user_keys,
+        )
+    except LimiterUnavailable as exc:
+        _unavailable("global", exc, fail_open=settings.global_fail_open)
+        return None
+    if claims is not None:
+        request[REQUEST_CHECK] = checked
+    return _decided("global", ip, checked.decision)
 
 
 @web.middleware
@@ -98,9 +153,8 @@ async def global_limit_middleware(request: web.Request, handler: Handler) -> web
     ip = ip_of(request)
     if request.path.startswith(EXEMPT_PREFIXES) or request.method == "OPTIONS":
         return await handler(request)
-    settings = request.app[SETTINGS]
     try:
-        decision = await enforce(request, "global", ip, settings.global_limit, fail_open=settings.global_fail_open)
+        decision = await _check_request(request, ip)
     except AppError as exc:
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
     headers = decision.headers() if decision is not None else {}

@@ -13,13 +13,15 @@ from ...appkeys import LIMITER, SESSION_ID, SETTINGS
 from ...auth.passwords import password_weakness
 from ...auth.refresh import RefreshError, TokenReused
 from ...cache.ratelimit import LimiterUnavailable, email_pseudonym
+from ...cache.users import user_changed
 from ...db.client import iso
 from ...db.users import EmailTaken, normalise_email, public_user
 from ...errors import AppError
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
+from ...web.jsonio import dumps, json_bytes_response
 from .. import mailer
-from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
+from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, REQUEST_CHECK, USER_CACHE, USERS
 from ..revocation import sessions_revoked
 from ..security import current_user_id, ip_of
 
@@ -259,6 +261,7 @@ async def logout(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
     await request.app[REFRESH_TOKENS].revoke(request[SESSION_ID], user_id=user_id)
     await sessions_revoked(request.app, user_id, [request[SESSION_ID]], "logout")
+    await user_changed(user_id)
     AUTH_EVENTS.labels("logout").inc()
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path="/api/auth")
@@ -273,6 +276,7 @@ async def logout_all(request: web.Request) -> web.Response:
     count = await store.revoke_all(user_id)
     # The user's sockets are all disconnected by the hooks below, whatever session they belong to.
     await sessions_revoked(request.app, user_id, [*active, request[SESSION_ID]], "logout_all", notify=False)
+    await user_changed(user_id)
     AUTH_EVENTS.labels("logout_all").inc()
     log.info("logout_all", revoked=count)
     for hook in request.app.get(LOGOUT_ALL_HOOKS, []):
@@ -284,10 +288,19 @@ async def logout_all(request: web.Request) -> web.Response:
 
 @routes.get("/api/auth/me", summary="The current user", responses={200: UserEnvelope})
 async def me(request: web.Request) -> web.Response:
-    user = await request.app[USERS].by_id(current_user_id(request))
+    """From the user cache when the request's Redis script found a current copy (no database
+    read); otherwise from the database, then cached under the generation seen before the read."""
+    user_id = current_user_id(request)
+    checked = request.get(REQUEST_CHECK)
+    if checked is not None and checked.user_document is not None:
+        return json_bytes_response(b'{"user":' + checked.user_document + b"}")
+    user = await request.app[USERS].by_id(user_id)
     if user is None:
         raise AppError(status=401, code="unauthorized", message="the account no longer exists")
-    return web.json_response({"user": public_user(user)})
+    document = dumps(public_user(user))
+    if checked is not None and checked.generation is not None:
+        await request.app[USER_CACHE].fill(user_id, checked.generation, document)
+    return json_bytes_response(b'{"user":' + document + b"}")
 
 
 @routes.get("/api/auth/sessions", summary="Active sessions (logins) of the user", responses={200: SessionList})
