@@ -1,12 +1,12 @@
 """Grounded chat answers, generated in the background into a Redis stream (cache.streams).
 
-``start`` validates the request (reads only) and creates the stream (event 1, ``meta``) before it
-returns, so the gateway can relay the stream at once. The answer then runs as a task. The new
-session and the question are written to the database by that task, alongside retrieval and
-generation rather than before them: the first token never waits for a database write. The
-assistant's message is saved only after the question's write has finished, and the end event only
-after that, so a client that sees the end finds both stored (an erasure waits for the task too);
-the answer's history leaves out the question whether or not it is stored yet. The task emits
+``start`` validates the request (reads only) and creates the stream (event 1, ``meta``), starts
+the answer as a task, and returns once a new session is stored (a client may open it at once), so
+the gateway can relay the stream. The new session and the question are written alongside
+retrieval and generation rather than before them: the first token never waits for a database
+write. The assistant's message is saved only after the question's write has finished, and the end
+event only after that, so a client that sees the end finds both stored (an erasure waits for the
+task too); the answer's history leaves out the question whether or not it is stored yet. The task emits
 ``sources`` (the passages it may cite), ``token`` pieces, and one end event: ``done``
 (finishReason ``stop``, ``length``, ``cancelled`` or ``retrieval_only``) or ``error``. A cancel
 request is noticed within ``CANCEL_POLL`` seconds and stops generation. The final message, with
@@ -103,22 +103,31 @@ class ChatService:
         request = ChatRequest(
             user_id, message, stream_id, session_id, message_id, notebook_id, source_ids, request_id, title, now
         )
-        task = asyncio.create_task(self._answer(writer, request), name=f"answer:{stream_id}")
+        # The database writes run alongside the answer, which starts now: a new session is created
+        # before the 202 (a client may open it at once), the question whenever it is done.
+        created = asyncio.create_task(self._create_session(request)) if title is not None else None
+        stored = asyncio.create_task(self._store_question(request, created))
+        task = asyncio.create_task(self._answer(writer, request, stored), name=f"answer:{stream_id}")
         self.tasks.add(task)
         self.writers[task] = writer
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(lambda done: self.writers.pop(done, None))
         self.owners[task] = user_id
         task.add_done_callback(lambda done: self.owners.pop(done, None))
+        if created is not None:
+            try:
+                await asyncio.shield(created)
+            except Exception:
+                task.cancel()  # no session to answer in: the stream ends with an error event
+                raise
         return {"streamId": stream_id, "sessionId": session_id, "messageId": message_id}
 
-    async def _answer(self, writer: StreamWriter, req: ChatRequest) -> None:
+    async def _answer(self, writer: StreamWriter, req: ChatRequest, stored: asyncio.Task[None]) -> None:
         structlog.contextvars.bind_contextvars(request_id=req.request_id, stream_id=req.stream_id)
         started = time.perf_counter()
         state: dict[str, Any] = {"passages": [], "text": [], "cancelled": False, "first": None}
         outcome = "error"
         ending: tuple[str, dict[str, Any]] | None = None
-        stored = asyncio.create_task(self._store_question(req))  # off the first token's path
         async with writer.heartbeating():
             work = asyncio.create_task(self._generate(writer, req, state))
             watcher = asyncio.create_task(self._watch_cancel(writer, work, state))
@@ -196,10 +205,15 @@ class ChatService:
             await writer.append("token", {"text": piece})
         return generation.finish_reason or "stop", generation.usage
 
-    async def _store_question(self, req: ChatRequest) -> None:
+    async def _create_session(self, req: ChatRequest) -> None:
+        assert req.new_session_title is not None
+        await self.chats.create(req.session_id, req.user_id, req.notebook_id, req.new_session_title,
+                                req.asked_at or utcnow())
+
+    async def _store_question(self, req: ChatRequest, created: asyncio.Task[None] | None) -> None:
         at = req.asked_at or utcnow()
-        if req.new_session_title is not None:
-            await self.chats.create(req.session_id, req.user_id, req.notebook_id, req.new_session_title, at)
+        if created is not None:
+            await created
         await self.chats.add_message(
             new_id(), req.session_id, req.user_id, "user", req.message, sources=[], stream_id=req.stream_id, at=at
         )

@@ -20,6 +20,7 @@ from ..domain.usage import UsageWriteBehind
 if TYPE_CHECKING:
     from ..domain.notifications import UserEmitter
     from ..engine_client import EngineClient
+    from .metering import PlanLimitCache
     from .realtime.server import RealtimeHub
     from .relay import Relays
 
@@ -35,6 +36,7 @@ RELAYS: web.AppKey[Relays] = web.AppKey("collabry.sse_relays")
 HUB: web.AppKey[RealtimeHub] = web.AppKey("collabry.realtime_hub")
 QUOTA = web.AppKey("collabry.quota", QuotaCounters)  # the AI quota's Redis counters
 USAGE_WRITER = web.AppKey("collabry.usage_writer", UsageWriteBehind)  # persists them behind requests
+PLAN_LIMITS: web.AppKey[PlanLimitCache] = web.AppKey("collabry.plan_limits")  # users' AI limits, briefly
 OPENAPI = web.AppKey("collabry.openapi", dict[str, Any])
 
 # Called as hook(app, user_id) after logout-all revoked the user's sessions (real time disconnects
@@ -44,6 +46,10 @@ LOGOUT_ALL_HOOKS = web.AppKey("collabry.logout_all_hooks", list[LogoutAllHook])
 # hook(app, user_id, session_ids, reason): after sessions were revoked
 SessionRevokedHook = Callable[[web.Application, str, list[str], str], Awaitable[None]]
 SESSION_REVOKED_HOOKS = web.AppKey("collabry.session_revoked_hooks", list[SessionRevokedHook])
+
+if TYPE_CHECKING:
+    from .security import VerifiedTokens
+VERIFIED_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("collabry.verified_tokens")  # gateway/security.py
 
 # Per request: the access token's claims and the one Redis answer (global limit, revocation, cached
 # user), both found by the global limit middleware before the route runs (gateway/security.py).
