@@ -1,7 +1,8 @@
 """Quota metering on the appliance's database (FerretDB v2 on PostgreSQL + DocumentDB): ours
 (``collabry.domain.usage.consume``: the repository's single conditional update, with an upsert for a
 day's first unit) side by side with the textbook single conditional update on a prepared counter
-(``{n: {$lt: limit}}`` + ``$inc``).
+(``{n: {$lt: limit}}`` + ``$inc``), and what the AI quota runs now: ``usage.take_metered``, one
+Redis script per check (the database is read once per counter to seed it, and written behind).
 
     .venv/bin/python tests/bench/bench_quota.py [--rounds 5] [--requests 50] [--limit 10] [--serial 300]
 
@@ -21,9 +22,15 @@ import time
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
+from collabry.cache.quota import QuotaCounters
+from collabry.cache.redis_keys import Keys
 from collabry.devstack import components
 from collabry.domain import usage
+
+REDIS = "ours in Redis (usage.take_metered)"
+QUOTA: QuotaCounters | None = None
 
 
 async def conditional_update(db, key: str, limit: int) -> bool:
@@ -35,6 +42,9 @@ async def burst(db, method: str, key: str, requests: int, limit: int) -> tuple[i
     if method == "conditional update":
         await db["naive"].insert_one({"_id": key, "n": 0})
         call = lambda: conditional_update(db, key, limit)  # noqa: E731
+    elif method == REDIS:
+        assert QUOTA is not None
+        call = lambda: usage.take_metered(db, QUOTA, key, "ai", limit)  # noqa: E731
     else:
         call = lambda: usage.consume(db, key, "ai", limit)  # noqa: E731
     started = time.perf_counter()
@@ -42,6 +52,9 @@ async def burst(db, method: str, key: str, requests: int, limit: int) -> tuple[i
     elapsed = time.perf_counter() - started
     if method == "conditional update":
         final = int((await db["naive"].find_one({"_id": key}))["n"])
+    elif method == REDIS:
+        assert QUOTA is not None
+        final = await usage.used_metered(db, QUOTA, key, "ai")
     else:
         final = await usage.used(db, key, "ai")
     return sum(results), final, elapsed
@@ -53,16 +66,25 @@ async def serial(db, method: str, calls: int) -> list[float]:
         key = f"serial-{method[:4]}-{i}"
         if method == "conditional update":
             await db["naive"].insert_one({"_id": key, "n": 0})
+        elif method == REDIS:  # a counter Redis knows (as after the day's first request)
+            assert QUOTA is not None
+            await usage.take_metered(db, QUOTA, key, "ai", 10)
         started = time.perf_counter()
         if method == "conditional update":
             await conditional_update(db, key, 10)
+        elif method == REDIS:
+            assert QUOTA is not None
+            await usage.take_metered(db, QUOTA, key, "ai", 10)
         else:
             await usage.consume(db, key, "ai", 10)
         times.append((time.perf_counter() - started) * 1000)
     return times
 
 
-async def main(args: argparse.Namespace, port: int) -> None:
+async def main(args: argparse.Namespace, port: int, redis_url: str) -> None:
+    global QUOTA
+    redis = Redis.from_url(redis_url)
+    QUOTA = QuotaCounters(redis, Keys())
     client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/", retryWrites=False, tz_aware=True)
     db = client["bench"]
     await db["usage"].create_index([("user_id", 1), ("date", 1), ("kind", 1), ("n", -1)])
@@ -70,7 +92,7 @@ async def main(args: argparse.Namespace, port: int) -> None:
           f"uncontended latency over {args.serial} calls")
     print(f"| method | successes per round (want {args.limit}) | final counter | burst ms (median) | p50 ms | p99 ms |")
     print("|---|---|---|---:|---:|---:|")
-    for method in ("conditional update", "ours (usage.consume)"):
+    for method in ("conditional update", "ours (usage.consume)", REDIS):
         successes, finals, bursts = [], [], []
         for r in range(args.rounds):
             ok, final, elapsed = await burst(db, method, f"{method[:4]}-{r}", args.requests, args.limit)
@@ -82,6 +104,7 @@ async def main(args: argparse.Namespace, port: int) -> None:
         print(f"| {method} | {', '.join(map(str, successes))} | {', '.join(map(str, finals))} | "
               f"{statistics.median(bursts):.0f} | {statistics.median(lat):.2f} | {p99:.2f} |")
     await client.close()
+    await redis.aclose()
 
 
 if __name__ == "__main__":
@@ -92,9 +115,12 @@ if __name__ == "__main__":
     parser.add_argument("--serial", type=int, default=300)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        port = components.free_port()
+        port, redis_port = components.free_port(), components.free_port()
         database = components.start_database(Path(tmp), port)
+        redis_server = components.redis(redis_port, Path(tmp) / "redis").start()
         try:
-            asyncio.run(main(arguments, port))
+            redis_server.wait_ready()
+            asyncio.run(main(arguments, port, f"redis://127.0.0.1:{redis_port}/0"))
         finally:
+            redis_server.stop()
             database.stop()

@@ -1,6 +1,6 @@
 """SSE delivery of AI answers: added time to first token, and open streams per gateway process.
 
-    .venv/bin/python tests/bench/bench_sse.py ttft [--concurrency 1,50,200]
+    .venv/bin/python tests/bench/bench_sse.py ttft [--concurrency 1,50,200] [--rounds 3] [--plot docs/img/ttft.png]
     .venv/bin/python tests/bench/bench_sse.py streams [--streams 5000]
 
 ``ttft``: real Redis, FerretDB, engine (its model calls go to the OpenAI-protocol stand-in, in its
@@ -11,8 +11,11 @@ share the engine's load:
   engine call, relay);
 - the peer: the engine's internal ``POST /internal/chat`` then reading the answer's Redis stream
   directly (``cache.streams.StreamReader``) until the first token.
-It also reports, for the SSE answers, how much later the first token reached the SSE client than a
-reader of the Redis stream watching the same answer (the relay's own delay).
+Each level runs ``--rounds`` times (the two paths alternate within each round); the table shows the
+median round. "added" is nginx + gateway minus the direct reader (the goal: at most +3 ms p50 and
++15 ms p99), "ratio" the quotient. ``--plot`` draws the added milliseconds against concurrent
+answers (p50 and p99). It also reports, for the SSE answers, how much later the first token
+reached the SSE client than a reader of the Redis stream watching the same answer (the relay's own delay).
 
 ``streams``: one gateway process; N answers held open (running, no new events) and N SSE clients
 following them. Prints the process's RSS per open stream, then appends one token to every stream
@@ -100,11 +103,33 @@ async def direct(http: aiohttp.ClientSession, engine_url: str, service_token: st
     return await first_token_direct(reader, stream_id) - started
 
 
+async def one_level(http: aiohttp.ClientSession, url: str, engine_url: str, service_token: str,
+                    accounts: list[tuple[str, str]], reader: StreamReader, level: int
+                    ) -> tuple[list[tuple[float, float]], list[float]]:
+    """~100 answers through each path at ``level`` concurrent answers."""
+    via: list[tuple[float, float]] = []
+    peer: list[float] = []
+    half = max(1, level // 2)
+    for _ in range(max(1, 100 // half)):
+        if level == 1:  # one answer at a time, the two paths alternating
+            via.append(await via_gateway(http, url, accounts[0][1], reader))
+            peer.append(await direct(http, engine_url, service_token, accounts[0][0], reader))
+            continue
+        # Half the answers through each path at once, so both see the same engine load.
+        results = await asyncio.gather(
+            *(via_gateway(http, url, accounts[i][1], reader) for i in range(half)),
+            *(direct(http, engine_url, service_token, accounts[half + i][0], reader) for i in range(half)),
+        )
+        via += results[:half]  # type: ignore[arg-type]
+        peer += results[half:]  # type: ignore[arg-type]
+    return via, peer
+
+
 def ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:.1f}"
 
 
-async def ttft(levels: list[int]) -> None:
+async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None) -> None:
     with infra() as base, stack(base) as s:
         llm = s.fake_llm(first_delay=0.1, delay=0.01, text=ANSWER)
         engine_port = free_port()
@@ -130,34 +155,36 @@ async def ttft(levels: list[int]) -> None:
                 await direct(http, engine_url, service_token, accounts[i][0], reader)
             print(f"time to first token (ms): model's first token after 100 ms; {ANSWER.count(' ') + 1} tokens")
             print("| concurrent answers | nginx + gateway p50 | p99 | engine stream directly p50 | p99 "
-                  "| added p50 | added p99 | relay delay of the first token p50 | p99 |")
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "| added p50 | added p99 | ratio p50 | ratio p99 | relay delay of the first token p50 | p99 |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            added: dict[str, list[tuple[float, float]]] = {"added p50": [], "added p99": []}
             for level in levels:
-                via: list[tuple[float, float]] = []
-                peer: list[float] = []
-                half = max(1, level // 2)
-                for _ in range(max(1, 100 // half)):
-                    if level == 1:  # one answer at a time, the two paths alternating
-                        via.append(await via_gateway(http, url, accounts[0][1], reader))
-                        peer.append(await direct(http, engine_url, service_token, accounts[0][0], reader))
-                        continue
-                    # Half the answers through each path at once, so both see the same engine load.
-                    results = await asyncio.gather(
-                        *(via_gateway(http, url, accounts[i][1], reader) for i in range(half)),
-                        *(direct(http, engine_url, service_token, accounts[half + i][0], reader)
-                          for i in range(half)),
-                    )
-                    via += results[:half]
-                    peer += results[half:]
-                t_via = [v[0] for v in via if v[0] == v[0]]  # NaN: refused
-                delays = [v[1] for v in via if v[1] == v[1]]
+                measured = []
+                for _ in range(rounds):
+                    via, peer = await one_level(http, url, engine_url, service_token, accounts, reader, level)
+                    t_via = [v[0] for v in via if v[0] == v[0]]  # NaN: refused
+                    delays = [v[1] for v in via if v[1] == v[1]]
+                    measured.append((percentile(t_via, 50) - percentile(peer, 50), t_via, peer, delays))
+                measured.sort(key=lambda m: m[0])
+                _, t_via, peer, delays = measured[len(measured) // 2]  # the median round
                 added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000
                 added99 = (percentile(t_via, 99) - percentile(peer, 99)) * 1000
+                ratio50 = percentile(t_via, 50) / percentile(peer, 50)
+                ratio99 = percentile(t_via, 99) / percentile(peer, 99)
+                added["added p50"].append((level, added50))
+                added["added p99"].append((level, added99))
                 print(f"| {level} | {ms(t_via, 50)} | {ms(t_via, 99)} | {ms(peer, 50)} | {ms(peer, 99)} "
-                      f"| {added50:+.1f} | {added99:+.1f} | {ms(delays, 50)} | {ms(delays, 99)} |")
+                      f"| {added50:+.1f} | {added99:+.1f} | {ratio50:.3f} | {ratio99:.3f} "
+                      f"| {ms(delays, 50)} | {ms(delays, 99)} |", flush=True)
                 if FAILED:
                     print(f"  refused through the gateway at {level}: {len(FAILED)} ({', '.join(sorted(set(FAILED)))})")
                     FAILED.clear()
+            if plot:
+                from plot import plot_latency  # type: ignore[import-not-found]
+
+                out = plot_latency(plot, "AI answers: time to first token added by nginx + gateway",
+                                   "concurrent answers", added, y_label="added ms")
+                print(f"plot: {out}")
         await redis.aclose()
         await mongo.close()
 
@@ -245,9 +272,11 @@ def main() -> None:
     parser.add_argument("part", choices=["ttft", "streams", "all"], nargs="?", default="all")
     parser.add_argument("--concurrency", default="1,50,200")
     parser.add_argument("--streams", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--plot", default=None, help="write the added-time plot here (e.g. docs/img/ttft.png)")
     args = parser.parse_args()
     if args.part in ("ttft", "all"):
-        asyncio.run(ttft([int(x) for x in args.concurrency.split(",")]))
+        asyncio.run(ttft([int(x) for x in args.concurrency.split(",")], args.rounds, args.plot))
     if args.part in ("streams", "all"):
         asyncio.run(open_streams(args.streams))
 
