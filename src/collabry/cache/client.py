@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,70 @@ def create_redis(settings: Settings, *, timeout: float = 2.0, retries: int = 1) 
     return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
 
 
+class AutoPipeline:
+    """Commands that concurrent callers issue within one turn of the event loop leave together:
+    one pipeline, so one write and one connection for the lot instead of one each (each command
+    keeps its own answer and, a script, its own atomicity). A lone command goes straight through.
+    Callers await ``execute_command`` as they would the client's. While nothing is in flight a
+    command is sent at once, so a lone caller pays nothing for the batching."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # commands sent and not answered yet
+
+    async def execute_command(self, *args: Any) -> Any:
+        if not self._in_flight and not self._batch:  # nothing to share a write with: go at once
+            self._in_flight += 1
+            try:
+                return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+            finally:
+                self._in_flight -= 1
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._batch:
+            loop.call_soon(self._flush)
+        self._batch.append((args, future))
+        return await future
+
+    async def script_load(self, source: str) -> Any:
+        return await self.redis.script_load(source)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        self._in_flight += 1
+        try:
+            if len(batch) == 1:
+                results: list[Any] = [await self.redis.execute_command(*batch[0][0])]  # type: ignore[no-untyped-call]
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for args, _ in batch:
+                        pipe.execute_command(*args)
+                    results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the connection failed (or the task was cancelled): all of them
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._in_flight -= 1
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its caller went away
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
 class LuaScript:
     """A Lua script called by SHA: ``EVALSHA`` straight through ``execute_command`` (without
     redis-py's ``Script`` object and its per-call bookkeeping); a Redis that has forgotten it
@@ -50,9 +115,9 @@ class LuaScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # Redis' script id
 
-    async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def __call__(self, redis: Redis | AutoPipeline, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             await redis.script_load(self.source)
-            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -22,7 +22,7 @@ from importlib import resources
 from redis.asyncio import Redis
 
 from ..config import Rule, Settings
-from .client import REDIS_ERRORS, LuaScript
+from .client import REDIS_ERRORS, AutoPipeline, LuaScript
 from .redis_keys import Keys
 
 
@@ -94,6 +94,7 @@ class RateLimiter:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
+        self.pipe = AutoPipeline(redis)  # concurrent checks share one write (cache/client.py)
         self._hit = LuaScript(_script("ratelimit.lua"))
         self._request = LuaScript(_script("request.lua"))
         self._gate = LuaScript(_script("login_gate.lua", "window.lua"))
@@ -102,7 +103,7 @@ class RateLimiter:
     async def hit(self, rule_name: str, subject: str, rule: Rule, *, cost: int = 1, commit: bool = True) -> Decision:
         key = self.keys.limit(rule_name, subject)
         try:
-            raw = await self._hit(self.redis, [key], [_interval_ms(rule), rule.limit, cost, int(commit)])
+            raw = await self._hit(self.pipe, [key], [_interval_ms(rule), rule.limit, cost, int(commit)])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return self._decision(rule, raw)
@@ -124,7 +125,7 @@ class RateLimiter:
             if user_keys is not None:
                 keys.extend(user_keys)
         try:
-            raw = await self._request(self.redis, keys, [_interval_ms(rule), rule.limit, 1, 1])
+            raw = await self._request(self.pipe, keys, [_interval_ms(rule), rule.limit, 1, 1])
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         generation = raw[5].decode() if len(raw) > 5 else None

@@ -18,7 +18,8 @@ from ..db.users import UserRepository
 from ..domain.notifications import UserEmitter
 from ..engine_client import EngineClient
 from ..realtime.emitter import Emitter
-from .keys import EMITTER, ENGINE, REFRESH_TOKENS, USER_CACHE, USERS
+from .keys import ACCESS_TOKENS, EMITTER, ENGINE, REFRESH_TOKENS, USER_CACHE, USERS, VERIFIED_TOKENS
+from .security import VerifiedTokens
 
 log = structlog.get_logger("collabry.gateway")
 
@@ -27,6 +28,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """The user and refresh-token repositories (on the database client), the user cache (Redis)."""
     app[USERS] = UserRepository(app[DB])
     app[REFRESH_TOKENS] = RefreshTokenStore(app[DB], app[SETTINGS].refresh_token_ttl)
+    app[VERIFIED_TOKENS] = VerifiedTokens(app[ACCESS_TOKENS])
     with user_cache.registered(UserCache(app[REDIS], app[SETTINGS])) as cache:
         app[USER_CACHE] = cache
         yield
