@@ -43,7 +43,7 @@ class Keys:
         return f"{self.prefix}quota-pending"
 
     def index_head(self, user_id: str) -> str:
-        """Hash {seq, model, dim, writers}: the head of a user's index log (engine.index.heads)."""
+        """``<seq>|<writers>|<dim>|<model>``: the head of a user's index log (engine.index.heads)."""
         return f"{self.prefix}index-head:{user_id}"
 
     def lease(self, name: str) -> str:

@@ -1,9 +1,10 @@
 """The head of each user's index log (seq, model, dim) mirrored in Redis, so the freshness check
-before a search is one Redis round trip instead of a database read.
+before a search is one Redis GET instead of a database read (``cache/index_head.lua`` keeps it as
+one string, ``<seq>|<writers>|<dim>|<model>``, changed only by the script).
 
 - **Writers** (``IndexLog.commit`` on any replica, and ``collabry index rebuild``) wrap the
-  database's compare-and-set in ``writing``: before it, the hash's ``writers`` count goes up, which
-  sends readers to the database; after it, the count goes down and the committed head is stored if
+  database's compare-and-set in ``writing``: before it, the mirrored head's ``writers`` count goes
+  up, which sends readers to the database; after it, the count goes down and the committed head is stored if
   it is higher than the one there. Several writers, in any order, leave the highest head.
 - **Readers** (``IndexLog.head``) take the Redis head only when it is there and no writer is under
   way; otherwise (no value, e.g. after a Redis restart; a writer in the middle of a commit; Redis
@@ -12,8 +13,8 @@ before a search is one Redis round trip instead of a database read.
 
 So a reader never sees a head older than the database's as of a commit that finished before its
 search began: the commit raised the Redis head before it returned, or its writer count is still up,
-or Redis lost the hash and the database is read. A writer that dies between ``begin`` and ``end``
-leaves its count up: readers of that user go to the database until the hash expires (``TTL``).
+or Redis lost the key and the database is read. A writer that dies between ``begin`` and ``end``
+leaves its count up: readers of that user go to the database until the key expires (``TTL``).
 A head in Redis that is ahead of the database (a database restored to an earlier state) is dropped
 by the store when its catch-up finds the database behind it.
 """
@@ -49,15 +50,16 @@ class IndexHeads:
     async def get(self, user_id: str) -> Head | None:
         """The head, or None when the database must be asked (missing, a writer under way, Redis down)."""
         try:
-            seq, model, dim, writers = await self.redis.hmget(self.keys.index_head(user_id), "seq", "model", "dim",
-                                                              "writers")
+            raw = await self.redis.get(self.keys.index_head(user_id))
         except REDIS_ERRORS as exc:
             log.warning("index_head_unavailable", error=str(exc))
             return None
-        if seq is None or (writers is not None and int(writers) > 0):
+        if raw is None:
             return None
-        text = model.decode() if isinstance(model, bytes) else str(model or "")
-        return int(seq), text, int(dim or 0)
+        seq, writers, dim, model = (raw.decode() if isinstance(raw, bytes) else str(raw)).split("|", 3)
+        if int(seq) < 0 or int(writers) > 0:
+            return None
+        return int(seq), model, int(dim)
 
     async def seed(self, user_id: str, head: Head) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # the next reader asks the database again
