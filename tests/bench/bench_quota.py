@@ -38,6 +38,10 @@ async def conditional_update(db, key: str, limit: int) -> bool:
     return result.modified_count == 1
 
 
+def slug(method: str) -> str:
+    return "".join(c for c in method if c.isalnum())[:24]
+
+
 async def burst(db, method: str, key: str, requests: int, limit: int) -> tuple[int, int, float]:
     if method == "conditional update":
         await db["naive"].insert_one({"_id": key, "n": 0})
@@ -63,7 +67,7 @@ async def burst(db, method: str, key: str, requests: int, limit: int) -> tuple[i
 async def serial(db, method: str, calls: int) -> list[float]:
     times = []
     for i in range(calls):
-        key = f"serial-{method[:4]}-{i}"
+        key = f"serial-{slug(method)}-{i}"
         if method == "conditional update":
             await db["naive"].insert_one({"_id": key, "n": 0})
         elif method == REDIS:  # a counter Redis knows (as after the day's first request)
@@ -95,7 +99,7 @@ async def main(args: argparse.Namespace, port: int, redis_url: str) -> None:
     for method in ("conditional update", "ours (usage.consume)", REDIS):
         successes, finals, bursts = [], [], []
         for r in range(args.rounds):
-            ok, final, elapsed = await burst(db, method, f"{method[:4]}-{r}", args.requests, args.limit)
+            ok, final, elapsed = await burst(db, method, f"{slug(method)}-{r}", args.requests, args.limit)
             successes.append(ok)
             finals.append(final)
             bursts.append(elapsed * 1000)
