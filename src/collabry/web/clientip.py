@@ -7,13 +7,14 @@ ignored, so a client cannot choose its own address by sending the header.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable
 
 from ..config import Network
 
 
-def _is_trusted(address: str, trusted: Iterable[Network]) -> bool:
+@functools.lru_cache(maxsize=4096)  # the same few proxies and clients ask again and again
+def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
