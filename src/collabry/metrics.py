@@ -38,4 +38,9 @@ SOCKETIO_EVENTS = Counter(
     "collabry_socketio_events_total", "Socket.IO events received, by event and outcome (ok or error code)",
     ["event", "outcome"],
 )
+SOCKETIO_DELIVERIES = Counter(
+    "collabry_socketio_deliveries_total",
+    "Socket.IO broadcast packets delivered to local sockets: written directly (websocket) or queued",
+    ["path"],
+)
 BOARD_UPDATES = Counter("collabry_board_updates_total", "Board updates by outcome", ["outcome"])

@@ -54,9 +54,12 @@ class RealtimeManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         await self.emit(EVICT_EVENT, payload, namespace=NAMESPACE)
 
 
-def socketio_manager(settings: Settings, *, write_only: bool) -> RealtimeManager:
-    """The Redis client manager every process uses, so gateways and emitters share one channel."""
-    return RealtimeManager(
+def socketio_manager(
+    settings: Settings, *, write_only: bool, cls: type[RealtimeManager] = RealtimeManager
+) -> RealtimeManager:
+    """The Redis client manager every process uses, so gateways and emitters share one channel
+    (``cls``: the gateway's subclass with its own local delivery)."""
+    return cls(
         settings.redis_url,
         channel=Keys(settings.redis_prefix).socketio_channel(),
         write_only=write_only,

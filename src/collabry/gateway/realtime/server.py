@@ -2,7 +2,8 @@
 
 Every replica runs one ``AsyncServer`` whose client manager is an ``AsyncRedisManager`` on the
 channel from ``cache.redis_keys``: an emit to a room on any replica (or from the worker's write-only
-``Emitter``) reaches that room's sockets on every replica.
+``Emitter``) reaches that room's sockets on every replica. Each replica writes a broadcast to its
+local websockets once-encoded and without a task per recipient (``fanout``).
 
 - Connect: ``auth: {token}`` must be a valid access token of a session that is still active;
   otherwise the connection is refused with ``{"message": "unauthorized"}``. The socket joins
@@ -33,6 +34,7 @@ from typing import Any
 import socketio
 import structlog
 from aiohttp import web
+from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from ...appkeys import DB, DRAIN, REDIS, SETTINGS
@@ -44,8 +46,10 @@ from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
 from ..keys import ACCESS_TOKENS, HUB, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, SESSION_REVOKED_HOOKS, USERS
 from ..security import ip_of
+from . import fanout
 from .board_events import BoardEvents
 from .connections import Connection, Connections, EventBudget
+from .fanout import FanoutManager
 from .payloads import EventError, error_ack
 from .presence import REFRESH, Presence
 
@@ -153,6 +157,11 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         self.bad_packets.pop(eio_sid, None)
         self.dropping.discard(eio_sid)
         self._binary_packet.pop(eio_sid, None)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None and not sock.upgraded and reason == self.eio.reason.CLIENT_DISCONNECT:
+            # A polling client that sent CLOSE still has a long-poll open, which python-engineio
+            # would hold until its timeout (45 s): answer it now, as engine.io in node does.
+            sock.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
         await super()._handle_eio_disconnect(eio_sid, reason)
 
 
@@ -163,7 +172,7 @@ class RealtimeHub:
         self.app = app
         settings = app[SETTINGS]
         self.settings = settings
-        self.manager: RealtimeManager = socketio_manager(settings, write_only=False)
+        self.manager: RealtimeManager = socketio_manager(settings, write_only=False, cls=FanoutManager)
         self.manager.on_evict = self.on_evict
         self.sio = GuardedServer(
             async_mode="aiohttp",
@@ -177,6 +186,7 @@ class RealtimeHub:
             logger=False,
             engineio_logger=False,
         )
+        fanout.install(self.sio)
         self.connections = Connections()
         # TCP connections of the Engine.IO requests in progress (websockets, long polls)
         self.transports: set[asyncio.BaseTransport] = set()
