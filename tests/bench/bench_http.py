@@ -10,7 +10,8 @@ express-rate-limit + rate-limit-redis, jsonwebtoken HS256), copied to a temporar
 ``KeyObject`` (``JWT_KEYOBJECT=1``); each behind the same nginx rules, on the same Redis, with the
 token ``http/mkjwt.py`` makes. Load: ``wrk -t1 -cN -dS --latency`` after a 1 s warm-up, for every
 connection count, interleaved (ours, express, express-keyobject, then again), ``--reps`` times;
-medians are printed with the ratio against each Express variant. Needs ``wrk``
+medians are printed with the ratio against each Express variant, and the server process's CPU
+time per request (the fairer figure on a shared machine). Needs ``wrk``
 (``apt-get install wrk``), node/npm and nginx; fails with a message when one is missing.
 """
 
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from realtime_common import ROOT, stack, user_token  # isort: skip
+from realtime_common import ROOT, cpu_seconds, stack, user_token  # isort: skip
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
 
 from collabry.devstack import components
@@ -109,9 +110,12 @@ def main() -> None:
         peer_token = subprocess.run([sys.executable, str(copy / "http" / "mkjwt.py")], capture_output=True,
                                     text=True, check=True, env={**os.environ, "JWT_SECRET": SECRET}).stdout.strip()
         token = {"collabry": ours_token, "express": peer_token, "express-keyobject": peer_token}
+        pid = {"collabry": next(p.proc.pid for p in s.processes if p.name.startswith("gateway") and p.proc)}
         for name in TARGETS[1:]:
             proc, port = start_peer(copy, root, name, inf.redis_url)
             s.processes.append(proc)
+            assert proc.proc is not None
+            pid[name] = proc.proc.pid
             nginx_port = free_port()
             ngx = components.nginx(root / f"nginx-{name}", nginx_port, [port]).start().wait_ready(15)
             s.processes.append(ngx)
@@ -122,21 +126,25 @@ def main() -> None:
             for c in conns:
                 for target in TARGETS:
                     wrk(url[target], token[target], c, 1)  # warm-up
+                    cpu = cpu_seconds(pid[target])
                     result = wrk(url[target], token[target], c, args.duration)
+                    result["cpu_us"] = (cpu_seconds(pid[target]) - cpu) * 1e6 / (result["rps"] * args.duration)
                     runs[(target, c)].append(result)
                     print(f"rep {rep + 1} -c{c:<4} {target:<18} {result['rps']:>9,.0f} req/s"
-                          f"  p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms", flush=True)
+                          f"  p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms"
+                          f"  server CPU {result['cpu_us']:5.0f} us/req", flush=True)
         print(f"\nGET /api/auth/me through nginx, wrk -t1 -d{args.duration:g}s, median of {args.reps} interleaved runs"
               f" ({time.monotonic() - started:.0f} s)\n")
-        print(f"{'conns':>5} {'target':<18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s vs express':>17}"
-              f" {'req/s vs keyobject':>19} {'p99 vs keyobject':>17}")
+        print(f"{'conns':>5} {'target':<18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
+              f" {'req/s vs express':>17} {'req/s vs keyobject':>19} {'p99 vs keyobject':>17}")
         med: dict[tuple[str, int], dict[str, float]] = {
-            k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")} for k, v in runs.items()
+            k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99", "cpu_us")}
+            for k, v in runs.items()
         }
         for c in conns:
             for target in TARGETS:
                 m, e, k = med[(target, c)], med[("express", c)], med[("express-keyobject", c)]
-                print(f"{c:>5} {target:<18} {m['rps']:>9,.0f} {m['p50']:>8.2f} {m['p99']:>8.2f}"
+                print(f"{c:>5} {target:<18} {m['rps']:>9,.0f} {m['p50']:>8.2f} {m['p99']:>8.2f} {m['cpu_us']:>11.0f}"
                       f" {m['rps'] / e['rps']:>17.2f} {m['rps'] / k['rps']:>19.2f} {m['p99'] / k['p99']:>17.2f}")
         if args.plot:
             sys.path.insert(0, str(Path(__file__).parent))
