@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import time
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
+from collabry.db.usage import DailyUsage
 from collabry.domain import usage
 from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
@@ -220,3 +222,31 @@ async def test_a_stream_whose_writer_died_ends_with_an_error(cluster, infra):
     assert [e.event for e in read.events] == ["meta", "token", "error"]
     assert read.events[-1].data["code"] == "stream_interrupted"
     assert 4 <= time.monotonic() - started < 12
+
+
+async def test_concurrent_answers_at_the_quota_start_exactly_up_to_the_limit_and_are_persisted(
+    cluster, engine, infra, db_name
+):
+    """The AI quota is metered in Redis (seeded from the database's 17) and written behind."""
+    user = await account(cluster.url)
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        for _ in range(17):  # of the free plan's 20 daily AI answers
+            assert await usage.consume(client[db_name], user.id, "ai", 20)
+        async with aiohttp.ClientSession() as http:
+            responses = await asyncio.gather(*(ask(http, cluster.url, user.token) for _ in range(6)))
+            statuses = sorted(resp.status for resp in responses)
+            for resp in responses:
+                if resp.status == 200:
+                    assert (await read_sse(resp)).events[-1].event == "done"
+                else:
+                    assert (await resp.json())["error"]["code"] == "quota_exceeded"
+                resp.release()
+        assert statuses == [200, 200, 200, 429, 429, 429]
+
+        async def persisted() -> bool:
+            return await DailyUsage(client[db_name]).snapshot(user.id, usage.today(), "ai") == (20, 3)
+
+        await eventually(persisted, 10, "the gateways' write-behind to store 20 units")
+    finally:
+        await client.close()
