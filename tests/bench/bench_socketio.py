@@ -1,191 +1,199 @@
-"""Socket.IO room broadcast latency across two gateway replicas with 1,000 connected clients.
+"""Socket.IO room broadcast, side by side with node socket.io 4 + @socket.io/redis-adapter.
 
-    .venv/bin/python tests/bench/bench_socketio.py [--clients 1000] [--broadcasts 30]
+    .venv/bin/python tests/bench/bench_socketio.py [--loads 100,500,1000] [--reps 3]
+        [--broadcasts 40] [--interval-ms 200] [--plot docs/img/socketio-latency.png]
 
-Real Redis, FerretDB, two gateway replicas behind the project's nginx rules. The clients come from
-source addresses 127.0.0.2 and up (several per address; nginx hashes the address, so they spread
-over both replicas), connect over websocket (a minimal wire-protocol client, see ``Client``) and
-all join one board. One client on replica A then
-sends ``board:awareness`` events; every other client records when each arrived. Side by side:
-receivers on the sender's replica (delivered in-process) and on the other replica (through the
-Redis pub/sub channel of ``AsyncRedisManager``). All clients live in this one Python process, so
-the figures include the time this process takes to take 1,000 messages off its sockets; one
-broadcast per second, so each is delivered before the next.
+One client harness for both servers: the peers' node program (``../shared/peers``, copied to a
+temporary directory, ``npm ci`` there). ``node/sio_clients.js`` drives node's two server processes
+(``node/sio_server.js``); ``node/sio_clients_collabry.js`` is the same harness changed only to
+authenticate, join one board and broadcast as ``board:awareness``, and drives our two gateway
+replicas, connected directly on their ports (Redis, FerretDB as in production). The harness holds
+N websocket clients split over the two processes plus one publisher on the first, so send and
+receive times share one clock; it sends paced broadcasts (one per ``--interval-ms``) and records the
+latency of every delivery. Both stacks stay up; the harness runs alternate between them (node first
+in odd repetitions, ours first in even ones) for every load, ``--reps`` times. Server CPU per
+delivery is read from /proc for the two server processes over each harness run.
+Prints medians per (server, load), the ratios ours/node, and writes the latency plot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import re
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pymongo import AsyncMongoClient
 
-from realtime_common import percentile, raise_fd_limit, stack, user_token  # isort: skip
+from realtime_common import ROOT, cpu_seconds, raise_fd_limit, stack, user_token  # isort: skip
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
+from plot import plot_latency  # isort: skip
 
-from collabry.db.client import new_id, utcnow
+from collabry.devstack.components import free_port
 
-PER_ADDRESS = 4
-
-
-def address(i: int) -> str:
-    return f"127.0.{2 + i // 250}.{2 + i % 250}"
+PEERS = ROOT.parent / "shared" / "peers"
 
 
-async def socket_counts(http: aiohttp.ClientSession, ports: list[int]) -> list[int]:
-    out = []
-    for port in ports:
-        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
-            match = re.search(r"^collabry_socketio_clients (\S+)$", await resp.text(), re.M)
-            out.append(int(float(match.group(1))) if match else 0)
-    return out
+def peers_copy(tmp: Path) -> Path | None:
+    """The peers folder copied into ``tmp`` with its node modules installed, or None (said why)."""
+    if not (PEERS / "node" / "sio_clients_collabry.js").exists():
+        print(f"peer programs not found at {PEERS}: the side-by-side Socket.IO bench is skipped")
+        return None
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("node/npm not on PATH: the side-by-side Socket.IO bench is skipped")
+        return None
+    peers = Path(shutil.copytree(PEERS, tmp / "peers", ignore=shutil.ignore_patterns("node_modules", "results")))
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=peers / "node", check=True,
+                   stdout=subprocess.DEVNULL)
+    return peers
 
 
-class Client:
-    """A minimal Socket.IO client speaking the wire protocol (Engine.IO 4 / Socket.IO 5 text frames)
-    over one websocket: cheaper per message than python-socketio's client, so a thousand of them in
-    one process measure the server rather than themselves. It answers pings and records arrivals."""
-
-    def __init__(self, http: aiohttp.ClientSession, replica: int, arrivals: list[tuple[int, int, float]]) -> None:
-        self.http = http
-        self.replica = replica
-        self.arrivals = arrivals
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.acks: dict[int, asyncio.Future[Any]] = {}
-        self.next_ack = 0
-        self.reading: asyncio.Task[None] | None = None
-
-    async def connect(self, url: str, token: str) -> None:
-        self.ws = await self.http.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket")
-        opened = await self.ws.receive_str()
-        assert opened.startswith("0"), opened
-        await self.ws.send_str("40" + json.dumps({"token": token}))
-        connected = await self.ws.receive_str()
-        assert connected.startswith("40"), connected
-        self.reading = asyncio.create_task(self._read())
-
-    async def call(self, event: str, data: Any) -> Any:
-        assert self.ws is not None
-        self.next_ack += 1
-        future = self.acks[self.next_ack] = asyncio.get_running_loop().create_future()
-        await self.ws.send_str(f"42{self.next_ack}" + json.dumps([event, data]))
-        return (await asyncio.wait_for(future, 60))[0]
-
-    async def emit(self, event: str, data: Any) -> None:
-        assert self.ws is not None
-        await self.ws.send_str("42" + json.dumps([event, data]))
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            text = msg.data
-            if text == "2":
-                await self.ws.send_str("3")
-            elif text.startswith('42["board:awareness"'):
-                at = time.perf_counter()
-                seq = int(base64.b64decode(json.loads(text[2:])[1]["update"]))
-                self.arrivals.append((seq, self.replica, at))
-            elif text.startswith("43"):
-                ack_id, _, body = text[2:].partition("[")
-                future = self.acks.pop(int(ack_id), None)
-                if future is not None:
-                    future.set_result(json.loads("[" + body))
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self.reading is not None:
-            await asyncio.gather(self.reading, return_exceptions=True)
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--broadcasts", type=int, default=30)
-    args = parser.parse_args()
-    raise_fd_limit()
-    with infra() as base, stack(base) as s:
-        ports = s.gateways(2)
-        public = s.nginx(ports)
-        url = f"http://127.0.0.1:{public}"
-        users = [await user_token(url, f"User{i}") for i in range(10)]
-        mongo: AsyncMongoClient = AsyncMongoClient(base.mongo_uri)
-        board = new_id()
-        now = utcnow()
-        await mongo["bench"].boards.insert_one({"_id": board, "owner_id": users[0][0], "title": "Bench",
-                                                "created_at": now, "updated_at": now, "deleted_at": None,
-                                                "archived_at": None})
-        for user_id, _ in users[1:]:
-            await mongo["bench"].board_members.insert_one({"_id": f"{board}:{user_id}", "board_id": board,
-                                                           "user_id": user_id, "role": "editor", "created_at": now})
-        await mongo.close()
-
-        addresses = [address(i) for i in range(-(-args.clients // PER_ADDRESS))]
-        sessions = {ip: aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(ip, 0), limit=0))
-                    for ip in addresses}
-        arrivals: list[tuple[int, int, float]] = []
-        clients: list[Client] = []
+def wait_polling(port: int, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         try:
-            async with aiohttp.ClientSession() as probe:
-                # nginx sends every connection from one address to the same replica: learn which
-                # replica each address lands on with its first client, then add the others.
-                replica_of: dict[str, int] = {}
-                for n, ip in enumerate(addresses):
-                    before = await socket_counts(probe, ports)
-                    first = Client(sessions[ip], -1, arrivals)
-                    await first.connect(url, users[n % 10][1])
-                    after = await socket_counts(probe, ports)
-                    replica_of[ip] = first.replica = 0 if after[0] > before[0] else 1
-                    clients.append(first)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"socket.io server on {port} not ready")
+
+
+def run_harness(impl: str, script: Path, ports: list[int], pids: list[int], args: argparse.Namespace, clients: int,
+                extra: list[str]) -> dict[str, Any]:
+    """One harness run (one paced round); latency stats plus server CPU µs per delivery."""
+    cmd = ["node", str(script), "--ports", ",".join(map(str, ports)), "--clients", str(clients),
+           "--broadcasts", str(args.broadcasts), "--interval-ms", str(args.interval_ms), "--plan", "paced",
+           "--timeout-s", "300", *extra]
+    harness = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cpu0: list[float] = []
+    result: dict[str, Any] = {}
+    assert harness.stdout is not None
+    for line in harness.stdout:
+        line = line.rstrip()
+        if line.startswith("CONNECTED"):
+            cpu0 = [cpu_seconds(p) for p in pids]
+        elif line.startswith("ROUND"):
+            result = json.loads(line.split(" ", 1)[1])
+        elif line.startswith("DONE"):
+            cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
+            result["cpu_us_per_delivery"] = cpu * 1e6 / max(1, result.get("delivered", 0))
+        elif line.startswith(("FAILED", "HARD TIMEOUT")):
+            print(f"[{impl}] {line}", file=sys.stderr)
+    harness.wait(timeout=30)
+    if harness.returncode != 0 or "cpu_us_per_delivery" not in result:
+        raise RuntimeError(f"{impl} harness failed (exit {harness.returncode}) at {clients} clients")
+    if not result["complete"]:
+        print(f"[{impl}] {clients} clients: {result['delivered']:,} of {result['expected']:,} delivered",
+              file=sys.stderr)
+    return result
+
+
+async def board_for(url: str) -> tuple[str, str]:
+    """A user and a board of theirs, through the API; returns (access token, board id)."""
+    _user_id, token = await user_token(url, "Bench")
+    async with aiohttp.ClientSession(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post("/api/boards", json={"title": "Bench"}) as resp:
+            assert resp.status == 201, await resp.text()
+            return token, str((await resp.json())["board"]["id"])
+
+
+def median(rows: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loads", default="100,500,1000", help="clients per run, comma separated")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--broadcasts", type=int, default=40, help="paced broadcasts per run")
+    parser.add_argument("--interval-ms", type=int, default=200)
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "socketio-latency.png"))
+    args = parser.parse_args()
+    loads = [int(n) for n in args.loads.split(",")]
+    raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="collabry-sio-peers-") as tmp:
+        peers = peers_copy(Path(tmp))
+        if peers is None:
+            return
+        with infra() as base, stack(base) as s:
+            ours = s.gateways(2)
+            ours_pids = [p.proc.pid for p in s.processes if p.name.startswith("gateway-")]
+            token, board = asyncio.run(board_for(f"http://127.0.0.1:{ours[0]}"))
+            node_ports = [free_port(), free_port()]
+            env = dict(os.environ, REDIS_URL=base.redis_url, NODE_ENV="production")
+            node = [subprocess.Popen(["node", str(peers / "node" / "sio_server.js")], env={**env, "PORT": str(p)},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in node_ports]
+            results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            try:
+                for p in node_ports:
+                    wait_polling(p)
                 started = time.monotonic()
-                rest = [Client(sessions[ip], replica_of[ip], arrivals)
-                        for i, ip in enumerate(addresses) for _ in range(PER_ADDRESS - 1)
-                        if len(addresses) + i * (PER_ADDRESS - 1) < args.clients]
-                rest = rest[: args.clients - len(clients)]
-                for i in range(0, len(rest), 50):
-                    batch = rest[i : i + 50]
-                    await asyncio.gather(*(c.connect(url, users[(i + j) % 10][1]) for j, c in enumerate(batch)))
-                clients += rest
-                counts = await socket_counts(probe, ports)
-            print(f"{len(clients):,} clients connected over websocket in {time.monotonic() - started:.1f} s; "
-                  f"per replica {counts}")
-            started = time.monotonic()
-            for i in range(0, len(clients), 50):
-                acks = await asyncio.gather(*(c.call("board:join", {"boardId": board}) for c in clients[i:i + 50]))
-                assert all(a["ok"] for a in acks), [a for a in acks if not a["ok"]][:3]
-            print(f"all joined one board in {time.monotonic() - started:.1f} s")
-            sender = next(c for c in clients if c.replica == 0)
-            receivers = len(clients) - 1
-            sent: dict[int, float] = {}
-            await asyncio.sleep(1)
-            for seq in range(-3, args.broadcasts):  # three warm-up broadcasts (negative numbers)
-                sent[seq] = time.perf_counter()
-                await sender.emit("board:awareness", {"boardId": board,
-                                                      "update": base64.b64encode(str(seq).encode()).decode()})
-                await asyncio.sleep(1.0)  # each broadcast is delivered before the next starts
-            await asyncio.sleep(2)
-        finally:
-            await asyncio.gather(*(c.close() for c in clients))
-            for session in sessions.values():
-                await session.close()
-        same = [(at - sent[seq]) * 1000 for seq, rep, at in arrivals if seq >= 0 and rep == 0]
-        other = [(at - sent[seq]) * 1000 for seq, rep, at in arrivals if seq >= 0 and rep == 1]
-        delivered = len(same) + len(other)
-        expected = receivers * args.broadcasts
-        print(f"{args.broadcasts} broadcasts to {receivers:,} receivers: {delivered:,} of {expected:,} delivered")
-        print("| receivers | count per broadcast | p50 ms | p99 ms | max ms |")
-        print("|---|---:|---:|---:|---:|")
-        for name, values in (("on the sender's replica", same), ("on the other replica (via Redis)", other),
-                             ("all", same + other)):
-            print(f"| {name} | {len(values) // max(1, args.broadcasts)} | {percentile(values, 50):.1f} "
-                  f"| {percentile(values, 99):.1f} | {max(values):.1f} |")
+                for rep in range(args.reps):
+                    for clients in loads:
+                        order = ["node", "collabry"] if rep % 2 == 0 else ["collabry", "node"]
+                        for impl in order:
+                            if impl == "node":
+                                r = run_harness(impl, peers / "node" / "sio_clients.js", node_ports,
+                                                [n.pid for n in node], args, clients, [])
+                            else:
+                                r = run_harness(impl, peers / "node" / "sio_clients_collabry.js", ours, ours_pids,
+                                                args, clients, ["--token", token, "--board", board])
+                            results.setdefault((impl, clients), []).append(r)
+                            print(f"rep {rep + 1} {impl:8} {clients:5} clients: p50 {r['p50_ms']:7.2f} ms, "
+                                  f"p99 {r['p99_ms']:7.2f} ms, max {r['max_ms']:7.2f} ms, "
+                                  f"{r['cpu_us_per_delivery']:6.1f} µs CPU/delivery", flush=True)
+                print(f"({time.monotonic() - started:.0f} s)")
+            finally:
+                for n in node:
+                    n.terminate()
+                for n in node:
+                    try:
+                        n.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        n.kill()
+                        n.wait()
+    report(results, loads, args)
+
+
+def report(results: dict[tuple[str, int], list[dict[str, Any]]], loads: list[int], args: argparse.Namespace) -> None:
+    print(f"\nSocket.IO room broadcast, 2 server processes each, {args.broadcasts} broadcasts per run one per "
+          f"{args.interval_ms} ms; median of {args.reps} interleaved runs")
+    print("| clients | server | p50 ms | p99 ms | max ms | server CPU µs/delivery | delivered |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for clients in loads:
+        for impl in ("collabry", "node"):
+            rows = results[(impl, clients)]
+            delivered = sum(r["delivered"] for r in rows)
+            expected = sum(r["expected"] for r in rows)
+            print(f"| {clients} | {impl} | {median(rows, 'p50_ms'):.2f} | {median(rows, 'p99_ms'):.2f} "
+                  f"| {median(rows, 'max_ms'):.2f} | {median(rows, 'cpu_us_per_delivery'):.1f} "
+                  f"| {delivered:,}/{expected:,} |")
+    print("\nRatios collabry/node (>1: ours is slower or costs more)")
+    print("| clients | p50 | p99 | max | CPU/delivery |")
+    print("|---:|---:|---:|---:|---:|")
+    for clients in loads:
+        ours, node = results[("collabry", clients)], results[("node", clients)]
+        cells = [median(ours, k) / max(1e-9, median(node, k))
+                 for k in ("p50_ms", "p99_ms", "max_ms", "cpu_us_per_delivery")]
+        print(f"| {clients} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    if args.plot:
+        series = {
+            f"{impl} {p}": [(clients, median(results[(impl, clients)], f"{p}_ms")) for clients in loads]
+            for impl in ("collabry", "node") for p in ("p50", "p99")
+        }
+        out = plot_latency(args.plot, "Socket.IO room broadcast, 2 processes, paced", "clients in the room", series)
+        print(f"\nplot: {out}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
