@@ -140,16 +140,21 @@ def cmd_payment_confirm(args: argparse.Namespace) -> int:
     from ..domain import billing
 
     async def confirm(settings: Any, db: Any) -> int:
+        from ..cache import users as user_cache
+        from ..cache.client import create_redis
         from ..db.billing import Checkouts
         from ..realtime.emitter import Emitter
 
         emitter = Emitter(settings)
+        redis = create_redis(settings)
         try:
             event = {"eventId": f"manual:{args.checkout_id}", "type": "payment.succeeded",
                      "checkoutId": args.checkout_id}
-            status = await billing.process_event(db, settings, emitter, event)
+            with user_cache.registered(user_cache.UserCache(redis, settings)):  # /me shows the new plan
+                status = await billing.process_event(db, settings, emitter, event)
         finally:
             await emitter.close()
+            await redis.aclose()
         checkout = await Checkouts(db).get(args.checkout_id)
         print(json.dumps({"status": status, "checkout": checkout["status"] if checkout else "unknown"}))
         return 0 if checkout and checkout["status"] == "paid" else 1
