@@ -137,8 +137,9 @@ class FanoutManager(RealtimeManager):
         ):
             await super()._handle_emit(message)
             return
+        args = [] if data == [None] else data  # the library sends no argument for ``None``
         await self.broadcast(
-            message["event"], data, message.get("namespace") or "/", message.get("room"), message.get("skip_sid")
+            message["event"], args, message.get("namespace") or "/", message.get("room"), message.get("skip_sid")
         )
 
     async def emit(
@@ -152,10 +153,19 @@ class FanoutManager(RealtimeManager):
         to: Any = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("ignore_queue") and callback is None:
+        if callback is None and event != EVICT_EVENT:
             args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-            await self.broadcast(event, args, namespace or "/", to or room, skip_sid)
-            return
+            if not sio_packet.Packet.data_is_binary(args):
+                if not kwargs.get("ignore_queue"):
+                    # Published before the local writes (the library writes first): the other
+                    # replicas start on their sockets while this one writes to its own.
+                    await self._publish({
+                        "method": "emit", "event": event, "data": args or [None], "binary": False,
+                        "namespace": namespace or "/", "room": to or room, "skip_sid": skip_sid,
+                        "callback": None, "host_id": self.host_id,
+                    })
+                await self.broadcast(event, args, namespace or "/", to or room, skip_sid)
+                return
         await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid, callback=callback,
                            to=to, **kwargs)
 
