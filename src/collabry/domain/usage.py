@@ -113,10 +113,6 @@ async def used_metered(db: Database, quota: QuotaCounters, user_id: str, kind: s
     return current[0] if current is not None else await used(db, user_id, kind, date=counter.date)
 
 
-async def plan_limit(db: Database, settings: Settings, user_id: str, kind: str) -> int:
-    return daily_limit(settings.plan(await plan_of(db, user_id)).limits, kind)
-
-
 async def persist(db: Database, quota: QuotaCounters, counters: Iterable[Counter]) -> int:
     """Copy counters from Redis to the database (absolute value, newer ``seq`` only); returns how
     many documents changed. Safe to run anywhere, any number of times, concurrently."""

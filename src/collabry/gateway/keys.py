@@ -20,7 +20,6 @@ from ..domain.usage import UsageWriteBehind
 if TYPE_CHECKING:
     from ..domain.notifications import UserEmitter
     from ..engine_client import EngineClient
-    from .metering import PlanLimitCache
     from .realtime.server import RealtimeHub
     from .relay import Relays
 
@@ -36,7 +35,6 @@ RELAYS: web.AppKey[Relays] = web.AppKey("collabry.sse_relays")
 HUB: web.AppKey[RealtimeHub] = web.AppKey("collabry.realtime_hub")
 QUOTA = web.AppKey("collabry.quota", QuotaCounters)  # the AI quota's Redis counters
 USAGE_WRITER = web.AppKey("collabry.usage_writer", UsageWriteBehind)  # persists them behind requests
-PLAN_LIMITS: web.AppKey[PlanLimitCache] = web.AppKey("collabry.plan_limits")  # users' AI limits, briefly
 OPENAPI = web.AppKey("collabry.openapi", dict[str, Any])
 
 # Called as hook(app, user_id) after logout-all revoked the user's sessions (real time disconnects

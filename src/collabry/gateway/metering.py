@@ -1,14 +1,14 @@
 """The AI quota's Redis counters and their write-behind to the database (``domain.usage``).
 
-The limit a unit is checked against is the user's current plan's. The plan is read from the
-database at most once per ``PLAN_TTL`` seconds per user and gateway process (``PlanLimitCache``),
-so the check costs no database round trip on the way to an answer: a plan change (an upgrade, or
-a downgrade at the end of a period) applies to AI requests within ``PLAN_TTL`` seconds.
+The limit a unit is checked against is the user's current plan's. The plan comes from the cached
+public user that the request's one Redis script already read (``security.public_user_document``),
+so the check costs no database round trip on the way to an answer; every plan change (an upgrade,
+a downgrade at the end of a period, an operator's payment confirmation) invalidates that copy
+(``cache.users.user_changed``), so the next request sees the new plan.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import structlog
@@ -22,36 +22,15 @@ from ..cache.redis_keys import Keys
 from ..domain import usage
 from ..domain.usage import UsageWriteBehind
 from ..errors import AppError
-from .keys import PLAN_LIMITS, QUOTA, USAGE_WRITER
+from ..web.jsonio import loads
+from .keys import QUOTA, USAGE_WRITER
+from .security import public_user_document
 
 log = structlog.get_logger("collabry.usage")
-
-PLAN_TTL = 15.0  # seconds a user's plan limit is reused by one gateway process
-PLAN_ENTRIES = 50_000  # bound on the cache; it starts afresh when full
-
-
-class PlanLimitCache:
-    """User -> (AI limit of their plan, when it was read), per process, for ``PLAN_TTL`` seconds."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[int, float]] = {}
-
-    async def limit(self, request: web.Request, user_id: str) -> int:
-        now = time.monotonic()
-        found = self.entries.get(user_id)
-        if found is not None and now - found[1] < PLAN_TTL:
-            return found[0]
-        limit = await usage.plan_limit(request.app[DB], request.app[SETTINGS], user_id, "ai")
-        if len(self.entries) >= PLAN_ENTRIES:
-            self.entries.clear()
-        self.entries[user_id] = (limit, now)
-        return limit
-
 
 async def metering_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the quota counters, and the task that persists them behind the requests."""
     quota = app[QUOTA] = QuotaCounters(app[REDIS], Keys(app[SETTINGS].redis_prefix))
-    app[PLAN_LIMITS] = PlanLimitCache()
     writer = app[USAGE_WRITER] = UsageWriteBehind(app[DB], quota)
     writer.start()
     yield
@@ -63,7 +42,8 @@ async def spend_ai(request: web.Request, user_id: str) -> None:
     cannot be checked: the request is refused rather than answered unmetered). No database write:
     the unit is spent in Redis and persisted behind the request."""
     try:
-        limit = await request.app[PLAN_LIMITS].limit(request, user_id)
+        plan = loads(await public_user_document(request, user_id)).get("plan", "free")
+        limit = usage.daily_limit(request.app[SETTINGS].plan(str(plan)).limits, "ai")
         allowed = await usage.take_metered(request.app[DB], request.app[QUOTA], user_id, "ai", limit)
     except (PyMongoError, *REDIS_ERRORS) as exc:
         log.warning("quota_unavailable", error=str(exc))

@@ -19,11 +19,13 @@ from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
 from ..auth.tokens import AccessClaims, AccessTokens, InvalidToken
 from ..cache.ratelimit import Decision, LimiterUnavailable, RequestCheck
 from ..config import Rule
+from ..db.users import public_user
 from ..errors import AppError
 from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ..web.clientip import client_ip
 from ..web.errors import error_response
-from .keys import ACCESS_CLAIMS, REQUEST_CHECK, USER_CACHE, VERIFIED_TOKENS
+from ..web.jsonio import dumps
+from .keys import ACCESS_CLAIMS, REQUEST_CHECK, USER_CACHE, USERS, VERIFIED_TOKENS
 from .revocation import is_revoked
 
 log = structlog.get_logger("collabry.security")
@@ -141,11 +143,20 @@ def _decided(rule_name: str, subject: str, decision: Decision) -> Decision:
 EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
 # Routes whose answer is the public user: the request's script also reads its cached copy.
 USER_DOCUMENT_ROUTES = frozenset({("GET", "/api/auth/me")})
+# Routes that meter the AI quota against the user's plan, which they take from the same copy.
+USER_DOCUMENT_PREFIX = ("POST", "/api/ai/")
+
+
+def needs_user_document(request: web.Request) -> bool:
+    method, prefix = USER_DOCUMENT_PREFIX
+    return (request.method, request.path) in USER_DOCUMENT_ROUTES or (
+        request.method == method and request.path.startswith(prefix)
+    )
 
 
 async def _check_request(request: web.Request, ip: str) -> Decision | None:
     """The global rule for ``ip`` and, when the request carries a valid token, its session's
-    revocation (and the cached user for ``USER_DOCUMENT_ROUTES``): one round trip. Raises 429/503."""
+    revocation (and the cached user where ``needs_user_document``): one round trip. Raises 429/503."""
     app = request.app
     settings = app[SETTINGS]
     token = bearer_token(request)
@@ -158,7 +169,7 @@ async def _check_request(request: web.Request, ip: str) -> Decision | None:
     user_keys = None
     if claims is not None:
         request[ACCESS_CLAIMS] = claims
-        if (request.method, request.path) in USER_DOCUMENT_ROUTES:
+        if needs_user_document(request):
             user_keys = app[USER_CACHE].key_pair(claims.user_id)
     try:
         checked: RequestCheck = await app[LIMITER].check_request(
@@ -171,6 +182,22 @@ async def _check_request(request: web.Request, ip: str) -> Decision | None:
     if claims is not None:
         request[REQUEST_CHECK] = checked
     return _decided("global", ip, checked.decision)
+
+
+async def public_user_document(request: web.Request, user_id: str) -> bytes:
+    """The caller's public user as JSON: the copy the request's script found (no database read),
+    or else the database's, then cached under the generation seen before the read (cache/users.py:
+    every change to the user, its plan included, invalidates the copy). 401 when the account is gone."""
+    checked: RequestCheck | None = request.get(REQUEST_CHECK)
+    if checked is not None and checked.user_document is not None:
+        return checked.user_document
+    user = await request.app[USERS].by_id(user_id)
+    if user is None:
+        raise AppError(status=401, code="unauthorized", message="the account no longer exists")
+    document = dumps(public_user(user))
+    if checked is not None and checked.generation is not None:
+        await request.app[USER_CACHE].fill(user_id, checked.generation, document)
+    return document
 
 
 @web.middleware

@@ -13,6 +13,10 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
 def json_bytes_response(
     body: bytes, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:

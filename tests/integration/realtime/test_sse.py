@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamWriter
+from collabry.cache.users import UserCache, registered
+from collabry.config import Settings
 from collabry.db.usage import DailyUsage
-from collabry.domain import usage
+from collabry.domain import billing, usage
 from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
 
@@ -144,6 +146,34 @@ async def test_quota_exceeded_is_429_before_any_stream(cluster, engine, infra, d
         assert resp.status == 429
         assert (await resp.json())["error"]["code"] == "quota_exceeded"
     assert engine.fake_llm.chat_requests == []  # nothing was generated
+
+
+async def test_a_plan_upgrade_applies_to_the_next_ai_request(cluster, engine, infra, db_name):
+    """The AI limit comes from the cached public user, which every plan change drops: no waiting
+    for a copy to expire on any replica (the test process registers its Redis client, as the
+    worker does)."""
+    user = await account(cluster.url)
+    replicas = [f"http://127.0.0.1:{port}" for port in cluster.ports]
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    redis = Redis.from_url(infra.redis_url)
+    try:
+        for _ in range(20):  # the free plan's daily AI answers
+            assert await usage.consume(client[db_name], user.id, "ai", 20)
+        async with aiohttp.ClientSession() as http:
+            for replica in replicas:  # each has now seen the user on the free plan
+                refused = await ask(http, replica, user.token)
+                assert refused.status == 429
+                assert (await refused.json())["error"]["code"] == "quota_exceeded"
+            with registered(UserCache(redis, Settings())):
+                await billing.set_user_plan(client[db_name], user.id, "pro")
+            for replica in replicas:
+                engine.fake_llm.push(Reply(text=WORDS))
+                resp = await ask(http, replica, user.token)
+                assert resp.status == 200, await resp.text()
+                assert (await read_sse(resp)).events[-1].event == "done"
+    finally:
+        await redis.aclose()
+        await client.close()
 
 
 async def test_only_the_owner_sees_a_stream(cluster, engine):

@@ -19,11 +19,11 @@ from ...db.users import EmailTaken, normalise_email, public_user
 from ...errors import AppError
 from ...metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ...web.api import RequestModel, Routes, parse_model, read_json
-from ...web.jsonio import dumps, json_bytes_response
+from ...web.jsonio import json_bytes_response
 from .. import mailer
-from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, REQUEST_CHECK, USER_CACHE, USERS
+from ..keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, REFRESH_TOKENS, USERS
 from ..revocation import sessions_revoked
-from ..security import current_user_id, ip_of
+from ..security import current_user_id, ip_of, public_user_document
 
 log = structlog.get_logger("collabry.auth")
 routes = Routes("auth")
@@ -289,17 +289,8 @@ async def logout_all(request: web.Request) -> web.Response:
 @routes.get("/api/auth/me", summary="The current user", responses={200: UserEnvelope})
 async def me(request: web.Request) -> web.Response:
     """From the user cache when the request's Redis script found a current copy (no database
-    read); otherwise from the database, then cached under the generation seen before the read."""
-    user_id = current_user_id(request)
-    checked = request.get(REQUEST_CHECK)
-    if checked is not None and checked.user_document is not None:
-        return json_bytes_response(b'{"user":' + checked.user_document + b"}")
-    user = await request.app[USERS].by_id(user_id)
-    if user is None:
-        raise AppError(status=401, code="unauthorized", message="the account no longer exists")
-    document = dumps(public_user(user))
-    if checked is not None and checked.generation is not None:
-        await request.app[USER_CACHE].fill(user_id, checked.generation, document)
+    read); otherwise from the database, then cached (``public_user_document``)."""
+    document = await public_user_document(request, current_user_id(request))
     return json_bytes_response(b'{"user":' + document + b"}")
 
 
