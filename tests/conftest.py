@@ -7,6 +7,7 @@ Isolation between tests: each test gets its own database name and a flushed Redi
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import shutil
@@ -61,6 +62,15 @@ class Infra:
         # The current objects: a test that restarted a server replaced the one started first.
         self.database.stop()
         self.redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """Unclosed responses, sockets or files warn (ResourceWarning is an error) when the garbage
+    collector finds them. Collecting after every test reports a leak against the test that made
+    it, instead of against whichever later test the collector happens to run in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

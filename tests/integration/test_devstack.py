@@ -112,13 +112,13 @@ async def test_dev_up_gives_a_grounded_streamed_answer(state_dir):
                 return bool(sources[0]["status"] == "ready")
 
             await eventually(indexed, 60, "the source to be indexed", interval=0.2)
-            r = await http.post(
+            async with http.post(
                 "/api/ai/chat",
                 json={"message": "What makes ATP?", "notebookId": notebook},
                 headers={**auth, "Accept": "text/event-stream"},
-            )
-            assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-            events = await sse_events(r)
+            ) as r:  # released here: the reader stops at the end event, before the body's end
+                assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+                events = await sse_events(r)
         names = [name for name, _ in events]
         assert names[0] == "meta" and names[-1] == "done", names
         cited = [s["sourceId"] for name, data in events if name == "sources" for s in data["sources"]]
