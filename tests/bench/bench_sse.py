@@ -150,7 +150,7 @@ async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None) -> N
         engine_url = f"http://127.0.0.1:{engine_port}"
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
-            for i in range(5):  # warm-up: connections, scripts, the embedding model
+            for i in range(min(5, len(accounts))):  # warm-up: connections, scripts, the embedding model
                 await via_gateway(http, url, accounts[i][1], reader)
                 await direct(http, engine_url, service_token, accounts[i][0], reader)
             print(f"time to first token (ms): model's first token after 100 ms; {ANSWER.count(' ') + 1} tokens")
