@@ -64,12 +64,6 @@ async def plan_of(db: Database, user_id: str) -> str:
     return await UserRepository(db).plan_of(user_id)
 
 
-async def consume_for_plan(db: Database, settings: Settings, user_id: str, kind: str) -> bool:
-    """``consume`` with the limit of the user's current plan (what POST /api/ai/chat calls)."""
-    plan = settings.plan(await plan_of(db, user_id))
-    return await consume(db, user_id, kind, daily_limit(plan.limits, kind))
-
-
 # -- metered in Redis -------------------------------------------------------------------------
 
 SEED_ATTEMPTS = 3  # a counter can vanish again between its seed and the retry only if Redis restarts

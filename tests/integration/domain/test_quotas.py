@@ -83,12 +83,6 @@ async def test_usage_endpoint_reports_today_against_the_plan(api, db, alice):
     assert body["limits"] == {"aiPerDay": 10, "uploadsPerDay": 4, "storageBytes": 65536, "boards": 3, "notebooks": 3}
 
 
-async def test_consume_for_plan_follows_the_users_plan(db, alice, settings):
-    await db["users"].update_one({"_id": alice["id"]}, {"$set": {"plan": "starter"}})
-    results = await asyncio.gather(*[usage.consume_for_plan(db, settings, alice["id"], "ai") for _ in range(60)])
-    assert results.count(True) == 50
-
-
 async def test_plan_counts_hold_under_concurrency_and_count_a_resource_once(db, alice):
     who = await policy.actor(db, alice["id"])
     limits = {"boards": 3}
