@@ -4,7 +4,7 @@ that is ahead of the database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from collabry.cache.redis_keys import Keys
 from collabry.db.client import new_id
 from collabry.engine.index.heads import IndexHeads
 from collabry.engine.index.state import IndexLog
-from collabry.engine.index.store import IndexStore
+from collabry.engine.index.store import INLINE_SEARCH_FLOATS, IndexStore
 
 from .test_store import DIM, add_source, rows
 
@@ -28,8 +28,21 @@ async def redis(infra: Any) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def replica(db: Any, redis: Redis, state_dir: Path) -> IndexStore:
-    return IndexStore(IndexLog(db, IndexHeads(redis, Keys())), state_dir, model="m", dim=DIM)
+@pytest.fixture(params=["on the loop", "in a thread"])
+def replica(request: pytest.FixtureRequest) -> Replica:
+    """A replica's index store; short searches run on the loop with the head's read in flight,
+    longer ones in a thread: both paths see the same heads."""
+    inline = INLINE_SEARCH_FLOATS if request.param == "on the loop" else 0
+
+    def make(db: Any, redis: Redis, state_dir: Path) -> IndexStore:
+        return IndexStore(
+            IndexLog(db, IndexHeads(redis, Keys())), state_dir, model="m", dim=DIM, inline_search_floats=inline
+        )
+
+    return make
+
+
+Replica = Callable[[Any, Redis, Path], IndexStore]
 
 
 async def found(store: IndexStore, user: str, source: str) -> bool:
@@ -37,8 +50,9 @@ async def found(store: IndexStore, user: str, source: str) -> bool:
     return bool(hits) and all(h.source_id == source for h in hits)
 
 
-async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(db: Any, redis: Redis,
-                                                                               tmp_path: Path) -> None:
+async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(
+    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     first = await add_source(a.log, user, rows(20, 1))
     assert await found(b, user, first)
@@ -49,8 +63,9 @@ async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(db:
     assert (await b.current(user)).seq == (await a.log.head_in_database(user))[0]
 
 
-async def test_after_a_redis_restart_readers_fall_back_to_the_database(db: Any, redis: Redis, infra: Any,
-                                                                        tmp_path: Path) -> None:
+async def test_after_a_redis_restart_readers_fall_back_to_the_database(
+    db: Any, redis: Redis, replica: Replica, infra: Any, tmp_path: Path
+) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
     infra.restart_redis()  # no data kept: the mirrored heads are gone
@@ -61,7 +76,9 @@ async def test_after_a_redis_restart_readers_fall_back_to_the_database(db: Any, 
     assert await b.log.heads.get(user) == await b.log.head_in_database(user)  # type: ignore[union-attr]
 
 
-async def test_while_a_writer_is_committing_readers_ask_the_database(db: Any, redis: Redis, tmp_path: Path) -> None:
+async def test_while_a_writer_is_committing_readers_ask_the_database(
+    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
     heads = a.log.heads
@@ -76,7 +93,9 @@ async def test_while_a_writer_is_committing_readers_ask_the_database(db: Any, re
     assert await heads.get(user) == await plain.head_in_database(user)
 
 
-async def test_a_mirror_ahead_of_the_database_is_dropped(db: Any, redis: Redis, tmp_path: Path) -> None:
+async def test_a_mirror_ahead_of_the_database_is_dropped(
+    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+) -> None:
     a, user = replica(db, redis, tmp_path / "a"), new_id()
     source = await add_source(a.log, user, rows(20, 1))
     assert await found(a, user, source)  # loaded: later searches check the mirrored head
@@ -88,3 +107,41 @@ async def test_a_mirror_ahead_of_the_database_is_dropped(db: Any, redis: Redis, 
     assert await heads.get(user) is None
     assert await a.log.head(user) == await a.log.head_in_database(user)
     assert await heads.get(user) == await a.log.head_in_database(user)
+
+
+async def test_a_search_over_the_heads_read_leaves_the_connection_in_step(db: Any, redis: Redis) -> None:
+    """``get_around`` writes the GET, runs the work, then reads the answer: work that fails in
+    between must not leave that answer for the connection's next command."""
+    heads, user = IndexHeads(redis, Keys()), new_id()
+    await heads.seed(user, (3, "m", DIM))
+    ran: list[int] = []
+
+    def search() -> str:
+        ran.append(1)
+        return "hits"
+
+    assert await heads.get_around(user, search) == ((3, "m", DIM), "hits")
+
+    def failing() -> None:
+        ran.append(2)
+        raise ValueError("search failed")
+
+    with pytest.raises(ValueError):
+        await heads.get_around(user, failing)
+    await redis.set("other", "value")
+    assert await redis.get("other") == b"value"  # not the head's answer left over
+    assert await heads.get(user) == (3, "m", DIM)
+    assert ran == [1, 2]
+
+
+async def test_with_redis_unreachable_the_search_still_runs_once(db: Any, tmp_path: Path) -> None:
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    heads, ran = IndexHeads(unreachable, Keys()), []
+
+    def search() -> str:
+        ran.append(1)
+        return "hits"
+
+    assert await heads.get_around(new_id(), search) == (None, "hits")
+    assert ran == [1]
+    await unreachable.aclose()

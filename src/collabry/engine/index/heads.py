@@ -22,8 +22,9 @@ by the store when its catch-up finds the database behind it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
+from typing import TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -37,6 +38,7 @@ log = structlog.get_logger("collabry.index")
 TTL = 600  # seconds; refreshed by every write and seed
 
 Head = tuple[int, str, int]  # seq, model, dim
+T = TypeVar("T")
 
 
 class IndexHeads:
@@ -54,12 +56,37 @@ class IndexHeads:
         except REDIS_ERRORS as exc:
             log.warning("index_head_unavailable", error=str(exc))
             return None
-        if raw is None:
-            return None
-        seq, writers, dim, model = (raw.decode() if isinstance(raw, bytes) else str(raw)).split("|", 3)
-        if int(seq) < 0 or int(writers) > 0:
-            return None
-        return int(seq), model, int(dim)
+        return _parse(raw)
+
+    async def get_around(self, user_id: str, work: Callable[[], T]) -> tuple[Head | None, T]:
+        """``get`` with ``work()`` run on the loop while Redis answers: the GET is written before
+        ``work`` starts and its answer read after ``work`` ends, so a short search costs no round
+        trip of its own (``IndexStore.search``). Same answers as ``get``; ``work`` runs exactly once."""
+        pool = self.redis.connection_pool
+        try:
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        except REDIS_ERRORS as exc:
+            log.warning("index_head_unavailable", error=str(exc))
+            return None, work()
+        in_step = False  # every answer on the connection read: it may be reused
+        try:
+            try:
+                await connection.send_command("GET", self.keys.index_head(user_id))
+            except REDIS_ERRORS as exc:
+                log.warning("index_head_unavailable", error=str(exc))
+                return None, work()
+            result = work()
+            try:
+                raw = await connection.read_response()
+            except REDIS_ERRORS as exc:
+                log.warning("index_head_unavailable", error=str(exc))
+                return None, result
+            in_step = True
+        finally:
+            if not in_step:
+                await connection.disconnect()
+            await pool.release(connection)
+        return _parse(raw), result
 
     async def seed(self, user_id: str, head: Head) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # the next reader asks the database again
@@ -81,3 +108,12 @@ class IndexHeads:
         """Forget the mirrored head (the user is erased, or the database is behind it)."""
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.delete(self.keys.index_head(user_id))
+
+
+def _parse(raw: bytes | str | None) -> Head | None:
+    if raw is None:
+        return None
+    seq, writers, dim, model = (raw.decode() if isinstance(raw, bytes) else str(raw)).split("|", 3)
+    if int(seq) < 0 or int(writers) > 0:
+        return None
+    return int(seq), model, int(dim)

@@ -16,9 +16,9 @@ log no longer reaches back to L (or says ``reset``), it reloads the user from ``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from ...db.chunks import Chunks
 from ...db.client import Database, utcnow
 from ...db.index_state import IndexStates
 from .heads import IndexHeads
+
+T = TypeVar("T")
 
 LOG_KEEP = 200
 
@@ -90,6 +92,16 @@ class IndexLog:
         index, checking the model before an ingestion)."""
         if not authoritative and self.heads is not None and (mirrored := await self.heads.get(user_id)) is not None:
             return mirrored
+        return await self._seeded_head(user_id)
+
+    async def head_around(self, user_id: str, work: Callable[[], T]) -> tuple[tuple[int, str, int], T]:
+        """``head`` and ``work()``, run on the loop while the mirrored head's read is in flight."""
+        if self.heads is None:
+            return await self.head_in_database(user_id), work()
+        mirrored, result = await self.heads.get_around(user_id, work)
+        return (mirrored if mirrored is not None else await self._seeded_head(user_id)), result
+
+    async def _seeded_head(self, user_id: str) -> tuple[int, str, int]:
         found = await self.head_in_database(user_id)
         if self.heads is not None:
             await self.heads.seed(user_id, found)

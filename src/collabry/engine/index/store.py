@@ -5,9 +5,9 @@ chunks' ``seq``. Retrieval is filtered *before* ranking: the allowed sources bec
 the index rows that FAISS consults while it scans, so other sources' vectors never compete for the
 top k (and another user's vectors are in another index altogether).
 
-Every search first checks the user's log head, mirrored in Redis by the writers (one Redis read;
-the database when Redis has no current value: ``index.heads``), and replays what this replica has
-not seen, so replicas converge without sharing files. Indexes stay
+Every search checks the user's log head, mirrored in Redis by the writers (one Redis read, in
+flight while the index is scanned; the database when Redis has no current value: ``index.heads``),
+and replays what this replica has not seen, so replicas converge without sharing files. Indexes stay
 in memory in LRU order while their total size fits ``memory_budget``; dirty ones are snapshotted
 by a background task, on eviction and on shutdown.
 """
@@ -33,6 +33,10 @@ from .state import IndexLog, IndexState, ModelMismatch
 
 log = structlog.get_logger("collabry.index")
 
+
+# Scans up to this many floats (20,000 vectors of 384 dimensions, ~0.5 ms on one core) run on the
+# event loop; larger ones in the executor, so one large index does not hold up every other request.
+INLINE_SEARCH_FLOATS = 20_000 * 384
 
 RowMeta = tuple[str, int, int | None, str]  # chunk id, order in its source, PDF page, text
 
@@ -238,7 +242,7 @@ async def build_from_database(
 
 class IndexStore:
     """All users' indexes in this process. A user's index changes and is searched only under that
-user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."""
+user's lock; FAISS work in ``run_blocking`` (the engine's executor), except short searches."""
 
     def __init__(
         self,
@@ -249,8 +253,10 @@ user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."
         dim: int,
         memory_budget: int = 512 * 2**20,
         run_blocking: Callable[..., Awaitable[Any]] | None = None,
+        inline_search_floats: int = INLINE_SEARCH_FLOATS,
     ) -> None:
         self.log = index_log
+        self.inline_search_floats = inline_search_floats
         # FAISS releases the GIL while it scans: searches run in the engine's executor, so one
         # user's large index does not hold up every other request on the loop.
         self.run_blocking = run_blocking or asyncio.to_thread
@@ -309,13 +315,21 @@ user's lock, the FAISS work itself in ``run_blocking`` (the engine's executor)."
         cached = self._cache.get(user_id)
         if cached is not None:
             # The usual case: the index is in memory and current. The freshness check runs while the
-            # thread searches, and the hits are used only if the head proves the index current.
+            # index is searched, and the hits are used only if the head proves the index current.
             async with self._lock(user_id):
-                head = asyncio.ensure_future(self.log.head(user_id))
-                try:
-                    hits: list[Hit] = await self.run_blocking(cached.search, vector, allowed, k)
-                finally:
-                    seq, model, dim = await head
+                hits: list[Hit]
+                if cached.ntotal * cached.dim <= self.inline_search_floats:
+                    # A short scan costs less than the hop to a thread (where it would also queue
+                    # behind embedding batches): it runs on the loop while Redis answers the head.
+                    (seq, model, dim), hits = await self.log.head_around(
+                        user_id, lambda: cached.search(vector, allowed, k)
+                    )
+                else:
+                    head = asyncio.ensure_future(self.log.head(user_id))
+                    try:
+                        hits = await self.run_blocking(cached.search, vector, allowed, k)
+                    finally:
+                        seq, model, dim = await head
                 if seq == cached.seq and (not model or (model, dim) == (self.model, self.dim)) \
                         and self._cache.get(user_id) is cached:
                     self._cache.move_to_end(user_id)
