@@ -20,12 +20,12 @@ Rows (median per call):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
+import uvloop
 from engine_common import infra, timed, unit_rows  # type: ignore[import-not-found]
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -168,4 +168,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # the engine's event loop (collabry.lifecycle)
