@@ -23,6 +23,7 @@ from ..db.ai_sessions import Citation
 from ..db.client import Database
 from ..db.sources import Sources
 from .embeddings.base import Embedder
+from .embeddings.batching import QueryBatcher
 from .index.store import IndexStore
 from .metrics import RETRIEVAL_SECONDS
 
@@ -64,7 +65,7 @@ class Retriever:
         self.db = db
         self.embedder = embedder
         self.store = store
-        self.run_blocking = run_blocking
+        self.queries = QueryBatcher(embedder, run_blocking)  # concurrent questions share model calls
 
     async def allowed_sources(
         self, user_id: str, notebook_id: str | None, source_ids: list[str] | None
@@ -74,9 +75,7 @@ class Retriever:
         return {doc["_id"]: doc.get("title") or "Untitled" for doc in ready}
 
     async def embed_query(self, text: str) -> np.ndarray:
-        vectors: np.ndarray = await self.run_blocking(self.embedder.embed, [text])
-        vector: np.ndarray = vectors[0]
-        return vector
+        return await self.queries.embed(text)
 
     async def retrieve(
         self,
