@@ -63,7 +63,6 @@ class Passage:
 class Retriever:
     def __init__(self, db: Database, embedder: Embedder, store: IndexStore, run_blocking: Callable[..., Any]) -> None:
         self.db = db
-        self.embedder = embedder
         self.store = store
         self.queries = QueryBatcher(embedder, run_blocking)  # concurrent questions share model calls
 

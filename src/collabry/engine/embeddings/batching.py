@@ -3,8 +3,8 @@
 One short question costs the local model about as much as a batch of a few (the call's fixed cost
 dominates: ~3.6 ms for one, ~1.4 ms each in a batch of 32 on one core), and under load every
 answer starts by embedding its question. So a question never waits for company: it is embedded at
-once when the model is free, and those that arrive meanwhile are embedded together next, up to
-``max_batch`` per call. No timer: a lone question pays nothing for the batching.
+once when the model is free, and those that arrive meanwhile are embedded together next (the
+embedder splits a long list into its own batches). No timer: a lone question pays nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from .base import Embedder
 
 
 class QueryBatcher:
-    def __init__(
-        self, embedder: Embedder, run_blocking: Callable[..., Awaitable[Any]], *, max_batch: int = 32
-    ) -> None:
+    def __init__(self, embedder: Embedder, run_blocking: Callable[..., Awaitable[Any]]) -> None:
         self.embedder = embedder
         self.run_blocking = run_blocking  # the model runs off the event loop
-        self.max_batch = max_batch
         self._waiting: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -45,8 +42,8 @@ class QueryBatcher:
         batch: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                batch = [(text, future) for text, future in batch if not future.done()]  # callers gone
+                batch = [(text, future) for text, future in self._waiting if not future.done()]  # callers gone
+                self._waiting = []
                 if batch:
                     await self._embed(batch)
         except asyncio.CancelledError:  # the engine is stopping: nobody waiting gets a vector

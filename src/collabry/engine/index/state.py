@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from ...db.chunks import Chunks
 from ...db.client import Database, utcnow
 from ...db.index_state import IndexStates
-from .heads import IndexHeads
-
-T = TypeVar("T")
+from .heads import IndexHeads, T
 
 LOG_KEEP = 200
 

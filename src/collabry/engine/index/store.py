@@ -257,8 +257,8 @@ user's lock; FAISS work in ``run_blocking`` (the engine's executor), except shor
     ) -> None:
         self.log = index_log
         self.inline_search_floats = inline_search_floats
-        # FAISS releases the GIL while it scans: searches run in the engine's executor, so one
-        # user's large index does not hold up every other request on the loop.
+        # FAISS releases the GIL while it scans: searches over a large index run in the engine's
+        # executor, so they do not hold up every other request on the loop.
         self.run_blocking = run_blocking or asyncio.to_thread
         self.state_dir = state_dir
         self.model = model
