@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -102,6 +103,13 @@ class AutoPipeline:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+def lua_source(*names: str) -> str:
+    """The text of a script made of ``collabry.cache``'s Lua files, in order: libraries of local
+    functions (``gcra.lua``, ``quota_take.lua``, ...) first, the script's body last."""
+    files = resources.files("collabry.cache")
+    return "\n".join(files.joinpath(name).read_text() for name in names)
 
 
 class LuaScript:

@@ -1,4 +1,4 @@
--- Daily metering of AI requests (cache/quota.py). One hash per user, day and kind:
+-- Daily metering of AI requests (cache/quota.py), after quota_take.lua. One hash per user, day and kind:
 --   used       units spent today (authoritative while the hash exists)
 --   seq        bumped on every change; the database keeps the value of the highest seq it was given
 -- KEYS[1] the counter hash, KEYS[2] the set of counters not yet persisted to the database
@@ -20,16 +20,14 @@ if op == "persisted" then
   end
   return 0
 end
--- take / give: ARGV[2] limit (take only), ARGV[3] member of the pending set
+if op == "take" then  -- ARGV[2] limit, ARGV[3] member of the pending set
+  return quota_take(KEYS[1], KEYS[2], tonumber(ARGV[2]), ARGV[3])
+end
+-- give: ARGV[3] member of the pending set
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end  -- unknown here: seed from the database first
 local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-if op == "take" then
-  if used >= tonumber(ARGV[2]) then return 0 end
-  used = redis.call('HINCRBY', KEYS[1], 'used', 1)
-else
-  if used <= 0 then return 0 end
-  used = redis.call('HINCRBY', KEYS[1], 'used', -1)
-end
+if used <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'used', -1)
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('SADD', KEYS[2], ARGV[3])
 return 1

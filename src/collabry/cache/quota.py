@@ -22,11 +22,11 @@ that lost its data, which errs in the student's favour (docs/domain.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from .client import lua_source
 from .redis_keys import Keys
 
 TTL_SECONDS = 2 * 86400  # a day's counter outlives its day (and the worker's last persist)
@@ -55,26 +55,25 @@ class QuotaCounters:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._script: AsyncScript = redis.register_script(
-            resources.files("collabry.cache").joinpath("quota.lua").read_text()
-        )
+        self._script: AsyncScript = redis.register_script(lua_source("quota_take.lua", "quota.lua"))
 
-    def _keys(self, counter: Counter) -> list[str]:
+    def keys_of(self, counter: Counter) -> list[str]:
+        """The counter's hash and the pending set: the keys a script spending from it needs."""
         return [self.keys.quota(counter.user_id, counter.date, counter.kind), self.keys.quota_pending()]
 
     async def take(self, counter: Counter, limit: int) -> bool | None:
         """Spend one unit if fewer than ``limit`` are spent; None when Redis does not know the counter."""
-        raw = int(await self._script(keys=self._keys(counter), args=["take", limit, counter.member]))
+        raw = int(await self._script(keys=self.keys_of(counter), args=["take", limit, counter.member]))
         return None if raw < 0 else raw == 1
 
     async def give(self, counter: Counter) -> bool | None:
         """Refund one unit; False when none was spent, None when Redis does not know the counter."""
-        raw = int(await self._script(keys=self._keys(counter), args=["give", 0, counter.member]))
+        raw = int(await self._script(keys=self.keys_of(counter), args=["give", 0, counter.member]))
         return None if raw < 0 else raw == 1
 
     async def seed(self, counter: Counter, used: int, seq: int) -> bool:
         """Create a missing counter from the database's copy; False when it exists already."""
-        return bool(await self._script(keys=self._keys(counter), args=["seed", used, seq, TTL_SECONDS]))
+        return bool(await self._script(keys=self.keys_of(counter), args=["seed", used, seq, TTL_SECONDS]))
 
     async def read(self, counter: Counter) -> tuple[int, int] | None:
         """(used, seq), or None when Redis does not hold the counter."""
@@ -85,7 +84,7 @@ class QuotaCounters:
 
     async def persisted(self, counter: Counter, seq: int) -> bool:
         """The database holds ``seq``: leave the pending set unless the counter changed since."""
-        return bool(await self._script(keys=self._keys(counter), args=["persisted", counter.member, seq]))
+        return bool(await self._script(keys=self.keys_of(counter), args=["persisted", counter.member, seq]))
 
     async def pending(self, count: int = 500) -> list[Counter]:
         """The counters changed since their last persist (all replicas')."""

@@ -17,12 +17,11 @@ import hashlib
 import hmac
 import math
 from dataclasses import dataclass
-from importlib import resources
 
 from redis.asyncio import Redis
 
 from ..config import Rule, Settings
-from .client import REDIS_ERRORS, AutoPipeline, LuaScript
+from .client import REDIS_ERRORS, AutoPipeline, LuaScript, lua_source
 from .redis_keys import Keys
 
 
@@ -50,25 +49,36 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class MeteredAI:
+    """What a metered AI request adds to its one script (``check_request``): a unit of its per-user
+    rate rule and a unit of today's AI counter, against the daily limit of the plan in the user's
+    cached public document (``cache/quota.lua`` keys: the counter's hash and the pending set)."""
+
+    subject: str
+    rule: Rule
+    counter_keys: tuple[str, str]
+    counter_member: str
+
+
+@dataclass(frozen=True, slots=True)
 class RequestCheck:
     """The answer of ``check_request``: the global rule's decision, whether the session is revoked,
-    and (when asked for) the user cache's generation and its document if current."""
+    (when asked for) the user cache's generation and its document if current, and (``MeteredAI``,
+    when the document was current) the AI rule's decision and the quota unit: 1 spent, 0 none left
+    (or the AI rule refused), -1 the counter must be seeded from the database first."""
 
     decision: Decision
     revoked: bool
     generation: str | None = None
     user_document: bytes | None = None
+    ai_decision: Decision | None = None
+    ai_unit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LoginGate:
     locked_for: float  # seconds the account stays locked, 0 if not locked
     decision: Decision  # whether this (IP, email) may try once more
-
-
-def _script(name: str, library: str = "gcra.lua") -> str:
-    files = resources.files("collabry.cache")
-    return files.joinpath(library).read_text() + "\n" + files.joinpath(name).read_text()
 
 
 def email_pseudonym(settings: Settings, email: str) -> str:
@@ -95,10 +105,15 @@ class RateLimiter:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self.pipe = AutoPipeline(redis)  # concurrent checks share one write (cache/client.py)
-        self._hit = LuaScript(_script("ratelimit.lua"))
-        self._request = LuaScript(_script("request.lua"))
-        self._gate = LuaScript(_script("login_gate.lua", "window.lua"))
-        self._failed = LuaScript(_script("login_failed.lua", "window.lua"))
+        self._hit = LuaScript(lua_source("gcra.lua", "ratelimit.lua"))
+        self._request = LuaScript(lua_source("gcra.lua", "quota_take.lua", "request.lua"))
+        self._gate = LuaScript(lua_source("window.lua", "login_gate.lua"))
+        self._failed = LuaScript(lua_source("window.lua", "login_failed.lua"))
+        # request.lua's table of daily AI limits: the first plan's for a plan it does not know (as
+        # Settings.plan falls back), then each plan's by id.
+        self._ai_daily_limits: list[str | int] = [settings.plans[0].limits.ai_per_day]
+        for plan in settings.plans:
+            self._ai_daily_limits += [plan.id, plan.limits.ai_per_day]
 
     async def hit(self, rule_name: str, subject: str, rule: Rule, *, cost: int = 1, commit: bool = True) -> Decision:
         key = self.keys.limit(rule_name, subject)
@@ -116,20 +131,33 @@ class RateLimiter:
         *,
         session_id: str | None = None,
         user_keys: tuple[str, str] | None = None,
+        metered: MeteredAI | None = None,
     ) -> RequestCheck:
         """One unit of ``rule`` for ``subject``, plus (``session_id``) whether that session was
-        revoked and (``user_keys``: generation and document keys) the cached user: one round trip."""
+        revoked, (``user_keys``: generation and document keys) the cached user and (``metered``,
+        with ``user_keys``) the AI rule and a quota unit: one round trip."""
         keys = [self.keys.limit(rule_name, subject)]
+        args: list[str | int | float] = [_interval_ms(rule), rule.limit, 1, 1]
         if session_id:
             keys.append(self.keys.revoked_session(session_id))
             if user_keys is not None:
                 keys.extend(user_keys)
+                if metered is not None:
+                    keys.append(self.keys.limit("ai", metered.subject))
+                    keys.extend(metered.counter_keys)
+                    args += [_interval_ms(metered.rule), metered.rule.limit, metered.counter_member]
+                    args += self._ai_daily_limits
         try:
-            raw = await self._request(self.pipe, keys, [_interval_ms(rule), rule.limit, 1, 1])
+            raw = await self._request(self.pipe, keys, args)
         except REDIS_ERRORS as exc:
             raise LimiterUnavailable(str(exc)) from exc
         generation = raw[5].decode() if len(raw) > 5 else None
         document = raw[6] if len(raw) > 6 else None
+        if len(raw) > 11 and metered is not None:
+            ai_decision = self._decision(metered.rule, raw[7:11])
+            return RequestCheck(
+                self._decision(rule, raw), bool(int(raw[4])), generation, document, ai_decision, int(raw[11])
+            )
         return RequestCheck(self._decision(rule, raw), bool(int(raw[4])), generation, document)
 
     def _login_keys(self, ip: str, email: str) -> tuple[str, str, str]:

@@ -22,7 +22,7 @@ from ..web.probes import add_probes
 from ..web.resources import database_ctx, redis_ctx
 from . import mailer, realtime
 from .keys import ACCESS_TOKENS, LOGOUT_ALL_HOOKS, PASSWORDS, SESSION_REVOKED_HOOKS
-from .metering import metering_ctx
+from .metering import metering_ctx, unused_ai_unit_middleware
 from .relay import relays_ctx
 from .resources import auth_ctx, emitter_ctx, engine_client_ctx
 from .routes import (
@@ -55,7 +55,7 @@ async def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Uploads are the largest bodies; JSON bodies are checked against their own, smaller limit.
         client_max_size=settings.max_upload_bytes + 64 * 1024,
-        middlewares=[observe_middleware, error_middleware, global_limit_middleware],
+        middlewares=[observe_middleware, error_middleware, global_limit_middleware, unused_ai_unit_middleware],
     )
     app[SETTINGS] = settings
     app[PROCESS] = "gateway"

@@ -53,3 +53,5 @@ VERIFIED_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("collabry.verified_toke
 # user), both found by the global limit middleware before the route runs (gateway/security.py).
 ACCESS_CLAIMS = web.RequestKey("collabry.access_claims", AccessClaims)
 REQUEST_CHECK = web.RequestKey("collabry.request_check", RequestCheck)
+# Set when the route took the AI unit that the request's script spent (gateway/metering.py).
+AI_UNIT_TAKEN = web.RequestKey("collabry.ai_unit_taken", bool)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pymongo.errors import PyMongoError
 
 from ..appkeys import DB, REDIS, SETTINGS
@@ -23,8 +24,8 @@ from ..domain import usage
 from ..domain.usage import UsageWriteBehind
 from ..errors import AppError
 from ..web.jsonio import loads
-from .keys import QUOTA, USAGE_WRITER
-from .security import public_user_document
+from .keys import ACCESS_CLAIMS, AI_UNIT_TAKEN, QUOTA, REQUEST_CHECK, USAGE_WRITER
+from .security import decided, enforce, public_user_document
 
 log = structlog.get_logger("collabry.usage")
 
@@ -35,6 +36,40 @@ async def metering_ctx(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     yield
     await writer.close()  # what this process changed and has not written yet
+
+
+async def meter_ai(request: web.Request, user_id: str) -> None:
+    """The per-user AI rate rule (429 ``rate_limited``, fails open) and one unit of today's AI
+    quota (429 ``quota_exceeded``, 503 when it cannot be checked). Usually both were spent by the
+    request's one Redis script (``security.METERED_AI_ROUTES``) and this only reads the answer;
+    otherwise (the user's cached copy was stale, Redis was unreachable for the middleware) each is
+    asked here, as before."""
+    checked = request.get(REQUEST_CHECK)
+    if checked is None or checked.ai_decision is None:
+        await enforce(request, "ai", user_id, request.app[SETTINGS].ai_limit, fail_open=True)
+        await spend_ai(request, user_id)
+        return
+    decided("ai", user_id, checked.ai_decision)
+    if checked.ai_unit == -1:  # the day's first unit on this Redis: seeded from the database, then taken
+        await spend_ai(request, user_id)
+        return
+    if checked.ai_unit != 1:
+        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+    request[AI_UNIT_TAKEN] = True
+    request.app[USAGE_WRITER].changed(user_id, "ai")
+
+
+@web.middleware
+async def unused_ai_unit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A unit the request's script spent is given back when the route did not take it: the body
+    was invalid or the replica was draining (the answers a route gives before ``meter_ai``; a
+    revoked session spends nothing). Inside ``global_limit_middleware``, which asked."""
+    try:
+        return await handler(request)
+    finally:
+        checked = request.get(REQUEST_CHECK)
+        if checked is not None and checked.ai_unit == 1 and not request.get(AI_UNIT_TAKEN):
+            await refund_ai(request, request[ACCESS_CLAIMS].user_id)
 
 
 async def spend_ai(request: web.Request, user_id: str) -> None:

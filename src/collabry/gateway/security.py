@@ -2,9 +2,12 @@
 
 The hot path asks Redis once per request: ``global_limit_middleware`` verifies the bearer token
 (CPU only) and runs one script (``RateLimiter.check_request``) for the global per-IP rule, the
-session's revocation and, for routes in ``USER_DOCUMENT_ROUTES``, the cached public user
-(cache/users.py). ``authenticate_user`` then uses that answer instead of asking again; requests
-that did not pass the middleware (exempt paths, Redis unreachable) take the old path.
+session's revocation, for routes that need it the cached public user (cache/users.py) and, for
+``METERED_AI_ROUTES``, the per-user AI rule and a unit of the plan's daily AI quota
+(``metering.meter_ai`` reads that answer; ``metering.unused_ai_unit_middleware`` gives the unit back
+when the route refused the request before taking it). ``authenticate_user`` then uses that answer
+instead of asking again; requests that did not pass the middleware (exempt paths, Redis
+unreachable) take the old path.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ from aiohttp.typedefs import Handler
 
 from ..appkeys import CLIENT_IP, LIMITER, SESSION_ID, SETTINGS, USER_ID
 from ..auth.tokens import AccessClaims, AccessTokens, InvalidToken
-from ..cache.ratelimit import Decision, LimiterUnavailable, RequestCheck
+from ..cache.quota import Counter
+from ..cache.ratelimit import Decision, LimiterUnavailable, MeteredAI, RequestCheck
 from ..config import Rule
 from ..db.users import public_user
+from ..domain.usage import today
 from ..errors import AppError
 from ..metrics import AUTH_EVENTS, RATELIMIT_DECISIONS
 from ..web.clientip import client_ip
 from ..web.errors import error_response
 from ..web.jsonio import dumps
-from .keys import ACCESS_CLAIMS, REQUEST_CHECK, USER_CACHE, USERS, VERIFIED_TOKENS
+from .keys import ACCESS_CLAIMS, QUOTA, REQUEST_CHECK, USER_CACHE, USERS, VERIFIED_TOKENS
 from .revocation import is_revoked
 
 log = structlog.get_logger("collabry.security")
@@ -114,7 +119,7 @@ async def enforce(
     except LimiterUnavailable as exc:
         _unavailable(rule_name, exc, fail_open=fail_open)
         return None
-    return _decided(rule_name, subject, decision)
+    return decided(rule_name, subject, decision)
 
 
 def _unavailable(rule_name: str, exc: LimiterUnavailable, *, fail_open: bool) -> None:
@@ -131,7 +136,7 @@ def _unavailable(rule_name: str, exc: LimiterUnavailable, *, fail_open: bool) ->
     )
 
 
-def _decided(rule_name: str, subject: str, decision: Decision) -> Decision:
+def decided(rule_name: str, subject: str, decision: Decision) -> Decision:
     if not decision.allowed:
         RATELIMIT_DECISIONS.labels(rule_name, "deny").inc()
         log.warning("ratelimit_hit", rule=rule_name, subject=subject)
@@ -145,6 +150,11 @@ EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
 USER_DOCUMENT_ROUTES = frozenset({("GET", "/api/auth/me")})
 # Routes that meter the AI quota against the user's plan, which they take from the same copy.
 USER_DOCUMENT_PREFIX = ("POST", "/api/ai/")
+# The routes that spend the AI rule and a unit of the AI quota (``metering.meter_ai``): the request's
+# script spends both, so such a request also asks Redis once.
+METERED_AI_ROUTES = frozenset(
+    ("POST", f"/api/ai/{name}") for name in ("chat", "summarize", "quiz", "flashcards", "mindmap")
+)
 
 
 def needs_user_document(request: web.Request) -> bool:
@@ -167,21 +177,26 @@ async def _check_request(request: web.Request, ip: str) -> Decision | None:
         except InvalidToken:
             pass  # authenticate_user answers 401 (after the limit, as before) and counts it
     user_keys = None
+    metered = None
     if claims is not None:
         request[ACCESS_CLAIMS] = claims
         if needs_user_document(request):
             user_keys = app[USER_CACHE].key_pair(claims.user_id)
+            if (request.method, request.path) in METERED_AI_ROUTES:
+                counter = Counter(claims.user_id, today(), "ai")
+                hash_key, pending_key = app[QUOTA].keys_of(counter)
+                metered = MeteredAI(claims.user_id, settings.ai_limit, (hash_key, pending_key), counter.member)
     try:
         checked: RequestCheck = await app[LIMITER].check_request(
             "global", ip, settings.global_limit,
-            session_id=claims.session_id if claims is not None else None, user_keys=user_keys,
+            session_id=claims.session_id if claims is not None else None, user_keys=user_keys, metered=metered,
         )
     except LimiterUnavailable as exc:
         _unavailable("global", exc, fail_open=settings.global_fail_open)
         return None
     if claims is not None:
         request[REQUEST_CHECK] = checked
-    return _decided("global", ip, checked.decision)
+    return decided("global", ip, checked.decision)
 
 
 async def public_user_document(request: web.Request, user_id: str) -> bytes:

@@ -9,7 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
+from collabry.cache.client import LuaScript, lua_source
 from collabry.config import load_settings
 from tests.integration.helpers import user_with_token
 from tests.support.engine_fixtures import EngineHandle
@@ -132,3 +134,41 @@ async def test_sessions_and_messages(api: Any, engine: EngineHandle, engine_http
     assert (await api.delete(f"/api/ai/sessions/{session_id}", headers=user["headers"])).status == 204
     assert (await api.get(f"/api/ai/sessions/{session_id}/messages", headers=user["headers"])).status == 404
     assert (await (await api.get("/api/ai/sessions", headers=user["headers"])).json())["sessions"] == []
+
+
+async def test_a_metered_ai_request_asks_redis_once(api: Any, engine: EngineHandle, infra: Any) -> None:
+    """The global rule, the session, the cached user, the AI rule and the quota unit of a metered AI
+    request are one EVALSHA of the request's script (``security.METERED_AI_ROUTES``): the separate AI
+    rule and quota scripts are not called. Watched with Redis' MONITOR."""
+    user = await user_with_token(api)
+    notebook = await notebook_with_source(api, user)
+    summary = Reply(text=json.dumps({"summary": "Plants make sugar.", "keyPoints": ["Chloroplasts"]}))
+    engine.fake_llm.push(summary, summary)
+    # The first one fills the user's cached copy and seeds today's counter (the fallback path).
+    first = await api.post("/api/ai/summarize", json={"notebookId": notebook}, headers=user["headers"])
+    assert first.status == 200
+    scripts = {
+        "request": LuaScript(lua_source("gcra.lua", "quota_take.lua", "request.lua")).sha,
+        "ai rule": LuaScript(lua_source("gcra.lua", "ratelimit.lua")).sha,
+        "quota": LuaScript(lua_source("quota_take.lua", "quota.lua")).sha,
+    }
+    redis = Redis.from_url(infra.redis_url)
+    marker = "end-of-request-" + secrets.token_hex(4)
+    calls: list[str] = []
+    try:
+        async with redis.monitor() as monitor:
+            resp = await api.post("/api/ai/summarize", json={"notebookId": notebook}, headers=user["headers"])
+            assert resp.status == 200
+            await redis.echo(marker)
+            async for command in monitor.listen():
+                text = command["command"]
+                if marker in text:
+                    break
+                if command.get("client_type") != "lua" and text.startswith("EVALSHA") and user["id"] in text:
+                    # (the write-behind's "persisted" call on the quota script comes after the answer)
+                    calls += [name for name, sha in scripts.items() if sha in text and "persisted" not in text.split()]
+    finally:
+        await redis.aclose()
+    assert calls == ["request"]
+    usage = await (await api.get("/api/usage", headers=user["headers"])).json()
+    assert usage["used"]["ai"] == 2

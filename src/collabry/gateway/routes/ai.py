@@ -13,15 +13,15 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
-from ...appkeys import DB, SETTINGS
+from ...appkeys import DB
 from ...db.ai_sessions import ChatSessions, Citation
 from ...db.client import iso
 from ...engine_client import EngineError
 from ...errors import AppError
 from ...web.api import RequestModel, Routes
-from ..metering import refund_ai, spend_ai
+from ..metering import meter_ai, refund_ai
 from ..resources import engine_of
-from ..security import current_user_id, enforce
+from ..security import current_user_id
 
 routes = Routes("ai")
 
@@ -109,9 +109,7 @@ class MessageList(BaseModel):
 
 async def _run_tool(request: web.Request, name: str, body: ToolBody, count: int | None = None) -> web.Response:
     user_id = current_user_id(request)
-    settings = request.app[SETTINGS]
-    await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
-    await spend_ai(request, user_id)
+    await meter_ai(request, user_id)
     payload: dict[str, Any] = {"userId": user_id, "notebookId": body.notebookId, "sourceIds": body.sourceIds}
     if count is not None:
         payload["count"] = count

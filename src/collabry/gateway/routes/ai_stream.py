@@ -20,16 +20,16 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
-from ...appkeys import DRAIN, SETTINGS
+from ...appkeys import DRAIN
 from ...cache.client import REDIS_ERRORS
 from ...db.client import new_id
 from ...engine_client import EngineError
 from ...errors import AppError, NotFound
 from ...web.api import RequestModel, Routes
 from ..keys import RELAYS
-from ..metering import refund_ai, spend_ai
+from ..metering import meter_ai, refund_ai
 from ..resources import engine_of
-from ..security import current_user_id, enforce
+from ..security import current_user_id
 
 log = structlog.get_logger("collabry.sse")
 routes = Routes("ai")
@@ -65,10 +65,8 @@ class CancelResult(BaseModel):
 )
 async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
     user_id = current_user_id(request)
-    settings = request.app[SETTINGS]
     _refuse_while_draining(request)
-    await enforce(request, "ai", user_id, settings.ai_limit, fail_open=True)
-    await spend_ai(request, user_id)
+    await meter_ai(request, user_id)
     stream_id = new_id()
     try:
         await engine_of(request).start_chat(
