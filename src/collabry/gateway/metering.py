@@ -38,6 +38,10 @@ async def metering_ctx(app: web.Application) -> AsyncIterator[None]:
     await writer.close()  # what this process changed and has not written yet
 
 
+def _quota_exceeded() -> AppError:
+    return AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+
+
 async def meter_ai(request: web.Request, user_id: str) -> None:
     """The per-user AI rate rule (429 ``rate_limited``, fails open) and one unit of today's AI
     quota (429 ``quota_exceeded``, 503 when it cannot be checked). Usually both were spent by the
@@ -54,7 +58,7 @@ async def meter_ai(request: web.Request, user_id: str) -> None:
         await spend_ai(request, user_id)
         return
     if checked.ai_unit != 1:
-        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+        raise _quota_exceeded()
     request[AI_UNIT_TAKEN] = True
     request.app[USAGE_WRITER].changed(user_id, "ai")
 
@@ -87,7 +91,7 @@ async def spend_ai(request: web.Request, user_id: str) -> None:
             headers={"Retry-After": "2"},
         ) from None
     if not allowed:
-        raise AppError(status=429, code="quota_exceeded", message="today's AI requests for your plan are used up")
+        raise _quota_exceeded()
     request.app[USAGE_WRITER].changed(user_id, "ai")
 
 
