@@ -172,6 +172,15 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def events_of(entries: list[Any]) -> list[StreamEvent]:
+    """The events of one stream's entries as ``XREAD`` returns them (``[(id, {field: value})]``)."""
+    events = []
+    for entry_id, fields in entries:
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        events.append(StreamEvent(int(_text(entry_id).split("-", 1)[0]), f["event"], f["data"]))
+    return events
+
+
 def stale_error(message: str = "the answer was interrupted; please ask again") -> dict[str, Any]:
     return StreamInterrupted(message).body()
 
@@ -345,11 +354,9 @@ class StreamReader:
         """
         key = self.keys.stream(stream_id)
         reply: Any = await self.redis.xread({key: f"{max(after, 0)}-0"}, count=count, block=block_ms)
-        events = []
+        events: list[StreamEvent] = []
         for _key, entries in reply or ():
-            for entry_id, fields in entries:
-                f = {_text(k): _text(v) for k, v in fields.items()}
-                events.append(StreamEvent(int(_text(entry_id).split("-", 1)[0]), f["event"], f["data"]))
+            events += events_of(entries)
         return events
 
     async def request_cancel(self, stream_id: str) -> bool:

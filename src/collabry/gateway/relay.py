@@ -9,9 +9,11 @@ client last saw (``Last-Event-ID``), on any replica, while the stream is retaine
 - Memory per client is bounded: events are read from Redis in small batches and the next batch
   is read only after the last one was written, so a slow client slows only its own relay.
 - Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a few ``XREAD``s
-  over all followed streams and wakes the relays whose stream moved; relays read with short,
-  non-blocking calls on a small pool of their own that queues bursts instead of failing them. A
-  quiet relay pings its client and looks at the writer's heartbeat once per quiet period.
+  over all followed streams and wakes the relays whose stream moved with the events it read, so an
+  event costs one Redis read however many relays follow it. A relay reads for itself (short,
+  non-blocking calls on a small pool of its own that queues bursts instead of failing them) when it
+  starts, when it fell behind and after a quiet period, when it pings its client and looks at the
+  writer's heartbeat.
 - On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
   with ``Last-Event-ID`` and nginx sends it to another replica. Relays stuck writing to a client
   that stopped reading are closed after ``DRAIN_GRACE``.
@@ -117,7 +119,7 @@ class Relays:
         reader, idle = self.reader, idle_seconds(self.settings)
         last_heartbeat: int | None = None
         while True:
-            events = await reader.read(stream_id, after, count=READ_BATCH)
+            events = sub.take(after) or await reader.read(stream_id, after, count=READ_BATCH)
             for event in events:
                 await response.write(event.sse())  # waits while the client's socket buffer is full
                 after = event.id
@@ -154,7 +156,7 @@ async def relays_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.redis_url, max_connections=RELAY_CONNECTIONS, timeout=30, socket_timeout=5, socket_connect_timeout=2
     )
     redis = Redis(connection_pool=pool)
-    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), redis)
+    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), redis, batch=READ_BATCH)
     relays = app[RELAYS] = Relays(settings, StreamReader.for_settings(redis, settings), waker, app[DRAIN].draining)
     watcher = asyncio.create_task(relays.end_on_drain(), name="sse-drain")
     yield

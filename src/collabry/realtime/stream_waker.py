@@ -5,9 +5,10 @@ its client stays: thousands of open answers would mean thousands of connections,
 clients resuming after a replica died would open them all at once. Instead each process runs one
 ``StreamWaker``: the followed streams are split into shards of at most ``SHARD_SIZE``, each shard
 has one connection blocked in one ``XREAD`` over its streams, and a reply wakes the relays of the
-streams that moved. Relays then read the events themselves with ``cache.streams.StreamReader``
-(non-blocking, on a small shared pool), so the waker never parses an event: it only needs the
-entry ids, which ``cache.streams`` defines as ``n-0`` for event n.
+streams that moved and hands them the events it read (up to ``batch`` per stream): a relay whose
+last event is the one before them writes them without asking Redis again. A relay that fell
+behind, or is woken without events (a drain, a shard's read that failed), reads for itself with
+``cache.streams.StreamReader`` (non-blocking, on a small shared pool).
 
 A relay that starts following a stream its shard's current ``XREAD`` does not cover interrupts
 that read (``CLIENT UNBLOCK``; interruptions within a couple of milliseconds are coalesced, and a
@@ -28,6 +29,7 @@ import structlog
 from redis.asyncio import Redis
 
 from ..cache.redis_keys import Keys
+from ..cache.streams import StreamEvent, events_of
 
 log = structlog.get_logger("collabry.stream_waker")
 
@@ -36,17 +38,32 @@ COALESCE = 0.002  # seconds new streams wait for company before interrupting the
 
 
 class Subscription:
-    """A relay's handle: ``await sub.wait(after, timeout)`` until events after ``after`` may exist."""
+    """A relay's handle: ``await sub.wait(after, timeout)`` until events after ``after`` may exist;
+    ``sub.take(after)`` then gives the events the waker read for it, if they follow ``after``."""
 
-    __slots__ = ("_woken", "after", "stream_id")
+    __slots__ = ("_delivered", "_woken", "after", "stream_id")
 
     def __init__(self, stream_id: str, after: int) -> None:
         self.stream_id = stream_id
         self.after = after
         self._woken = asyncio.Event()
+        self._delivered: list[StreamEvent] = []
 
-    def wake(self) -> None:
+    def wake(self, events: list[StreamEvent] | None = None) -> None:
+        if events:
+            self._delivered = events  # the newest read replaces an older one not taken yet
         self._woken.set()
+
+    def take(self, after: int) -> list[StreamEvent]:
+        """The delivered events after ``after`` when they start right after it (ids are consecutive
+        in a stream); otherwise none, and the relay reads from Redis."""
+        delivered, self._delivered = self._delivered, []
+        if not delivered:
+            return []
+        start = after + 1 - delivered[0].id
+        if start < 0 or start >= len(delivered) or delivered[-1].id - delivered[0].id != len(delivered) - 1:
+            return []
+        return delivered[start:]
 
     async def wait(self, after: int, timeout: float) -> bool:
         """True when woken (new events, or a drain), False after ``timeout`` seconds of quiet."""
@@ -74,10 +91,11 @@ class _Watch:
 class _Shard:
     """One connection blocked in one XREAD over up to SHARD_SIZE streams."""
 
-    def __init__(self, redis: Redis, control: Redis, block_ms: int) -> None:
+    def __init__(self, redis: Redis, control: Redis, block_ms: int, batch: int) -> None:
         self.redis = redis
         self.control = control
         self.block_ms = block_ms
+        self.batch = batch
         self.watches: dict[str, _Watch] = {}
         self.by_key: dict[bytes, str] = {}
         self.covered: set[str] = set()  # streams in the XREAD now blocking
@@ -160,7 +178,7 @@ class _Shard:
         self.covered = set(self.watches)
         self.blocking = True
         try:
-            reply: Any = await self.redis.xread(streams, count=1, block=self.block_ms)
+            reply: Any = await self.redis.xread(streams, count=self.batch, block=self.block_ms)
         finally:
             self.blocking = False
         for key, entries in reply or ():
@@ -168,19 +186,21 @@ class _Shard:
             watch = self.watches.get(stream_id) if stream_id else None
             if watch is None or not entries:
                 continue
-            entry_id = entries[-1][0]
-            text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            watch.seen = max(watch.seen, int(text.split("-", 1)[0]))
+            events = events_of(entries)
+            watch.seen = max(watch.seen, events[-1].id)
             for sub in list(watch.subs):
-                sub.wake()
+                sub.wake(events)
 
 
 class StreamWaker:
-    def __init__(self, redis_url: str, keys: Keys, control: Redis, *, block_ms: int = 5000) -> None:
+    def __init__(
+        self, redis_url: str, keys: Keys, control: Redis, *, block_ms: int = 5000, batch: int = 64
+    ) -> None:
         self.redis_url = redis_url
         self.keys = keys
         self.control = control  # short commands (CLIENT UNBLOCK) go through the shared pool
         self.block_ms = block_ms
+        self.batch = batch  # events handed to the relays per stream and read
         self.shards: list[_Shard] = []
         self._shard_of: dict[str, _Shard] = {}
 
@@ -192,7 +212,7 @@ class StreamWaker:
             socket_timeout=self.block_ms / 1000 + 5,
             socket_connect_timeout=2,
         )
-        shard = _Shard(redis, self.control, self.block_ms)
+        shard = _Shard(redis, self.control, self.block_ms, self.batch)
         self.shards.append(shard)
         return shard
 

@@ -68,6 +68,34 @@ async def test_tokens_arrive_incrementally_through_nginx(cluster, engine):
     assert tokens[0].at - started < 1.5
 
 
+async def test_the_relay_writes_the_events_the_waker_read_without_reading_them_again(cluster, engine, infra):
+    """Each event of an answer is read from Redis once by the replica that relays it: the waker's
+    blocking XREAD hands its events to the relay, which reads the stream itself only when it starts
+    (and after a quiet period, or when it fell behind). Watched with Redis' MONITOR."""
+    user = await account(cluster.url)
+    engine.fake_llm.push(Reply(text=WORDS, delay=0.1))  # every token a separate wake
+    redis = Redis.from_url(infra.redis_url)
+    marker = "end-of-answer-" + str(time.monotonic_ns())
+    commands: list[str] = []
+    try:
+        async with redis.monitor() as monitor, aiohttp.ClientSession() as http:
+            read = await read_sse(await ask(http, cluster.url, user.token))
+            await redis.echo(marker)
+            async for command in monitor.listen():
+                if marker in command["command"]:
+                    break
+                commands.append(command["command"])
+    finally:
+        await redis.aclose()
+    assert [t.data["text"] for t in read.events if t.event == "token"] == expected_tokens()
+    stream_id = read.events[0].data["streamId"]
+    reads = [c for c in commands if c.startswith("XREAD") and stream_id in c]
+    blocking = [c for c in reads if " BLOCK " in c]
+    own = [c for c in reads if " BLOCK " not in c]
+    assert len(blocking) >= len(expected_tokens())  # the waker read each token as it came
+    assert 1 <= len(own) <= 3, own  # before: one more read per wake, one per token
+
+
 async def test_resume_on_the_other_replica_gets_exactly_the_rest(cluster, engine, mongo):
     user = await account(cluster.url)
     engine.fake_llm.push(Reply(text=WORDS, delay=0.1))
