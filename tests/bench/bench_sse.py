@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 
 import aiohttp
 from pymongo import AsyncMongoClient
@@ -134,13 +136,28 @@ def ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:.1f}"
 
 
-async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None) -> None:
+def pin(pid: int, cores: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cores`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cores)
+
+
+async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None, engine_core: int | None = None) -> None:
+    if engine_core is not None:
+        # The engine on a core of its own, everything else (this client, nginx, the gateways, Redis,
+        # the database, the model stand-in: started below, they inherit it) on the others: what the
+        # gateway adds when it does not compete with the engine's query embedding for a core.
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {engine_core})
     with infra() as base, stack(base) as s:
         llm = s.fake_llm(first_delay=0.1, delay=0.01, text=ANSWER)
         engine_port = free_port()
         extra = {"COLLABRY_LLM_BASE_URL": f"http://127.0.0.1:{llm}/v1", "COLLABRY_ENGINE_URL":
                  f"http://127.0.0.1:{engine_port}"}
-        s.start("engine", ["engine", "--port", str(engine_port)], port=engine_port, extra=extra)
+        engine = s.start("engine", ["engine", "--port", str(engine_port)], port=engine_port, extra=extra)
+        if engine_core is not None:
+            assert engine.proc is not None
+            pin(engine.proc.pid, {engine_core})
+            print(f"engine pinned to core {engine_core}; everything else to {sorted(os.sched_getaffinity(0))}")
         ports = s.gateways(2, extra=extra)
         public = s.nginx(ports)
         url = f"http://127.0.0.1:{public}"
@@ -283,9 +300,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--plot", default=None, help="write the added-time plot here (e.g. docs/img/ttft.png)")
+    parser.add_argument("--engine-core", type=int, default=None,
+                        help="run the engine alone on this core and everything else on the others")
     args = parser.parse_args()
     if args.part in ("ttft", "all"):
-        asyncio.run(ttft([int(x) for x in args.concurrency.split(",")], args.rounds, args.plot))
+        asyncio.run(ttft([int(x) for x in args.concurrency.split(",")], args.rounds, args.plot, args.engine_core))
     if args.part in ("streams", "all"):
         asyncio.run(open_streams(args.streams))
 
