@@ -41,7 +41,7 @@ INLINE_SEARCH_FLOATS = 20_000 * 384
 RowMeta = tuple[str, int, int | None, str]  # chunk id, order in its source, PDF page, text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass' __init__ costs a setattr call per field
 class Hit:
     vid: int
     score: float
@@ -153,14 +153,13 @@ class UserIndex:
         n = self.ntotal
         if n == 0 or k <= 0:
             return []
-        numbers = {
-            self.source_number[s] for s in allowed_sources if self.source_rows.get(self.source_number.get(s, -1))
-        }
+        rows_held, number_of = self.source_rows, self.source_number
+        numbers = {number_of[s] for s in allowed_sources if s in number_of and rows_held.get(number_of[s])}
         if not numbers:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
         k = min(k, n)
-        if len(numbers) == len(self.source_rows):
+        if len(numbers) == len(rows_held):
             scores, rows = self.index.index.search(query, k)  # every row is allowed: no selector needed
         else:
             table = np.zeros(len(self.source_names), dtype=bool)
@@ -170,14 +169,19 @@ class UserIndex:
             params = faiss.SearchParameters()
             params.sel = selector
             scores, rows = self.index.index.search(query, k, params=params)
-        hits = []
-        for score, row in zip(scores[0].tolist(), rows[0].tolist(), strict=True):
-            if row < 0:
-                continue
-            chunk_id, ord_, page, text = self.row_meta[row]
-            source = self.source_names[self.row_source[row]]
-            hits.append(Hit(int(self.row_vid[row]), score, source, chunk_id, ord_, page, text))
-        return hits
+        found, scored = rows[0], scores[0]
+        if found[-1] < 0:  # fewer than k rows passed the filter: FAISS pads with -1
+            kept = found >= 0
+            found, scored = found[kept], scored[kept]
+        # Whole-array reads and one list each (numpy scalar reads per hit cost more than the rest).
+        meta, names = self.row_meta, self.source_names
+        return [
+            Hit(vid, score, names[number], *meta[row])
+            for row, vid, number, score in zip(
+                found.tolist(), self.row_vid[found].tolist(), self.row_source[found].tolist(), scored.tolist(),
+                strict=True,
+            )
+        ]
 
     def snapshot_data(self) -> SnapshotData:
         used = sorted(set(self.source_rows) | {self.source_number[s] for s in self.ingests})
