@@ -1,8 +1,9 @@
 """Retrieval for one user: the allowed sources come from the database, then the user's own index is
 searched with only those sources eligible (see ``index.store``), then passages are read back.
 
-Passages come from the index itself (it keeps each vector's text), so a search reads only two
-small documents from the database: the user's allowed sources and the index log head.
+Passages come from the index itself (it keeps each vector's text), so a retrieval reads only two
+small things, both while the query is embedded: the user's allowed sources (database) and the
+index's log head (Redis, the database when Redis has no current value).
 
 The allowed set is the intersection of: the user's sources (never anyone else's, whatever ids the
 caller sends), not deleted, ``ready``, in the notebook if one is given, and among ``source_ids`` if
@@ -86,12 +87,21 @@ class Retriever:
         k: int = 6,
     ) -> list[Passage]:
         started = time.perf_counter()
+        # The two small reads (the allowed sources, the index's log head) run while the query is
+        # embedded: the search that follows has no round trip of its own left.
         allowed_task = asyncio.ensure_future(self.allowed_sources(user_id, notebook_id, source_ids))
-        vector = await self.embed_query(query)
-        allowed = await allowed_task
+        head_task = asyncio.ensure_future(self.store.head(user_id))
+        try:
+            vector = await self.embed_query(query)
+            allowed = await allowed_task
+            head = await head_task
+        finally:
+            for task in (allowed_task, head_task):
+                if not task.done():
+                    task.cancel()
         if not allowed:
             return []
-        hits = await self.store.search(user_id, vector, allowed.keys(), k)
+        hits = await self.store.search(user_id, vector, allowed.keys(), k, head=head)
         RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
         return [
             Passage(h.source_id, allowed[h.source_id], h.chunk_id, round(h.score, 4), h.text, h.page, h.ord)

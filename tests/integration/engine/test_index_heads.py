@@ -4,7 +4,7 @@ that is ahead of the database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,26 @@ def replica(request: pytest.FixtureRequest) -> Replica:
 
 Replica = Callable[[Any, Redis, Path], IndexStore]
 
+Found = Callable[[IndexStore, str, str], Awaitable[bool]]
 
-async def found(store: IndexStore, user: str, source: str) -> bool:
-    hits = await store.search(user, rows(1, 7)[0], {source}, 3)
-    return bool(hits) and all(h.source_id == source for h in hits)
+
+@pytest.fixture(params=["head read by the search", "head read first, as Retriever does"])
+def found(request: pytest.FixtureRequest) -> Found:
+    """Whether a search of ``store`` finds the user's ``source``, with the head learnt both ways: read
+    by the search itself, in flight while it scans, or read before it and given (``Retriever``
+    reads it while the query is embedded)."""
+    head_first = request.param != "head read by the search"
+
+    async def search(store: IndexStore, user: str, source: str) -> bool:
+        head = await store.head(user) if head_first else None
+        hits = await store.search(user, rows(1, 7)[0], {source}, 3, head=head)
+        return bool(hits) and all(h.source_id == source for h in hits)
+
+    return search
 
 
 async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(
-    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+    db: Any, redis: Redis, replica: Replica, found: Found, tmp_path: Path
 ) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     first = await add_source(a.log, user, rows(20, 1))
@@ -64,7 +76,7 @@ async def test_a_commit_on_one_replica_is_seen_by_the_next_search_on_another(
 
 
 async def test_after_a_redis_restart_readers_fall_back_to_the_database(
-    db: Any, redis: Redis, replica: Replica, infra: Any, tmp_path: Path
+    db: Any, redis: Redis, replica: Replica, found: Found, infra: Any, tmp_path: Path
 ) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
@@ -77,7 +89,7 @@ async def test_after_a_redis_restart_readers_fall_back_to_the_database(
 
 
 async def test_while_a_writer_is_committing_readers_ask_the_database(
-    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+    db: Any, redis: Redis, replica: Replica, found: Found, tmp_path: Path
 ) -> None:
     a, b, user = replica(db, redis, tmp_path / "a"), replica(db, redis, tmp_path / "b"), new_id()
     assert await found(b, user, await add_source(a.log, user, rows(20, 1)))
@@ -94,7 +106,7 @@ async def test_while_a_writer_is_committing_readers_ask_the_database(
 
 
 async def test_a_mirror_ahead_of_the_database_is_dropped(
-    db: Any, redis: Redis, replica: Replica, tmp_path: Path
+    db: Any, redis: Redis, replica: Replica, found: Found, tmp_path: Path
 ) -> None:
     a, user = replica(db, redis, tmp_path / "a"), new_id()
     source = await add_source(a.log, user, rows(20, 1))
@@ -145,3 +157,33 @@ async def test_with_redis_unreachable_the_search_still_runs_once(db: Any, tmp_pa
     assert await heads.get_around(new_id(), search) == (None, "hits")
     assert ran == [1]
     await unreachable.aclose()
+
+
+async def test_a_search_given_a_current_head_asks_redis_nothing(
+    db: Any, redis: Redis, infra: Any, tmp_path: Path
+) -> None:
+    a, user = IndexStore(IndexLog(db, IndexHeads(redis, Keys())), tmp_path, model="m", dim=DIM), new_id()
+    source = await add_source(a.log, user, rows(20, 1))
+    assert await a.search(user, rows(1, 7)[0], {source}, 3)  # loaded and current
+    head = await a.head(user)
+    watcher = Redis.from_url(infra.redis_url)
+    marker = "end-of-search-" + new_id()
+    commands: list[str] = []
+    try:
+        async with watcher.monitor() as monitor:
+            await watcher.echo("start-" + marker)
+            hits = await a.search(user, rows(1, 7)[0], {source}, 3, head=head)
+            await watcher.echo(marker)
+            async for command in monitor.listen():
+                if marker in command["command"]:
+                    if "start-" not in command["command"]:
+                        break
+                    commands.clear()
+                    continue
+                commands.append(command["command"])
+    finally:
+        await watcher.aclose()
+    assert [h.source_id for h in hits] == [source] * 3
+    assert commands == []
+    # Without a head, the same search reads it (the GET in flight while the index is scanned).
+    assert await a.search(user, rows(1, 7)[0], {source}, 3)

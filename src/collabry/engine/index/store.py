@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import structlog
 
+from .heads import Head
 from .snapshot import SnapshotData, SnapshotError, read_snapshot, snapshot_path, write_snapshot
 from .state import IndexLog, IndexState, ModelMismatch
 
@@ -314,34 +315,56 @@ user's lock; FAISS work in ``run_blocking`` (the engine's executor), except shor
             await self._evict()
             return idx
 
-    async def search(self, user_id: str, vector: np.ndarray, allowed_sources: Iterable[str], k: int) -> list[Hit]:
+    async def head(self, user_id: str) -> Head:
+        """The user's log head as a search checks it (the mirror in Redis; the database when it has
+        no current value): read it while the query is being embedded and pass it to ``search``."""
+        return await self.log.head(user_id)
+
+    async def search(
+        self, user_id: str, vector: np.ndarray, allowed_sources: Iterable[str], k: int, *, head: Head | None = None
+    ) -> list[Hit]:
+        """The top ``k`` hits among ``allowed_sources`` in the user's index, current as of ``head``
+        (``head()`` read since the caller's request began: ``Retriever`` reads it while the query is
+        embedded, so no round trip is left for the search itself) or, without it, as of a head read
+        here, in flight while the index is scanned."""
         allowed = list(allowed_sources)
         cached = self._cache.get(user_id)
         if cached is not None:
-            # The usual case: the index is in memory and current. The freshness check runs while the
-            # index is searched, and the hits are used only if the head proves the index current.
+            # The usual case: the index is in memory and current. The hits are used only if the
+            # head proves the index current; otherwise the index catches up below and is searched again.
             async with self._lock(user_id):
                 hits: list[Hit]
-                if cached.ntotal * cached.dim <= self.inline_search_floats:
+                inline = cached.ntotal * cached.dim <= self.inline_search_floats
+                if head is not None:
+                    if not self._is_current(cached, head):
+                        hits = []
+                    elif inline:
+                        hits = cached.search(vector, allowed, k)
+                    else:
+                        hits = await self.run_blocking(cached.search, vector, allowed, k)
+                elif inline:
                     # A short scan costs less than the hop to a thread (where it would also queue
                     # behind embedding batches): it runs on the loop while Redis answers the head.
-                    (seq, model, dim), hits = await self.log.head_around(
-                        user_id, lambda: cached.search(vector, allowed, k)
-                    )
+                    head, hits = await self.log.head_around(user_id, lambda: cached.search(vector, allowed, k))
                 else:
-                    head = asyncio.ensure_future(self.log.head(user_id))
+                    reading = asyncio.ensure_future(self.log.head(user_id))
                     try:
                         hits = await self.run_blocking(cached.search, vector, allowed, k)
                     finally:
-                        seq, model, dim = await head
-                if seq == cached.seq and (not model or (model, dim) == (self.model, self.dim)) \
-                        and self._cache.get(user_id) is cached:
+                        head = await reading
+                if self._is_current(cached, head):
                     self._cache.move_to_end(user_id)
                     return hits
         idx = await self.current(user_id)
         async with self._lock(user_id):  # the index may not change while a thread searches it
             found: list[Hit] = await self.run_blocking(idx.search, vector, allowed, k)
             return found
+
+    def _is_current(self, idx: UserIndex, head: Head) -> bool:
+        """``idx`` is the user's index in memory and has every change up to ``head``, of our model."""
+        seq, model, dim = head
+        return seq == idx.seq and (not model or (model, dim) == (self.model, self.dim)) \
+            and self._cache.get(idx.user_id) is idx
 
     async def _load(self, user_id: str) -> UserIndex:
         path = snapshot_path(self.state_dir, user_id)
