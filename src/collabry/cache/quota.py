@@ -21,6 +21,7 @@ that lost its data, which errs in the student's favour (docs/domain.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -85,6 +86,21 @@ class QuotaCounters:
     async def persisted(self, counter: Counter, seq: int) -> bool:
         """The database holds ``seq``: leave the pending set unless the counter changed since."""
         return bool(await self._script(keys=self.keys_of(counter), args=["persisted", counter.member, seq]))
+
+    async def read_many(self, counters: Sequence[Counter]) -> list[tuple[int, int] | None]:
+        """``read`` for each counter, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for counter in counters:
+                pipe.hmget(self.keys.quota(counter.user_id, counter.date, counter.kind), "used", "seq")
+            replies = await pipe.execute()
+        return [None if used is None else (int(used), int(seq or 0)) for used, seq in replies]
+
+    async def persisted_many(self, counters: Sequence[tuple[Counter, int]]) -> None:
+        """``persisted`` for each ``(counter, seq)``, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for counter, seq in counters:
+                await self._script(keys=self.keys_of(counter), args=["persisted", counter.member, seq], client=pipe)
+            await pipe.execute()
 
     async def pending(self, count: int = 500) -> list[Counter]:
         """The counters changed since their last persist (all replicas')."""

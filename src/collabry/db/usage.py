@@ -8,15 +8,18 @@ The worker deletes past days by ``date``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from . import counters
 from .client import Database, utcnow
 from .queries import Filter, query
 
 COLLECTION = "usage"
+DUPLICATE_KEY = 11000
 
 
 @query(COLLECTION, example=("u1", "2026-12-04", "ai"))
@@ -56,13 +59,34 @@ class DailyUsage:
 
     async def persist(self, user_id: str, date: str, kind: str, used: int, seq: int) -> bool:
         """Store ``used`` as of change ``seq`` unless a change as new is stored already; idempotent."""
-        scope: dict[str, Any] = {"user_id": user_id, "date": date, "kind": kind}
-        update = {"$set": {"used": used, "seq": seq, "updated_at": utcnow()}, "$setOnInsert": scope}
+        return await self.persist_many([(user_id, date, kind, used, seq)]) == 1
+
+    async def persist_many(self, values: Sequence[tuple[str, str, str, int, int]]) -> int:
+        """``persist`` for many ``(user_id, date, kind, used, seq)`` in one database request;
+        returns how many documents it changed."""
+        if not values:
+            return 0
+        now = utcnow()
+        updates = [
+            UpdateOne(
+                day_counter_behind(user_id, date, kind, seq),
+                {
+                    "$set": {"used": used, "seq": seq, "updated_at": now},
+                    "$setOnInsert": {"user_id": user_id, "date": date, "kind": kind},
+                },
+                upsert=True,
+            )
+            for user_id, date, kind, used, seq in values
+        ]
         try:
-            result = await self.coll.update_one(day_counter_behind(user_id, date, kind, seq), update, upsert=True)
-        except DuplicateKeyError:  # the document exists with this change or a newer one
-            return False
-        return result.modified_count == 1 or result.upserted_id is not None
+            result = await self.coll.bulk_write(updates, ordered=False)
+        except BulkWriteError as exc:
+            # A counter stored with this change or a newer one does not match its filter, and its
+            # upsert then meets the existing document: a duplicate key, and nothing to write.
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+            return int(exc.details.get("nModified", 0)) + int(exc.details.get("nUpserted", 0))
+        return result.modified_count + result.upserted_count
 
     async def forget_before(self, date: str) -> int:
         """Remove the counters of days before ``date`` (the worker's cleanup)."""

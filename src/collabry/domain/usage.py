@@ -107,19 +107,22 @@ async def used_metered(db: Database, quota: QuotaCounters, user_id: str, kind: s
     return current[0] if current is not None else await used(db, user_id, kind, date=counter.date)
 
 
+PERSIST_BATCH = 500  # counters per database request
+
+
 async def persist(db: Database, quota: QuotaCounters, counters: Iterable[Counter]) -> int:
     """Copy counters from Redis to the database (absolute value, newer ``seq`` only); returns how
-    many documents changed. Safe to run anywhere, any number of times, concurrently."""
-    usage, written = DailyUsage(db), 0
-    for counter in counters:
-        current = await quota.read(counter)
-        if current is None:  # gone from Redis (expired or lost): the database's copy is all there is
-            await quota.persisted(counter, 0)
-            continue
-        value, seq = current
-        if await usage.persist(counter.user_id, counter.date, counter.kind, value, seq):
-            written += 1
-        await quota.persisted(counter, seq)
+    many documents changed. Safe to run anywhere, any number of times, concurrently. Each batch of
+    counters is one Redis read, one database request and one Redis write."""
+    usage, written, todo = DailyUsage(db), 0, list(counters)
+    for start in range(0, len(todo), PERSIST_BATCH):
+        batch = todo[start : start + PERSIST_BATCH]
+        currents = await quota.read_many(batch)
+        # A counter gone from Redis (expired or lost) has only the database's copy: nothing to write.
+        stored = [(c, current) for c, current in zip(batch, currents, strict=True) if current is not None]
+        written += await usage.persist_many([(c.user_id, c.date, c.kind, used, seq) for c, (used, seq) in stored])
+        await quota.persisted_many([(c, 0 if current is None else current[1])
+                                    for c, current in zip(batch, currents, strict=True)])
     return written
 
 
@@ -129,16 +132,20 @@ async def persist_pending(db: Database, quota: QuotaCounters) -> int:
 
 
 class UsageWriteBehind:
-    """One per gateway: persists the counters this process changed, right after the request that
-    changed them and off its path. Changes that arrive while a write is under way are coalesced
-    into the next one. Whatever is left at shutdown is written then; whatever a crash leaves, the
+    """One per gateway: persists the counters this process changed, off the requests' path. The
+    counters changed within ``coalesce`` seconds of the first change are written together (one
+    database request, ``persist``), so a burst of answers costs one write rather than one each
+    while the answers are being generated; changes that arrive while a write is under way go into
+    the next one. Whatever is left at shutdown is written then; whatever a crash leaves, the
     worker's ``usage_persist`` job writes from Redis' pending set."""
 
     RETRY_AFTER = 1.0
+    COALESCE = 1.0  # seconds: the same bound as Redis' own AOF (fsync every second)
 
-    def __init__(self, db: Database, quota: QuotaCounters) -> None:
+    def __init__(self, db: Database, quota: QuotaCounters, *, coalesce: float = COALESCE) -> None:
         self.db = db
         self.quota = quota
+        self.coalesce = coalesce
         self.waiting: set[Counter] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -153,6 +160,7 @@ class UsageWriteBehind:
     async def _run(self) -> None:
         while True:
             await self.wake.wait()
+            await asyncio.sleep(self.coalesce)  # a batching window, not a wait for anything
             self.wake.clear()
             if not await self.flush():
                 await asyncio.sleep(self.RETRY_AFTER)  # database or Redis unavailable: try again later

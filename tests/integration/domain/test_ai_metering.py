@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from pymongo import AsyncMongoClient, monitoring
+
 from collabry.cache.quota import Counter
+from collabry.db.client import new_id
 from collabry.db.usage import DailyUsage
 from collabry.domain import usage
 from collabry.gateway.keys import QUOTA, USAGE_WRITER
@@ -77,3 +80,63 @@ async def test_usage_reports_the_redis_counter_before_it_is_persisted(api, db, a
     resp = await api.get("/api/usage", headers=alice["headers"])
     assert resp.status == 200
     assert (await resp.json())["used"]["ai"] == 4
+
+
+class Updates(monitoring.CommandListener):
+    """The ``update`` commands a database client sends (each carries one or more statements)."""
+
+    def __init__(self) -> None:
+        self.statements: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command.get("update") == "usage":
+            self.statements.append(len(event.command["updates"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_many_counters_are_persisted_in_one_database_request(api, db, infra, db_name):
+    quota, updates = metered(api), Updates()
+    watched = AsyncMongoClient(infra.mongo_uri, event_listeners=[updates])
+    try:
+        users = [new_id() for _ in range(20)]
+        for uid in users:
+            assert await usage.take_metered(db, quota, uid, "ai", 10)
+        counters = [Counter(uid, usage.today(), "ai") for uid in users]
+        assert await usage.persist(watched[db_name], quota, counters) == 20
+        assert updates.statements == [20]
+        assert [await persisted(db, uid) for uid in users] == [1] * 20
+        assert await quota.pending() == []
+        # Again, with one of them newer: only that one is written (the rest hold this change already).
+        assert await usage.take_metered(db, quota, users[3], "ai", 10)
+        assert await usage.persist(watched[db_name], quota, counters) == 1
+        assert updates.statements == [20, 20]
+        assert await persisted(db, users[3]) == 2
+    finally:
+        await watched.close()
+
+
+async def test_the_write_behind_writes_a_burst_of_answers_together(api, db, infra, db_name):
+    quota, updates = metered(api), Updates()
+    watched = AsyncMongoClient(infra.mongo_uri, event_listeners=[updates])
+    writer = usage.UsageWriteBehind(watched[db_name], quota, coalesce=0.3)
+    writer.start()
+    try:
+        users = [new_id() for _ in range(12)]
+        for uid in users:  # twelve answers...
+            assert await usage.take_metered(db, quota, uid, "ai", 10)
+        for uid in users:  # ...and their requests' notices, all within the writer's window
+            writer.changed(uid, "ai")
+
+        async def written() -> bool:
+            return [await persisted(db, uid) for uid in users] == [1] * 12
+
+        await eventually(written, 10, "the write-behind to persist the burst")
+        assert updates.statements == [12]  # one request for the burst, not one per answer
+    finally:
+        await writer.close()
+        await watched.close()
