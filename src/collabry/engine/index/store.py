@@ -333,15 +333,12 @@ user's lock; FAISS work in ``run_blocking`` (the engine's executor), except shor
             # The usual case: the index is in memory and current. The hits are used only if the
             # head proves the index current; otherwise the index catches up below and is searched again.
             async with self._lock(user_id):
-                hits: list[Hit]
+                hits: list[Hit] | None = None
                 inline = cached.ntotal * cached.dim <= self.inline_search_floats
                 if head is not None:
-                    if not self._is_current(cached, head):
-                        hits = []
-                    elif inline:
-                        hits = cached.search(vector, allowed, k)
-                    else:
-                        hits = await self.run_blocking(cached.search, vector, allowed, k)
+                    if self._is_current(cached, head):  # otherwise no scan: the catch-up comes first
+                        hits = cached.search(vector, allowed, k) if inline \
+                            else await self.run_blocking(cached.search, vector, allowed, k)
                 elif inline:
                     # A short scan costs less than the hop to a thread (where it would also queue
                     # behind embedding batches): it runs on the loop while Redis answers the head.
@@ -352,7 +349,7 @@ user's lock; FAISS work in ``run_blocking`` (the engine's executor), except shor
                         hits = await self.run_blocking(cached.search, vector, allowed, k)
                     finally:
                         head = await reading
-                if self._is_current(cached, head):
+                if hits is not None and self._is_current(cached, head):
                     self._cache.move_to_end(user_id)
                     return hits
         idx = await self.current(user_id)
