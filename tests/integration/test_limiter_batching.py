@@ -60,7 +60,7 @@ async def test_a_metered_ai_request_spends_its_rule_and_unit_in_the_request_scri
             hash_key, pending_key = quota.keys_of(counter)
             return await limiter.check_request(
                 "global", "ip", generous, session_id=session, user_keys=users.key_pair(user),
-                metered=MeteredAI(user, ai_rule, (hash_key, pending_key), counter.member),
+                metered=MeteredAI("ai", user, ai_rule, (hash_key, pending_key), counter.member),
             )
 
         # No current copy of the user: the script cannot know the plan and leaves the AI part to the route.

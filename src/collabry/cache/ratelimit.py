@@ -54,6 +54,7 @@ class MeteredAI:
     rate rule and a unit of today's AI counter, against the daily limit of the plan in the user's
     cached public document (``cache/quota.lua`` keys: the counter's hash and the pending set)."""
 
+    rule_name: str
     subject: str
     rule: Rule
     counter_keys: tuple[str, str]
@@ -143,7 +144,7 @@ class RateLimiter:
             if user_keys is not None:
                 keys.extend(user_keys)
                 if metered is not None:
-                    keys.append(self.keys.limit("ai", metered.subject))
+                    keys.append(self.keys.limit(metered.rule_name, metered.subject))
                     keys.extend(metered.counter_keys)
                     args += [_interval_ms(metered.rule), metered.rule.limit, metered.counter_member]
                     args += self._ai_daily_limits

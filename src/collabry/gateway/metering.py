@@ -25,7 +25,7 @@ from ..domain.usage import UsageWriteBehind
 from ..errors import AppError
 from ..web.jsonio import loads
 from .keys import ACCESS_CLAIMS, AI_UNIT_TAKEN, QUOTA, REQUEST_CHECK, USAGE_WRITER
-from .security import decided, enforce, public_user_document
+from .security import AI_RULE, decided, enforce, public_user_document
 
 log = structlog.get_logger("collabry.usage")
 
@@ -50,10 +50,10 @@ async def meter_ai(request: web.Request, user_id: str) -> None:
     asked here, as before."""
     checked = request.get(REQUEST_CHECK)
     if checked is None or checked.ai_decision is None:
-        await enforce(request, "ai", user_id, request.app[SETTINGS].ai_limit, fail_open=True)
+        await enforce(request, AI_RULE, user_id, request.app[SETTINGS].ai_limit, fail_open=True)
         await spend_ai(request, user_id)
         return
-    decided("ai", user_id, checked.ai_decision)
+    decided(AI_RULE, user_id, checked.ai_decision)
     if checked.ai_unit == -1:  # the day's first unit on this Redis: seeded from the database, then taken
         await spend_ai(request, user_id)
         return

@@ -146,6 +146,7 @@ def decided(rule_name: str, subject: str, decision: Decision) -> Decision:
 
 
 EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/socket.io")
+AI_RULE = "ai"  # the per-user AI rate rule: its Redis keys and its metric label
 # Routes whose answer is the public user: the request's script also reads its cached copy.
 USER_DOCUMENT_ROUTES = frozenset({("GET", "/api/auth/me")})
 # Routes that meter the AI quota against the user's plan, which they take from the same copy.
@@ -185,7 +186,7 @@ async def _check_request(request: web.Request, ip: str) -> Decision | None:
             if (request.method, request.path) in METERED_AI_ROUTES:
                 counter = Counter(claims.user_id, today(), "ai")
                 hash_key, pending_key = app[QUOTA].keys_of(counter)
-                metered = MeteredAI(claims.user_id, settings.ai_limit, (hash_key, pending_key), counter.member)
+                metered = MeteredAI(AI_RULE, claims.user_id, settings.ai_limit, (hash_key, pending_key), counter.member)
     try:
         checked: RequestCheck = await app[LIMITER].check_request(
             "global", ip, settings.global_limit,
