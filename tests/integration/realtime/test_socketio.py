@@ -104,8 +104,13 @@ async def test_board_update_from_replica_a_reaches_a_client_on_b(cluster, mongo)
 async def test_worker_notification_reaches_the_users_sockets(cluster, settings):
     user = await account(cluster.url)
     other = await account(cluster.url)
-    socks = [await open_socket(cluster.url, user.token, ip=f"127.0.0.{i}") for i in range(20, 26)]
-    bystander = await open_socket(cluster.url, other.token, ip="127.0.0.30")
+    # The user on both replicas (which one a source address lands on depends on the ports' hash),
+    # and a few more sockets wherever they land.
+    on_a, ip_a = await _socket_on(cluster, user.token, 0, first_ip=20)
+    on_b, ip_b = await _socket_on(cluster, user.token, 1, first_ip=ip_a + 1)
+    more = [await open_socket(cluster.url, user.token, ip=f"127.0.0.{i}") for i in range(ip_b + 1, ip_b + 5)]
+    socks = [on_a, on_b, *more]
+    bystander = await open_socket(cluster.url, other.token, ip="127.0.0.200")
     emitter = Emitter(settings)  # the worker's way: a write-only Redis manager, no server
     try:
         assert all(n > 0 for n in await sockets_per_replica(cluster.ports))
