@@ -50,6 +50,12 @@ class Counter:
         return cls(user_id, date, kind)
 
 
+def _value(fields: list[bytes | str | None]) -> tuple[int, int] | None:
+    """A counter hash's (used, seq) as ``HMGET`` returns them; None when Redis does not hold it."""
+    used, seq = fields
+    return None if used is None else (int(used), int(seq or 0))
+
+
 class QuotaCounters:
     """The Redis side of the daily metering (see the module's docstring)."""
 
@@ -78,25 +84,19 @@ class QuotaCounters:
 
     async def read(self, counter: Counter) -> tuple[int, int] | None:
         """(used, seq), or None when Redis does not hold the counter."""
-        used, seq = await self.redis.hmget(self.keys.quota(counter.user_id, counter.date, counter.kind), "used", "seq")
-        if used is None:
-            return None
-        return int(used), int(seq or 0)
-
-    async def persisted(self, counter: Counter, seq: int) -> bool:
-        """The database holds ``seq``: leave the pending set unless the counter changed since."""
-        return bool(await self._script(keys=self.keys_of(counter), args=["persisted", counter.member, seq]))
+        return _value(await self.redis.hmget(self.keys_of(counter)[0], "used", "seq"))
 
     async def read_many(self, counters: Sequence[Counter]) -> list[tuple[int, int] | None]:
         """``read`` for each counter, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for counter in counters:
-                pipe.hmget(self.keys.quota(counter.user_id, counter.date, counter.kind), "used", "seq")
+                pipe.hmget(self.keys_of(counter)[0], "used", "seq")
             replies = await pipe.execute()
-        return [None if used is None else (int(used), int(seq or 0)) for used, seq in replies]
+        return [_value(reply) for reply in replies]
 
     async def persisted_many(self, counters: Sequence[tuple[Counter, int]]) -> None:
-        """``persisted`` for each ``(counter, seq)``, in one round trip."""
+        """For each ``(counter, seq)``: the database holds ``seq``, so the counter leaves the pending
+        set unless it changed since. One round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for counter, seq in counters:
                 await self._script(keys=self.keys_of(counter), args=["persisted", counter.member, seq], client=pipe)

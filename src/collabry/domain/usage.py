@@ -117,12 +117,12 @@ async def persist(db: Database, quota: QuotaCounters, counters: Iterable[Counter
     usage, written, todo = DailyUsage(db), 0, list(counters)
     for start in range(0, len(todo), PERSIST_BATCH):
         batch = todo[start : start + PERSIST_BATCH]
-        currents = await quota.read_many(batch)
+        currents = list(zip(batch, await quota.read_many(batch), strict=True))
         # A counter gone from Redis (expired or lost) has only the database's copy: nothing to write.
-        stored = [(c, current) for c, current in zip(batch, currents, strict=True) if current is not None]
-        written += await usage.persist_many([(c.user_id, c.date, c.kind, used, seq) for c, (used, seq) in stored])
-        await quota.persisted_many([(c, 0 if current is None else current[1])
-                                    for c, current in zip(batch, currents, strict=True)])
+        written += await usage.persist_many(
+            [(c.user_id, c.date, c.kind, *current) for c, current in currents if current is not None]
+        )
+        await quota.persisted_many([(c, current[1] if current else 0) for c, current in currents])
     return written
 
 
