@@ -9,6 +9,7 @@ from collabry.appkeys import DB, REDIS, SETTINGS
 from collabry.cache.redis_keys import Keys
 from collabry.domain import billing
 from collabry.gateway.keys import USER_CACHE
+from tests.support.redis_monitor import commands_during
 
 from .helpers import PASSWORD, login, register
 
@@ -93,25 +94,9 @@ async def test_a_valid_token_of_a_user_whose_cache_is_empty_and_database_row_gon
 async def test_an_authenticated_me_sends_redis_one_command(gateway: Any, settings: Any) -> None:
     """What the gateway sends Redis for one /me with a cached user, watched with MONITOR: one
     EVALSHA (the limit, the revocation and the user inside it), nothing else."""
-    from redis.asyncio import Redis
-
     user = await register(gateway)
     headers = bearer(await login(gateway, user["email"]))
     await me(gateway, headers)  # fills the cache
-    watcher, marker = Redis.from_url(settings.redis_url), Redis.from_url(settings.redis_url)
-    await marker.ping()  # its connection is open before watching starts
-    try:
-        async with watcher.monitor() as monitor:
-            await me(gateway, headers)
-            await marker.set("monitor-marker", "1")
-            sent = []
-            while True:
-                info = await monitor.next_command()
-                if "monitor-marker" in info["command"]:
-                    break
-                if info["client_type"] != "lua":
-                    sent.append(info["command"].split()[0].upper())
-    finally:
-        await watcher.aclose()
-        await marker.aclose()
+    _, seen = await commands_during(settings.redis_url, lambda: me(gateway, headers))
+    sent = [info["command"].split()[0].upper() for info in seen if info["client_type"] != "lua"]
     assert sent == ["EVALSHA"], sent

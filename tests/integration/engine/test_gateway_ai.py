@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
 from collabry.cache.client import LuaScript, lua_source
 from collabry.config import load_settings
@@ -17,6 +16,7 @@ from tests.integration.helpers import user_with_token
 from tests.support.engine_fixtures import EngineHandle
 from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
+from tests.support.redis_monitor import commands_during
 
 from .conftest import PHOTOSYNTHESIS
 
@@ -152,23 +152,16 @@ async def test_a_metered_ai_request_asks_redis_once(api: Any, engine: EngineHand
         "ai rule": LuaScript(lua_source("gcra.lua", "ratelimit.lua")).sha,
         "quota": LuaScript(lua_source("quota_take.lua", "quota.lua")).sha,
     }
-    redis = Redis.from_url(infra.redis_url)
-    marker = "end-of-request-" + secrets.token_hex(4)
+    resp, seen = await commands_during(
+        infra.redis_url, lambda: api.post("/api/ai/summarize", json={"notebookId": notebook}, headers=user["headers"])
+    )
+    assert resp.status == 200
     calls: list[str] = []
-    try:
-        async with redis.monitor() as monitor:
-            resp = await api.post("/api/ai/summarize", json={"notebookId": notebook}, headers=user["headers"])
-            assert resp.status == 200
-            await redis.echo(marker)
-            async for command in monitor.listen():
-                text = command["command"]
-                if marker in text:
-                    break
-                if command.get("client_type") != "lua" and text.startswith("EVALSHA") and user["id"] in text:
-                    # (the write-behind's "persisted" call on the quota script comes after the answer)
-                    calls += [name for name, sha in scripts.items() if sha in text and "persisted" not in text.split()]
-    finally:
-        await redis.aclose()
+    for command in seen:
+        text = command["command"]
+        if command.get("client_type") != "lua" and text.startswith("EVALSHA") and user["id"] in text:
+            # (the write-behind's "persisted" call on the quota script comes after the answer)
+            calls += [name for name, sha in scripts.items() if sha in text and "persisted" not in text.split()]
     assert calls == ["request"]
     usage = await (await api.get("/api/usage", headers=user["headers"])).json()
     assert usage["used"]["ai"] == 2

@@ -16,6 +16,7 @@ from collabry.db.client import new_id
 from collabry.engine.index.heads import IndexHeads
 from collabry.engine.index.state import IndexLog
 from collabry.engine.index.store import INLINE_SEARCH_FLOATS, IndexStore
+from tests.support.redis_monitor import commands_during
 
 from .test_store import DIM, add_source, rows
 
@@ -166,23 +167,9 @@ async def test_a_search_given_a_current_head_asks_redis_nothing(
     source = await add_source(a.log, user, rows(20, 1))
     assert await a.search(user, rows(1, 7)[0], {source}, 3)  # loaded and current
     head = await a.head(user)
-    watcher = Redis.from_url(infra.redis_url)
-    marker = "end-of-search-" + new_id()
-    commands: list[str] = []
-    try:
-        async with watcher.monitor() as monitor:
-            await watcher.echo("start-" + marker)
-            hits = await a.search(user, rows(1, 7)[0], {source}, 3, head=head)
-            await watcher.echo(marker)
-            async for command in monitor.listen():
-                if marker in command["command"]:
-                    if "start-" not in command["command"]:
-                        break
-                    commands.clear()
-                    continue
-                commands.append(command["command"])
-    finally:
-        await watcher.aclose()
+    hits, commands = await commands_during(
+        infra.redis_url, lambda: a.search(user, rows(1, 7)[0], {source}, 3, head=head)
+    )
     assert [h.source_id for h in hits] == [source] * 3
     assert commands == []
     # Without a head, the same search reads it (the GET in flight while the index is scanned).

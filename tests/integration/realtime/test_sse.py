@@ -20,6 +20,7 @@ from collabry.db.usage import DailyUsage
 from collabry.domain import billing, usage
 from tests.support.eventually import eventually
 from tests.support.fake_openai import Reply
+from tests.support.redis_monitor import commands_during
 
 from .conftest import REPLICA_ENV
 from .sse import read_sse, sse_headers
@@ -74,19 +75,13 @@ async def test_the_relay_writes_the_events_the_waker_read_without_reading_them_a
     (and after a quiet period, or when it fell behind). Watched with Redis' MONITOR."""
     user = await account(cluster.url)
     engine.fake_llm.push(Reply(text=WORDS, delay=0.1))  # every token a separate wake
-    redis = Redis.from_url(infra.redis_url)
-    marker = "end-of-answer-" + str(time.monotonic_ns())
-    commands: list[str] = []
-    try:
-        async with redis.monitor() as monitor, aiohttp.ClientSession() as http:
-            read = await read_sse(await ask(http, cluster.url, user.token))
-            await redis.echo(marker)
-            async for command in monitor.listen():
-                if marker in command["command"]:
-                    break
-                commands.append(command["command"])
-    finally:
-        await redis.aclose()
+
+    async def answer():
+        async with aiohttp.ClientSession() as http:
+            return await read_sse(await ask(http, cluster.url, user.token))
+
+    read, seen = await commands_during(infra.redis_url, answer)
+    commands = [entry["command"] for entry in seen]
     assert [t.data["text"] for t in read.events if t.event == "token"] == expected_tokens()
     stream_id = read.events[0].data["streamId"]
     reads = [c for c in commands if c.startswith("XREAD") and stream_id in c]
