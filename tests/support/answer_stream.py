@@ -34,10 +34,16 @@ class AnswerStreams:
         self.http = http
 
     async def events(
-        self, stream_id: str, after: int = 0, *, until: Callable[[StreamEvent], bool] | None = None
+        self,
+        stream_id: str,
+        after: int = 0,
+        *,
+        until: Callable[[StreamEvent], bool] | None = None,
+        arrived: Callable[[StreamEvent], object] | None = None,
     ) -> list[StreamEvent]:
         """The events after ``after`` until the relay ends the stream (its end event, or the stream
-        vanished), or up to the first event for which ``until`` holds, after which the client goes."""
+        vanished), or up to the first event for which ``until`` holds, after which the client goes.
+        ``arrived`` is called with each event as it comes."""
         got: list[StreamEvent] = []
         async with self.http.get(f"/streams/{stream_id}", params={"after": str(after)}) as resp:
             assert resp.status == 200, await resp.text()
@@ -53,6 +59,8 @@ class AnswerStreams:
                 if "event" in fields:
                     got.append(StreamEvent(int(fields["id"]), fields["event"], fields["data"]))
                     fields = {}
+                    if arrived is not None:
+                        arrived(got[-1])
                     if until is not None and until(got[-1]):
                         break
         return got

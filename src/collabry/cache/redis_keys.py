@@ -24,6 +24,10 @@ class Keys:
     def stream_cancel(self, stream_id: str) -> str:
         return f"{self.prefix}stream-cancel:{stream_id}"
 
+    def stream_events(self, stream_id: str) -> str:
+        """The pub/sub channel on which each event of the stream is published as it is appended."""
+        return f"{self.prefix}stream-events:{stream_id}"
+
     def socketio_channel(self) -> str:
         return f"{self.prefix}socketio"
 

@@ -12,6 +12,9 @@ Keys (see ``cache.redis_keys``), for stream id ``S``:
   ``state`` is ``running``, ``done`` or ``error``; ``heartbeat`` is the Redis server time in
   milliseconds of the writer's last sign of life; ``last`` is the last event id written.
 - ``stream-cancel:S``: present when a cancel was requested.
+- ``stream-events:S``: a pub/sub channel (not a key). Each event is published there, as
+  ``<id> <event> <data>``, by the same script that appends it, so a subscriber that reads the
+  stream after its subscription is confirmed misses nothing.
 
 Lifetime: while running, every key expires ``running_ttl`` seconds after the last heartbeat (so an
 abandoned stream disappears even if nobody closes it); after the end event every key expires
@@ -60,7 +63,12 @@ DEFAULT_HEARTBEAT = 2.0
 DEFAULT_STALE_AFTER = 15.0
 DEFAULT_RUNNING_TTL = 3600
 
-# KEYS: stream, meta, cancel. ARGV: user_id, session_id, message_id, running_ttl, max_events, data.
+# Every script that appends an event also publishes it, as "<id> <event> <data>", on the stream's
+# channel (the last ARGV; ``Keys.stream_events``): the gateways' relays get it from there
+# (``realtime.stream_waker``) and read the stream only to catch up.
+
+# KEYS: stream, meta, cancel. ARGV: user_id, session_id, message_id, running_ttl, max_events, data,
+# channel.
 _START = """
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
@@ -68,18 +76,20 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('HSET', KEYS[2], 'user_id', ARGV[1], 'session_id', ARGV[2], 'message_id', ARGV[3],
   'state', 'running', 'heartbeat', now, 'last', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '1-0', 'event', 'meta', 'data', ARGV[6])
+redis.call('PUBLISH', ARGV[7], '1 meta ' .. ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('DEL', KEYS[3])
 return 1
 """
 
-# KEYS: stream, meta, cancel. ARGV: event, data, max_events, end state ('' = not an end), ttl.
-# Returns the new event id, or 0 when the stream has already ended (or vanished).
+# KEYS: stream, meta, cancel. ARGV: event, data, max_events, end state ('' = not an end), ttl,
+# channel. Returns the new event id, or 0 when the stream has already ended (or vanished).
 _APPEND = """
 if redis.call('HGET', KEYS[2], 'state') ~= 'running' then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[2], 'last')) + 1
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], n .. '-0', 'event', ARGV[1], 'data', ARGV[2])
+redis.call('PUBLISH', ARGV[6], n .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[2], 'last', n, 'heartbeat', t[1] * 1000 + math.floor(t[2] / 1000))
 if ARGV[4] ~= '' then
@@ -98,7 +108,7 @@ for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 return 1
 """
 
-# KEYS: stream, meta, cancel. ARGV: stale_after_ms, data, max_events, retention.
+# KEYS: stream, meta, cancel. ARGV: stale_after_ms, data, max_events, retention, channel.
 # Appends an error end event when the stream is running and its heartbeat is older than stale_after.
 _CLOSE_STALE = """
 if redis.call('HGET', KEYS[2], 'state') ~= 'running' then return 0 end
@@ -108,6 +118,7 @@ local beat = tonumber(redis.call('HGET', KEYS[2], 'heartbeat')) or 0
 if now - beat < tonumber(ARGV[1]) then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[2], 'last')) + 1
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], n .. '-0', 'event', 'error', 'data', ARGV[2])
+redis.call('PUBLISH', ARGV[5], n .. ' error ' .. ARGV[2])
 redis.call('HSET', KEYS[2], 'last', n, 'state', 'error')
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 return n
@@ -181,6 +192,12 @@ def events_of(entries: list[Any]) -> list[StreamEvent]:
     return events
 
 
+def parse_published(payload: bytes) -> StreamEvent:
+    """An event as the stream scripts publish it on the stream's channel: ``<id> <event> <data>``."""
+    event_id, event, data = payload.decode().split(" ", 2)
+    return StreamEvent(int(event_id), event, data)
+
+
 def stale_error(message: str = "the answer was interrupted; please ask again") -> dict[str, Any]:
     return StreamInterrupted(message).body()
 
@@ -204,6 +221,7 @@ class StreamWriter:
         self.stream_id = stream_id
         keys = keys or Keys()
         self._keys = [keys.stream(stream_id), keys.stream_meta(stream_id), keys.stream_cancel(stream_id)]
+        self._channel = keys.stream_events(stream_id)
         self.retention = retention
         self.max_events = max_events
         self.heartbeat_interval = heartbeat
@@ -230,6 +248,7 @@ class StreamWriter:
         """Create the stream with event 1 = ``meta``; raises ``StreamExists`` if the id is taken."""
         data = _json({"streamId": self.stream_id, "sessionId": session_id, "messageId": message_id})
         args: list[str | int] = [user_id, session_id, message_id, self.running_ttl, self.max_events, data]
+        args.append(self._channel)
         if not int(await self._start(keys=self._keys, args=args)):
             raise StreamExists(self.stream_id)
         self.last_id = 1
@@ -251,7 +270,7 @@ class StreamWriter:
         return True
 
     async def _write(self, event: str, data: dict[str, Any], end_state: str) -> int:
-        args: list[str | int] = [event, _json(data), self.max_events, end_state, self.retention]
+        args: list[str | int] = [event, _json(data), self.max_events, end_state, self.retention, self._channel]
         n = int(await self._append(keys=self._keys, args=args))
         if n == 0:
             raise StreamEnded(self.stream_id)
@@ -378,5 +397,6 @@ class StreamReader:
         """
         stale_after = self.stale_after if stale_after is None else stale_after
         ending = _json(error or stale_error())
-        args: list[str | int] = [int(stale_after * 1000), ending, self.max_events, self.retention]
+        channel = self.keys.stream_events(stream_id)
+        args: list[str | int] = [int(stale_after * 1000), ending, self.max_events, self.retention, channel]
         return bool(int(await self._close_stale(keys=self._all_keys(stream_id), args=args)))

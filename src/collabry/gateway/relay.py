@@ -8,12 +8,13 @@ client last saw (``Last-Event-ID``), on any replica, while the stream is retaine
 - Heartbeats (``: ping``) at least every ``Settings.sse_heartbeat`` seconds while waiting.
 - Memory per client is bounded: events are read from Redis in small batches and the next batch
   is read only after the last one was written, so a slow client slows only its own relay.
-- Waiting costs no Redis connection: one ``StreamWaker`` per process blocks in a few ``XREAD``s
-  over all followed streams and wakes the relays whose stream moved with the events it read, so an
-  event costs one Redis read however many relays follow it. A relay reads for itself (short,
-  non-blocking calls on a small pool of its own that queues bursts instead of failing them) when it
-  starts, when it fell behind and after a quiet period, when it pings its client and looks at the
-  writer's heartbeat.
+- Waiting costs no Redis connection: the engine publishes each event as it appends it, and one
+  ``StreamWaker`` per process, subscribed to the followed streams' channels on one connection,
+  hands each event to the relays of its stream, which write it as it comes. A relay reads the
+  stream itself (short, non-blocking calls on a small pool of its own that queues bursts instead
+  of failing them) once its subscription is confirmed, when the events handed to it do not follow
+  its last one, and after a quiet period, when it pings its client and looks at the writer's
+  heartbeat.
 - On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
   with ``Last-Event-ID`` and nginx sends it to another replica. Relays stuck writing to a client
   that stopped reading are closed after ``DRAIN_GRACE``.
@@ -45,6 +46,9 @@ MAX_IDLE = 10.0
 READ_BATCH = 64  # events per read: what one relay holds in memory at most
 RELAY_CONNECTIONS = 32  # the relays' short reads share this many Redis connections per process
 RETRY_MS = 1000  # the reconnect delay suggested to clients when a relay ends early
+# How long a new relay waits for its subscription to be confirmed before it reads anyway (events
+# after its read may then wait for the next one or for a quiet period).
+CONFIRM_WAIT = 1.0
 DRAIN_GRACE = 3.0
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -87,7 +91,7 @@ class Relays:
         SSE_CLIENTS.inc()
         outcome = "failed"
         try:
-            async with self.waker.subscribe(stream_id, after) as sub:
+            async with self.waker.subscribe(stream_id) as sub:
                 outcome, after = await self._copy(sub, response, transport, stream_id, after)
         except ConnectionResetError:
             outcome = "client_gone"  # the answer goes on; the client can resume with Last-Event-ID
@@ -118,6 +122,7 @@ class Relays:
         """The relay loop; returns how it ended and the last event id written."""
         reader, idle = self.reader, idle_seconds(self.settings)
         last_heartbeat: int | None = None
+        await sub.wait(CONFIRM_WAIT)  # from the confirmation on, every new event is handed over
         while True:
             events = sub.take(after) or await reader.read(stream_id, after, count=READ_BATCH)
             for event in events:
@@ -129,7 +134,7 @@ class Relays:
                 return "drained", after
             if len(events) == READ_BATCH:
                 continue  # more may be waiting already
-            if await sub.wait(after, idle):
+            if await sub.wait(idle):
                 continue
             # Quiet for a while: is the client still there, and the writer still alive?
             if transport is None or transport.is_closing():
@@ -156,7 +161,7 @@ async def relays_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.redis_url, max_connections=RELAY_CONNECTIONS, timeout=30, socket_timeout=5, socket_connect_timeout=2
     )
     redis = Redis(connection_pool=pool)
-    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), redis, batch=READ_BATCH)
+    waker = StreamWaker(settings.redis_url, Keys(settings.redis_prefix), batch=READ_BATCH)
     relays = app[RELAYS] = Relays(settings, StreamReader.for_settings(redis, settings), waker, app[DRAIN].draining)
     watcher = asyncio.create_task(relays.end_on_drain(), name="sse-drain")
     yield

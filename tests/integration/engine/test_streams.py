@@ -4,13 +4,16 @@ as the gateway's SSE relay delivers it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from redis.asyncio import Redis
 
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
+from collabry.realtime.stream_waker import StreamWaker
 from tests.support.answer_stream import AnswerStreams, answer_streams
 from tests.support.eventually import eventually
 
@@ -83,6 +86,69 @@ async def test_a_relay_waits_for_new_events(redis: Redis, streams: AnswerStreams
     await w.finish("done", {"finishReason": "stop"})
     await asyncio.wait_for(task, 5)
     assert got == [2, 3]
+
+
+async def subscribers(redis: Redis, stream_id: str) -> int:
+    [(_channel, count)] = await redis.pubsub_numsub(Keys().stream_events(stream_id))
+    return int(count)
+
+
+async def test_relays_of_one_stream_share_one_subscription_which_ends_with_them(
+    redis: Redis, env: dict[str, str]
+) -> None:
+    w = writer(redis)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    waker = StreamWaker(env["COLLABRY_REDIS_URL"], Keys())
+    try:
+        async with waker.subscribe("s1") as one, waker.subscribe("s1") as two:
+            assert await one.wait(5) and await two.wait(5)  # confirmed
+            assert await subscribers(redis, "s1") == 1
+            await w.append("token", {"text": "a"})
+            assert await one.wait(5) and await two.wait(5)
+            assert [e.id for e in one.take(1)] == [e.id for e in two.take(1)] == [2]
+        await eventually(lambda: _no_subscribers(redis, "s1"), 5, "the subscription to end with its relays")
+    finally:
+        await waker.close()
+
+
+async def _no_subscribers(redis: Redis, stream_id: str) -> bool:
+    return await subscribers(redis, stream_id) == 0
+
+
+async def test_events_appended_while_the_relays_connection_was_down_arrive_without_waiting_for_a_quiet_period(
+    redis: Redis, env: dict[str, str]
+) -> None:
+    """The relay's pub/sub connection is killed mid-answer and the whole rest of the answer is
+    appended before the connection is back, so none of it reaches the relay as a message. The relay
+    must deliver it all once its subscription is confirmed again, not after its quiet period (10 s
+    here)."""
+    url = env["COLLABRY_REDIS_URL"]
+
+    async def kill_then_finish() -> None:
+        # On a loop of its own, in a thread, while the relay's loop is held: the relay cannot
+        # reconnect before the last event is written.
+        client = Redis.from_url(url)
+        try:
+            assert await client.client_kill_filter(_type="pubsub") >= 1
+            w = writer(client)
+            w.last_id = 1
+            for text in ("a", "b", "c"):
+                await w.append("token", {"text": text})
+            await w.finish("done", {"finishReason": "stop"})
+        finally:
+            await client.aclose()
+
+    await writer(redis).start(user_id="u", session_id="s", message_id="m")
+    async with answer_streams(url, quiet=60) as relay:
+        meta_written = asyncio.Event()
+        following = asyncio.create_task(relay.events("s1", arrived=lambda _event: meta_written.set()))
+        await asyncio.wait_for(meta_written.wait(), 5)  # the relay is subscribed and has read
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, kill_then_finish()).result()  # blocks this loop on purpose
+        events = await asyncio.wait_for(following, 8)
+    assert [e.id for e in events] == [1, 2, 3, 4, 5]
+    assert time.monotonic() - started < 8  # the relay's first look of its own would be at 10 s
 
 
 async def test_cancel_flag_reaches_the_writer(redis: Redis) -> None:
