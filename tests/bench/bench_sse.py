@@ -37,7 +37,9 @@ import aiohttp
 from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from realtime_common import cpu_seconds, percentile, raise_fd_limit, rss_kib, stack, user_token, wall  # isort: skip
+from realtime_common import (  # isort: skip
+    cpu_seconds, percentile, raise_fd_limit, rss_kib, stack, tree_cpu_seconds, user_token, wall,
+)
 from engine_common import infra  # type: ignore[import-not-found]  # isort: skip
 
 from collabry.cache.redis_keys import Keys
@@ -115,20 +117,25 @@ async def direct(http: aiohttp.ClientSession, engine_url: str, service_token: st
 
 
 async def one_level(http: aiohttp.ClientSession, url: str, engine_url: str, service_token: str,
-                    accounts: list[tuple[str, str]], reader: StreamReader, level: int
-                    ) -> tuple[list[tuple[float, float]], list[float]]:
+                    accounts: list[tuple[str, str]], reader: StreamReader, level: int, edge: list[int]
+                    ) -> tuple[list[tuple[float, float]], list[float], float]:
     """At least 100 answers through each path, ``level`` at a time: a wave of ``level`` answers
     through one path, then a wave through the other (which goes first alternates), so each wave
-    has the machine to itself and both see the same load."""
+    has the machine to itself and both see the same load. Also returns the CPU seconds that the
+    ``edge`` processes (nginx, the gateways) used per answer through them."""
     via: list[tuple[float, float]] = []
     peer: list[float] = []
+    edge_cpu = 0.0
     for wave in range(max(1, 100 // level)):
         async def through_gateway() -> None:
+            nonlocal edge_cpu
+            before = sum(tree_cpu_seconds(pid) for pid in edge)
             # The second reader that times the relay's delay is client work the direct path does not
             # have: under load only one answer in ten gets one.
             via.extend(await asyncio.gather(
                 *(via_gateway(http, url, accounts[i][1], reader, watch=i % RELAY_SAMPLE == 0) for i in range(level))
             ))
+            edge_cpu += sum(tree_cpu_seconds(pid) for pid in edge) - before
 
         async def directly() -> None:
             peer.extend(await asyncio.gather(
@@ -137,7 +144,7 @@ async def one_level(http: aiohttp.ClientSession, url: str, engine_url: str, serv
 
         for path in (through_gateway, directly) if wave % 2 == 0 else (directly, through_gateway):
             await path()
-    return via, peer
+    return via, peer, edge_cpu / len(via)
 
 
 RELAY_SAMPLE = 10  # at more than one answer at a time, one answer in this many is followed twice
@@ -172,6 +179,8 @@ async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None, engi
         ports = s.gateways(2, extra=extra)
         public = s.nginx(ports)
         url = f"http://127.0.0.1:{public}"
+        edge = [p.proc.pid for p in s.processes
+                if p.proc is not None and (p.name == "nginx" or p.name.startswith("gateway"))]
         # One user per concurrent answer, as in real traffic (a user's quota is one counter).
         accounts = await asyncio.gather(*(user_token(url, f"Asker{i}") for i in range(max(levels))))
         # Each direct reader blocks on a connection of its own, as a reader without a relay would.
@@ -192,18 +201,20 @@ async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None, engi
                 await asyncio.gather(*(via_gateway(http, url, token, reader) for _, token in accounts[i:i + 10]))
             print(f"time to first token (ms): model's first token after 100 ms; {ANSWER.count(' ') + 1} tokens")
             print("| concurrent answers | nginx + gateway p50 | p99 | engine stream directly p50 | p99 "
-                  "| added p50 | added p99 | ratio p50 | ratio p99 | relay delay of the first token p50 | p99 |")
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "| added p50 | added p99 | ratio p50 | ratio p99 | relay delay of the first token p50 | p99 "
+                  "| nginx + gateway CPU per answer, µs |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             added: dict[str, list[tuple[float, float]]] = {"added p50": [], "added p99": []}
             for level in levels:
                 measured = []
                 for _ in range(rounds):
-                    via, peer = await one_level(http, url, engine_url, service_token, accounts, reader, level)
+                    via, peer, cpu = await one_level(http, url, engine_url, service_token, accounts, reader, level,
+                                                     edge)
                     t_via = [v[0] for v in via if v[0] == v[0]]  # NaN: refused
                     delays = [v[1] for v in via if v[1] == v[1]]
-                    measured.append((percentile(t_via, 50) - percentile(peer, 50), t_via, peer, delays))
+                    measured.append((percentile(t_via, 50) - percentile(peer, 50), t_via, peer, delays, cpu))
                 measured.sort(key=lambda m: m[0])
-                _, t_via, peer, delays = measured[len(measured) // 2]  # the median round
+                _, t_via, peer, delays, cpu = measured[len(measured) // 2]  # the median round
                 added50 = (percentile(t_via, 50) - percentile(peer, 50)) * 1000
                 added99 = (percentile(t_via, 99) - percentile(peer, 99)) * 1000
                 ratio50 = percentile(t_via, 50) / percentile(peer, 50)
@@ -212,7 +223,7 @@ async def ttft(levels: list[int], rounds: int = 3, plot: str | None = None, engi
                 added["added p99"].append((level, added99))
                 print(f"| {level} | {ms(t_via, 50)} | {ms(t_via, 99)} | {ms(peer, 50)} | {ms(peer, 99)} "
                       f"| {added50:+.1f} | {added99:+.1f} | {ratio50:.3f} | {ratio99:.3f} "
-                      f"| {ms(delays, 50)} | {ms(delays, 99)} |", flush=True)
+                      f"| {ms(delays, 50)} | {ms(delays, 99)} | {cpu * 1e6:.0f} |", flush=True)
                 if FAILED:
                     print(f"  refused through the gateway at {level}: {len(FAILED)} ({', '.join(sorted(set(FAILED)))})")
                     FAILED.clear()

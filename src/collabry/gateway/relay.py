@@ -125,11 +125,14 @@ class Relays:
         await sub.wait(CONFIRM_WAIT)  # from the confirmation on, every new event is handed over
         while True:
             events = sub.take(after) or await reader.read(stream_id, after, count=READ_BATCH)
-            for event in events:
-                await response.write(event.sse())  # waits while the client's socket buffer is full
-                after = event.id
-                if event.is_end:
-                    return event.event, after
+            if events:
+                # One write (one send) for what is at hand; it waits while the client's socket
+                # buffer is full. Nothing follows an end event.
+                await response.write(b"".join(event.sse() for event in events))
+                last = events[-1]
+                after = last.id
+                if last.is_end:
+                    return last.event, after
             if self.draining.is_set():
                 return "drained", after
             if len(events) == READ_BATCH:
