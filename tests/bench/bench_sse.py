@@ -16,7 +16,9 @@ minus the direct reader (the goal: at most +3 ms p50 and +15 ms p99), "ratio" th
 ``--plot`` draws the added milliseconds against concurrent answers (p50 and p99). The last
 columns say how much later each SSE answer's first token reached its client than a reader of the
 Redis stream watching the same answer (the relay's own delay): every answer at 1, one in ten
-above (that second reader is client work the direct path does not have). ``--engine-core N`` runs
+above (that second reader is client work the direct path does not have). The very last column is
+the CPU time nginx and both gateways used per answer through them (``/proc``, in 10 ms ticks, so
+rough at 1 answer). ``--engine-core N`` runs
 the engine alone on core N and everything else on the other cores.
 
 ``streams``: one gateway process; N answers held open (running, no new events) and N SSE clients

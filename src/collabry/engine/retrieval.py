@@ -96,9 +96,11 @@ class Retriever:
             allowed = await allowed_task
             head = await head_task
         finally:
+            # When one step fails the others are not needed: stop them, and collect what they
+            # ended with, so a second failure is not reported as never retrieved.
             for task in (allowed_task, head_task):
-                if not task.done():
-                    task.cancel()
+                task.cancel()
+            await asyncio.gather(allowed_task, head_task, return_exceptions=True)
         if not allowed:
             return []
         hits = await self.store.search(user_id, vector, allowed.keys(), k, head=head)
