@@ -190,9 +190,10 @@ async def delete_source(request: web.Request, query: UserQuery) -> web.Response:
 async def forget_user(request: web.Request) -> web.Response:
     user_id = request.match_info["userId"]
     parse_model(UserQuery, {"userId": user_id})  # same id rules
-    # Answers first: each saves what it had before it ends, and the erasure deletes documents
-    # only after every engine has answered this call.
+    # Answers and ingestions first: each ends what it was writing before this call returns, and
+    # the erasure deletes documents only after every engine has answered it.
     await request.app[CHAT].cancel_user(user_id)
+    await request.app[INGESTOR].cancel_user(user_id)
     await request.app[STORE].forget(user_id)
     return web.Response(status=204)
 

@@ -281,3 +281,48 @@ async def test_an_answer_streaming_during_the_deletion_writes_nothing_after_it(
     events = await reading
     assert events[-1]["event"] in ("done", "error"), events[-1]  # the answer stopped, it did not run on
     assert await traces(db, gateway_env, engines, user) == []
+
+
+async def ingestion_outcomes(engine: EngineHandle) -> float:
+    """How many ingestions the engine has ended, whatever their outcome (its /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{engine.url}/metrics") as resp:
+        text = await resp.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("collabry_engine_ingestions_total{"))  # fmt: skip
+
+
+async def test_an_ingestion_running_during_the_deletion_writes_nothing_after_it(
+    api: Any, db: Any, engines: tuple[EngineHandle, EngineHandle], gateway_env: dict[str, str]
+) -> None:
+    user = await user_with_token(api, "uploading")
+    notebook = await notebook_with_source(api, user)
+    home = next(e for e in engines if e.url == rendezvous([e.url for e in engines], user["id"])[0])
+    # Thousands of passages: the engine is still embedding them, batch after batch, when the
+    # account goes.
+    lines = [f"Paragraph {i}: the cell membrane controls what enters and leaves the cell.\n\n" for i in range(40_000)]
+    form = aiohttp.FormData()
+    form.add_field("title", "Long notes")
+    form.add_field("file", "".join(lines).encode(), filename="long.md", content_type="text/markdown")
+    resp = await api.post(f"/api/notebooks/{notebook}/sources", data=form, headers=user["headers"])
+    assert resp.status == 202, await resp.text()
+    source_id = (await resp.json())["source"]["id"]
+    user["file_name"] = await stored_file_name(db, source_id)
+
+    async def embedding_under_way() -> bool:
+        source = await db["sources"].find_one({"_id": source_id})
+        assert source["status"] == "processing", source  # still going: the file is large enough
+        return await db["chunks"].count_documents({"source_id": source_id}) > 0
+
+    await eventually(embedding_under_way, 60, "the first passages of the upload to be stored")
+    ended = await ingestion_outcomes(home)
+
+    deleted = await api.delete("/api/account", json={"password": PASSWORD}, headers=user["headers"])
+    assert deleted.status == 200 and await deleted.json() == {"status": "deleted"}, await deleted.text()
+    # Whether the engine stopped it or it found its source gone on its own, the ingestion ends...
+    await eventually(lambda: _more(home, ended), 60, "the ingestion to end")
+    # ...and nothing it wrote, before or after the erasure, is left.
+    assert await traces(db, gateway_env, engines, user) == []
+
+
+async def _more(engine: EngineHandle, than: float) -> bool:
+    return await ingestion_outcomes(engine) > than

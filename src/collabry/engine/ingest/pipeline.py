@@ -65,6 +65,7 @@ class Ingestor:
         self.run_blocking = run_blocking  # runs CPU-bound work off the event loop
         # One ingestion embeds at a time, so queries are not starved behind a large upload.
         self._embedding = asyncio.Semaphore(1)
+        self._running: dict[asyncio.Task[Any], str] = {}  # ingestion task -> its user
 
     async def claim(self, source_id: str, user_id: str) -> str | None:
         """Mark the source as being ingested by a new ingest id; None if it is not the user's."""
@@ -74,6 +75,9 @@ class Ingestor:
     async def run(self, source_id: str, user_id: str, notebook_id: str, ingest_id: str, path: Path, kind: str) -> None:
         """Ingest ``path``; always leaves the source ``ready`` or ``failed`` (unless superseded)."""
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[task] = user_id
         try:
             count = await self._ingest(source_id, user_id, notebook_id, ingest_id, path, kind)
         except asyncio.CancelledError:
@@ -94,6 +98,8 @@ class Ingestor:
             log.exception("ingest_crashed", source_id=source_id)
             await self._fail(source_id, user_id, ingest_id, f"internal error while indexing ({type(exc).__name__})")
             return
+        finally:
+            self._running.pop(task, None)
         INGESTIONS.labels("ready").inc()
         INGEST_SECONDS.observe(time.perf_counter() - started)
         log.info("ingested", source_id=source_id, chunks=count, ms=round((time.perf_counter() - started) * 1000))
@@ -113,8 +119,10 @@ class Ingestor:
                 raise ParseError(f"the source is too large to index (over {MAX_CHUNKS} passages)")
             async with self._embedding:
                 vectors = await self.run_blocking(self.embedder.embed, [c.text for c in batch])
-            await self._store(source_id, user_id, notebook_id, ingest_id, batch, vectors)
+            # Checked before each write, not after: a source deleted meanwhile (or an account
+            # erased) gets nothing more written for it, not even the index's id counter.
             await self._still_current(source_id, ingest_id)
+            await self._store(source_id, user_id, notebook_id, ingest_id, batch, vectors)
         if count == 0:
             raise ParseError("no text could be extracted from the file (empty, or only images)")
         await self._commit(source_id, user_id, ingest_id, count)
@@ -179,6 +187,16 @@ class Ingestor:
             await self.chunks.delete_source(user_id, source_id)
             await self.store.refresh(user_id)
         await self.sources.finish_ingestion(source_id, ingest_id, "failed", chunks=0, error=reason)
+
+    async def cancel_user(self, user_id: str, timeout: float = 10.0) -> int:
+        """Stop the user's running ingestions and wait (up to ``timeout``) until each has removed
+        what it wrote: the account is being erased, and nothing may be written after that."""
+        tasks = [task for task, owner in self._running.items() if owner == user_id]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        return len(tasks)
 
     async def delete(self, source_id: str, user_id: str) -> None:
         """Remove a source's chunks and vectors; idempotent. A running ingestion of it is abandoned."""
