@@ -63,7 +63,7 @@ def socketio_manager(
         settings.redis_url,
         channel=Keys(settings.redis_prefix).socketio_channel(),
         write_only=write_only,
-        redis_options={"socket_connect_timeout": 2.0, "health_check_interval": 30},
+        redis_options={"socket_connect_timeout": 2.0, "health_check_interval": 30, "driver_info": None},
     )
 
 

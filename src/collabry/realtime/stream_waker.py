@@ -120,6 +120,7 @@ class StreamWaker:
                     socket_timeout=5,  # commands; the listener's reads wait without a limit
                     socket_keepalive=True,
                     socket_keepalive_options=KEEPALIVE,
+                    driver_info=None,  # as the other clients: no version lookup, no CLIENT SETINFO
                 )
                 pubsub = self._redis.pubsub()
                 try:
@@ -188,7 +189,13 @@ class StreamWaker:
         if watch is None:
             return kind != "subscribe"
         if kind == "message":
-            event = parse_published(message["data"])
+            try:
+                event = parse_published(message["data"])
+            except ValueError:  # not written by the stream scripts: the relays read the stream
+                log.warning("stream_waker_unreadable_message", channel=message["channel"].decode(errors="replace"))
+                for sub in watch.subs:
+                    sub.wake()
+                return True
             for sub in watch.subs:
                 sub.deliver(event)
         elif kind == "subscribe":

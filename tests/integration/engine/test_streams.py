@@ -111,6 +111,25 @@ async def test_relays_of_one_stream_share_one_subscription_which_ends_with_them(
         await waker.close()
 
 
+async def test_a_foreign_message_on_a_streams_channel_makes_its_relays_read_and_nothing_else(
+    redis: Redis, env: dict[str, str]
+) -> None:
+    w = writer(redis)
+    await w.start(user_id="u", session_id="s", message_id="m")
+    waker = StreamWaker(env["COLLABRY_REDIS_URL"], Keys())
+    try:
+        async with waker.subscribe("s1") as sub:
+            assert await sub.wait(5)  # confirmed
+            await redis.publish(Keys().stream_events("s1"), b"\xff not an event")
+            assert await sub.wait(5)  # woken to read the stream itself
+            assert sub.take(1) == []
+            await w.append("token", {"text": "a"})  # the waker still hands events over
+            assert await sub.wait(5)
+            assert [e.id for e in sub.take(1)] == [2]
+    finally:
+        await waker.close()
+
+
 async def _no_subscribers(redis: Redis, stream_id: str) -> bool:
     return await subscribers(redis, stream_id) == 0
 
