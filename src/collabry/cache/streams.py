@@ -285,9 +285,17 @@ class StreamWriter:
     async def heartbeating(self) -> AsyncIterator[None]:
         """Keep the heartbeat fresh in the background for the duration of the block."""
 
+        # Cancelling the loop is not enough on its own: on Python 3.11 a cancel that arrives while
+        # redis-py finishes writing a command (its ``asyncio.wait_for`` around the write) can be
+        # lost, and the loop, which must outlive Redis errors, would then beat for ever and this
+        # block would never end. The flag ends it at its next turn whatever happened to the cancel.
+        stopping = False
+
         async def loop() -> None:
-            while True:
+            while not stopping:
                 await asyncio.sleep(self.heartbeat_interval)
+                if stopping:
+                    return
                 with contextlib.suppress(Exception):  # a Redis blip must not end the answer
                     if not await self.beat():
                         return
@@ -296,9 +304,9 @@ class StreamWriter:
         try:
             yield
         finally:
+            stopping = True
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])  # unlike awaiting the task, lets a cancel of this block through
 
     async def cancel_requested(self) -> bool:
         """Whether a cancel was requested; asks Redis at most every ``cancel_check_interval`` s."""

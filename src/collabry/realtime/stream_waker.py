@@ -109,6 +109,7 @@ class StreamWaker:
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
+        self._closing = False
 
     async def _connected(self) -> PubSub:
         """The pub/sub connection and its listener, started by the first relay."""
@@ -161,7 +162,7 @@ class StreamWaker:
 
     async def _listen(self, pubsub: PubSub) -> None:
         delay = 0.2
-        while True:
+        while not self._closing:  # see close()
             try:
                 message = await pubsub.get_message(timeout=None)
                 delay = 0.2
@@ -215,12 +216,18 @@ class StreamWaker:
         return len(self._watches)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        # On Python 3.11 a cancel can be lost inside redis-py (its ``asyncio.wait_for`` around a
+        # write), and the listener outlives errors by design: the flag, and closing its connection
+        # under it, end it whatever happened to the cancel.
+        self._closing = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.wait([listener], timeout=1.0)
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         if self._redis is not None:
             await self._redis.aclose()
         self._pubsub = self._redis = None
+        if listener is not None:
+            await asyncio.wait([listener])

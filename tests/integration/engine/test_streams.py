@@ -4,6 +4,7 @@ as the gateway's SSE relay delivers it."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from redis.asyncio import Redis
 
+from collabry.cache.client import create_redis
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
+from collabry.config import Settings
 from collabry.realtime.stream_waker import StreamWaker
 from tests.support.answer_stream import AnswerStreams, answer_streams
 from tests.support.eventually import eventually
@@ -168,6 +171,25 @@ async def test_events_appended_while_the_relays_connection_was_down_arrive_witho
         events = await asyncio.wait_for(following, 8)
     assert [e.id for e in events] == [1, 2, 3, 4, 5]
     assert time.monotonic() - started < 8  # the relay's first look of its own would be at 10 s
+
+
+async def test_the_heartbeat_ends_with_its_block_even_when_a_cancel_is_lost(env: dict[str, str]) -> None:
+    """On Python 3.11 the ``asyncio.wait_for`` that redis-py puts around each write (with a socket
+    timeout, as the services' clients have) can lose a cancel that arrives as the write completes.
+    The heartbeat loop outlives Redis errors by design, so a lost cancel used to leave it beating
+    for ever, and the block that started it never ended. Hundreds of blocks ended at random points
+    of a fast heartbeat: every loop must be gone when its block has ended."""
+    client = create_redis(Settings(redis_url=env["COLLABRY_REDIS_URL"]))
+    try:
+        for i in range(300):
+            w = writer(client, f"beat-{i}", heartbeat=0.0005)
+            await w.start(user_id="u", session_id="s", message_id="m")
+            async with w.heartbeating():
+                await asyncio.sleep(random.uniform(0, 0.003))
+            beating = [t for t in asyncio.all_tasks() if t.get_name().startswith("stream-heartbeat:") and not t.done()]
+            assert beating == [], f"block {i} ended with its heartbeat still running"
+    finally:
+        await client.aclose()
 
 
 async def test_cancel_flag_reaches_the_writer(redis: Redis) -> None:
