@@ -96,41 +96,45 @@ async def subscribers(redis: Redis, stream_id: str) -> int:
     return int(count)
 
 
-async def test_relays_of_one_stream_share_one_subscription_which_ends_with_them(
-    redis: Redis, env: dict[str, str]
-) -> None:
+@pytest.fixture
+async def waker(env: dict[str, str]) -> AsyncIterator[StreamWaker]:
+    """A gateway process's stream waker, used directly."""
+    waker = StreamWaker(env["COLLABRY_REDIS_URL"], Keys())
+    yield waker
+    await waker.close()
+
+
+async def started(redis: Redis) -> StreamWriter:
     w = writer(redis)
     await w.start(user_id="u", session_id="s", message_id="m")
-    waker = StreamWaker(env["COLLABRY_REDIS_URL"], Keys())
-    try:
-        async with waker.subscribe("s1") as one, waker.subscribe("s1") as two:
-            assert await one.wait(5) and await two.wait(5)  # confirmed
-            assert await subscribers(redis, "s1") == 1
-            await w.append("token", {"text": "a"})
-            assert await one.wait(5) and await two.wait(5)
-            assert [e.id for e in one.take(1)] == [e.id for e in two.take(1)] == [2]
-        await eventually(lambda: _no_subscribers(redis, "s1"), 5, "the subscription to end with its relays")
-    finally:
-        await waker.close()
+    return w
+
+
+async def test_relays_of_one_stream_share_one_subscription_which_ends_with_them(
+    redis: Redis, waker: StreamWaker
+) -> None:
+    w = await started(redis)
+    async with waker.subscribe("s1") as one, waker.subscribe("s1") as two:
+        assert await one.wait(5) and await two.wait(5)  # confirmed
+        assert await subscribers(redis, "s1") == 1
+        await w.append("token", {"text": "a"})
+        assert await one.wait(5) and await two.wait(5)
+        assert [e.id for e in one.take(1)] == [e.id for e in two.take(1)] == [2]
+    await eventually(lambda: _no_subscribers(redis, "s1"), 5, "the subscription to end with its relays")
 
 
 async def test_a_foreign_message_on_a_streams_channel_makes_its_relays_read_and_nothing_else(
-    redis: Redis, env: dict[str, str]
+    redis: Redis, waker: StreamWaker
 ) -> None:
-    w = writer(redis)
-    await w.start(user_id="u", session_id="s", message_id="m")
-    waker = StreamWaker(env["COLLABRY_REDIS_URL"], Keys())
-    try:
-        async with waker.subscribe("s1") as sub:
-            assert await sub.wait(5)  # confirmed
-            await redis.publish(Keys().stream_events("s1"), b"\xff not an event")
-            assert await sub.wait(5)  # woken to read the stream itself
-            assert sub.take(1) == []
-            await w.append("token", {"text": "a"})  # the waker still hands events over
-            assert await sub.wait(5)
-            assert [e.id for e in sub.take(1)] == [2]
-    finally:
-        await waker.close()
+    w = await started(redis)
+    async with waker.subscribe("s1") as sub:
+        assert await sub.wait(5)  # confirmed
+        await redis.publish(Keys().stream_events("s1"), b"\xff not an event")
+        assert await sub.wait(5)  # woken to read the stream itself
+        assert sub.take(1) == []
+        await w.append("token", {"text": "a"})  # the waker still hands events over
+        assert await sub.wait(5)
+        assert [e.id for e in sub.take(1)] == [2]
 
 
 async def _no_subscribers(redis: Redis, stream_id: str) -> bool:
