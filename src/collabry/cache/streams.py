@@ -53,6 +53,7 @@ from redis.asyncio import Redis
 
 from ..config import Settings
 from ..errors import StreamInterrupted
+from ..loops import Stop
 from .redis_keys import Keys
 
 END_EVENTS = frozenset({"done", "error"})
@@ -284,18 +285,10 @@ class StreamWriter:
     @contextlib.asynccontextmanager
     async def heartbeating(self) -> AsyncIterator[None]:
         """Keep the heartbeat fresh in the background for the duration of the block."""
-
-        # Cancelling the loop is not enough on its own: on Python 3.11 a cancel that arrives while
-        # redis-py finishes writing a command (its ``asyncio.wait_for`` around the write) can be
-        # lost, and the loop, which must outlive Redis errors, would then beat for ever and this
-        # block would never end. The flag ends it at its next turn whatever happened to the cancel.
-        stopping = False
+        stop = Stop()  # a cancel alone may be lost (``loops``), and this loop outlives Redis errors
 
         async def loop() -> None:
-            while not stopping:
-                await asyncio.sleep(self.heartbeat_interval)
-                if stopping:
-                    return
+            while await stop.sleep(self.heartbeat_interval):
                 with contextlib.suppress(Exception):  # a Redis blip must not end the answer
                     if not await self.beat():
                         return
@@ -304,9 +297,7 @@ class StreamWriter:
         try:
             yield
         finally:
-            stopping = True
-            task.cancel()
-            await asyncio.wait([task])  # unlike awaiting the task, lets a cancel of this block through
+            await stop.stop(task)
 
     async def cancel_requested(self) -> bool:
         """Whether a cancel was requested; asks Redis at most every ``cancel_check_interval`` s."""

@@ -14,7 +14,6 @@ and a counter Redis does not hold is seeded from that copy first. See docs/domai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from ..config import PlanLimits, Settings
 from ..db.client import Database, utcnow
 from ..db.usage import DailyUsage
 from ..db.users import UserRepository
+from ..loops import Stop
 
 log = structlog.get_logger("collabry.usage")
 
@@ -148,6 +148,7 @@ class UsageWriteBehind:
         self.coalesce = coalesce
         self.waiting: set[Counter] = set()
         self.wake = asyncio.Event()
+        self.stop = Stop()
         self.task: asyncio.Task[None] | None = None
 
     def changed(self, user_id: str, kind: str, date: str | None = None) -> None:
@@ -158,29 +159,34 @@ class UsageWriteBehind:
         self.task = asyncio.create_task(self._run(), name="usage-write-behind")
 
     async def _run(self) -> None:
-        while True:
+        # Ends on ``self.stop``, not on a cancel alone: a cancel may be lost (``loops``), and this
+        # loop outlives database and Redis errors.
+        while not self.stop.requested:
             await self.wake.wait()
-            await asyncio.sleep(self.coalesce)  # a batching window, not a wait for anything
+            if not await self.stop.sleep(self.coalesce):  # a batching window, not a wait for anything
+                return
             self.wake.clear()
             if not await self.flush():
-                await asyncio.sleep(self.RETRY_AFTER)  # database or Redis unavailable: try again later
+                if not await self.stop.sleep(self.RETRY_AFTER):  # database or Redis unavailable
+                    return
                 self.wake.set()
 
     async def flush(self) -> bool:
         batch, self.waiting = self.waiting, set()
         try:
             await persist(self.db, self.quota, batch)
-        except Exception as exc:
-            self.waiting |= batch
+        except BaseException as exc:
+            self.waiting |= batch  # written next time: at ``close`` when this is the loop's cancel
+            if not isinstance(exc, Exception):
+                raise
             log.warning("usage_persist_failed", error=str(exc), counters=len(batch))
             return False
         return True
 
     async def close(self) -> None:
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            self.wake.set()
+            await self.stop.stop(self.task)
         if self.waiting:
             await self.flush()
 

@@ -11,7 +11,6 @@ snapshotted, and clients close.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from ..cache.redis_keys import Keys
 from ..config import ConfigError, Settings
 from ..errors import AppError
 from ..lifecycle import install_drain
+from ..loops import Stop
 from ..web.api import AUTHENTICATORS, Authenticator
 from ..web.errors import error_middleware
 from ..web.middleware import observe_middleware
@@ -97,18 +97,19 @@ async def index_store_ctx(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     INDEX_SNAPSHOT_AGE.set_function(store.snapshot_age)
 
+    stop = Stop()
+
     async def gauges() -> None:
         while True:
             INDEX_MEMORY.set(store.memory_bytes)
             INDEX_USERS.set(store.users)
-            await asyncio.sleep(5)
+            if not await stop.sleep(5):
+                return
 
-    tasks = [asyncio.create_task(store.flush_every(SNAPSHOT_INTERVAL)), asyncio.create_task(gauges())]
+    tasks = [asyncio.create_task(store.flush_every(SNAPSHOT_INTERVAL, stop)), asyncio.create_task(gauges())]
     yield
     for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop.stop(task)
     await store.flush()  # last: after the services below have finished their work
 
 

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from ..config import Settings
 from ..db.client import Database
+from ..loops import Stop
 from .job import CatchUp, Clock, CrashHook, JobContext
 from .ledger import DONE, MANUAL, Claim, JobLedger
 from .registry import Scheduled
@@ -191,7 +192,8 @@ class Worker:
         )
         started_at = self.clock.now()
         started = time.monotonic()
-        renewer = asyncio.create_task(self._keep_lease(claim, job.lease), name=f"lease:{claim.run_id}")
+        renewing = Stop()
+        renewer = asyncio.create_task(self._keep_lease(claim, job.lease, renewing), name=f"lease:{claim.run_id}")
         error: str | None = None
         interrupted = False
         deadline = asyncio.timeout(job.timeout.total_seconds())
@@ -211,9 +213,7 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
             bound.error("job_exception", exc_info=True)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await renewing.stop(renewer)
         duration = time.monotonic() - started
         finished_at = started_at + timedelta(seconds=duration)
         recorded = await self.ledger.finish(
@@ -237,10 +237,11 @@ class Worker:
             raise asyncio.CancelledError
         return SlotOutcome(item.name, claim.slot, fields["outcome"], claim.attempt, duration, dict(ctx.items), error)
 
-    async def _keep_lease(self, claim: Claim, lease: timedelta) -> None:
+    async def _keep_lease(self, claim: Claim, lease: timedelta, stop: Stop) -> None:
+        # Ends on ``stop``, not on a cancel alone: a cancel may be lost (``loops``), and this loop
+        # outlives database errors.
         interval = max(lease.total_seconds() / 3, 1.0)
-        while True:
-            await asyncio.sleep(interval)
+        while await stop.sleep(interval):
             try:
                 if not await self.ledger.renew(claim, now=self.clock.now(), lease=lease):
                     log.warning("job_lease_lost", job=claim.job, slot=claim.slot, attempt=claim.attempt)

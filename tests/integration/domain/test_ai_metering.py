@@ -5,6 +5,7 @@ database ends up with the value."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 from pymongo import AsyncMongoClient, monitoring
 
@@ -140,3 +141,19 @@ async def test_the_write_behind_writes_a_burst_of_answers_together(api, db, infr
     finally:
         await writer.close()
         await watched.close()
+
+
+async def test_the_write_behind_closes_at_any_moment_and_loses_nothing(api, db):
+    """Closed at random points of its work, many times over: each close must end (a cancel lost in
+    redis-py's write must not keep the loop alive) and the counter changed just before it must be
+    in the database (a write cut short by the close is done again by the close)."""
+    quota = metered(api)
+    for i in range(150):
+        uid = new_id()
+        assert await usage.take_metered(db, quota, uid, "ai", 10)
+        writer = usage.UsageWriteBehind(db, quota, coalesce=0)
+        writer.start()
+        writer.changed(uid, "ai")
+        await asyncio.sleep(random.uniform(0, 0.004))
+        await asyncio.wait_for(writer.close(), 10)
+        assert await persisted(db, uid) == 1, f"close {i} lost the counter"

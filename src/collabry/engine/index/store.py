@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import structlog
 
+from ...loops import Stop
 from .heads import Head
 from .snapshot import SnapshotData, SnapshotError, read_snapshot, snapshot_path, write_snapshot
 from .state import IndexLog, IndexState, ModelMismatch
@@ -454,9 +455,10 @@ user's lock; FAISS work in ``run_blocking`` (the engine's executor), except shor
                     log.error("snapshot_failed", user_id=idx.user_id, error=str(exc))
         return written
 
-    async def flush_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
+    async def flush_every(self, interval: float, stop: Stop) -> None:
+        """Snapshot changed indexes every ``interval`` s until ``stop`` (see ``loops``: a cancel
+        alone may be lost, and this loop outlives errors)."""
+        while await stop.sleep(interval):
             with contextlib.suppress(Exception):
                 await self.flush()
 

@@ -1,0 +1,48 @@
+"""Background loops that end when their owner stops them, even when a cancel is lost.
+
+Some loops must outlive errors by design: a stream's heartbeat, a job's lease renewal, the usage
+write-behind, the index snapshots. Cancelling such a loop is not enough to end it on Python 3.11:
+``asyncio.wait_for``, which redis-py puts around each command's write when a socket timeout is set,
+can drop a cancel that arrives just as the write completes. The loop then goes on for ever, and
+whoever awaits it on the way down hangs. So each of these loops also waits on a ``Stop``, and its
+owner ends it with ``Stop.stop(task)``::
+
+    stop = Stop()
+    task = asyncio.create_task(beat(stop))  # while await stop.sleep(interval): ...
+    ...
+    await stop.stop(task)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+
+class Stop:
+    """A stop request that a loop sees at its next pause whatever happened to the cancel."""
+
+    def __init__(self) -> None:
+        self._requested = asyncio.Event()
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Pause for ``seconds``; False at once when a stop is (or gets) requested, else True."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._requested.wait()
+        return not self.requested
+
+    async def stop(self, task: asyncio.Task[Any]) -> None:
+        """Request the stop, cancel ``task`` and wait for it to end; raises what it raised."""
+        self._requested.set()
+        task.cancel()
+        # Unlike awaiting the task under a suppressed CancelledError, this lets a cancel of the
+        # caller itself through.
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.result()
