@@ -4,8 +4,9 @@ side by side with the `limits` library's Redis moving-window strategy, on the sa
     .venv/bin/python tests/bench/bench_ratelimit.py [--checks 5000] [--concurrency 1,32] [--reps 3]
 
 Prints one row per limiter and concurrency: checks per second, network round trips per check
-(counted on the client's connections: each write of one or more commands to the socket is one)
-and Redis commands executed per check (Redis' own counter, including those inside scripts), then
+(counted on the client's connections: each write of one or more commands to the socket is one),
+Redis commands executed per check (Redis' own counter, including those inside scripts), the
+wall time per check and the part of it Redis spent executing the check (``INFO commandstats``), then
 a bare ``PING`` from the same client as the floor, and the medians with the ratios.
 """
 
@@ -43,9 +44,17 @@ async def commands(redis: Redis) -> int:
     return int(info["total_commands_processed"])
 
 
+async def server_usec(redis: Redis) -> float:
+    """Microseconds Redis spent executing the checks' top-level commands (a script's inner
+    commands are part of its EVALSHA's time)."""
+    stats = await redis.info("commandstats")
+    return sum(float(stats[f"cmdstat_{name}"]["usec"]) for name in ("evalsha", "ping") if f"cmdstat_{name}" in stats)
+
+
 async def run(name: str, check, redis: Redis, checks: int, concurrency: int) -> float:
     for i in range(50):  # warm-up: script load, connection pool
         await check(i)
+    await redis.config_resetstat()
     before = await commands(redis)
     sent_before = CountingConnection.sent
     per_task = checks // concurrency
@@ -60,8 +69,9 @@ async def run(name: str, check, redis: Redis, checks: int, concurrency: int) -> 
     done = per_task * concurrency
     trips = CountingConnection.sent - sent_before
     used = await commands(redis) - before - 1  # minus the INFO call itself
+    in_redis = await server_usec(redis) / done
     print(f"{name:<30} {concurrency:>5} {done / elapsed:>10,.0f} {trips / done:>12.2f} {used / done:>10.2f}"
-          f" {elapsed / done * 1e6:>9.0f}", flush=True)
+          f" {elapsed / done * 1e6:>9.0f} {in_redis:>9.1f}", flush=True)
     return done / elapsed
 
 
@@ -86,7 +96,7 @@ async def main() -> None:
             moving = MovingWindowRateLimiter(storage)
             item = RateLimitItemPerMinute(1_000_000)
             print(f"{'limiter':<30} {'tasks':>5} {'checks/s':>10} {'trips/check':>12} {'cmds/check':>10}"
-                  f" {'us/check':>9}")
+                  f" {'us/check':>9} {'us in Redis':>9}")
             rates: dict[tuple[str, int], list[float]] = {}
             candidates = {
                 "collabry GCRA (one EVALSHA)": lambda i: ours.hit("bench", f"k{i % 100}", rule),
