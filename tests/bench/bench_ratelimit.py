@@ -7,14 +7,19 @@ Prints one row per limiter and concurrency: checks per second, network round tri
 (counted on the client's connections: each write of one or more commands to the socket is one),
 Redis commands executed per check (Redis' own counter, including those inside scripts), the
 wall time per check and the part of it Redis spent executing the check (``INFO commandstats``), then
-a bare ``PING`` from the same client as the floor, and the medians with the ratios.
+a bare ``PING`` from the same client as the floor, and the medians with the ratios. Last, the
+same check and PING from one sequential C client (``redis-benchmark``): the part of a lone
+caller's cost that is Redis' own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +80,31 @@ async def run(name: str, check, redis: Redis, checks: int, concurrency: int) -> 
     return done / elapsed
 
 
+def c_client_rate(port: int, command: list[str], requests: int = 20000) -> float:
+    """Requests per second of one sequential C client (``redis-benchmark -c 1``)."""
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "1", "-n", str(requests), "-q", *command],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(re.findall(r"([0-9.]+) requests per second", out)[-1])
+
+
+def c_client_floor(port: int, sha: str, reps: int) -> None:
+    """The same check and PING from a C client: what Redis itself makes a lone caller pay for the
+    script, without the Python client's packing and parsing."""
+    if shutil.which("redis-benchmark") is None:
+        print("\n(redis-benchmark not installed: no C-client comparison)")
+        return
+    check = ["EVALSHA", sha, "1", "collabry:rl:bench:k1", "0.06", "1000000", "1", "1"]
+    rates: dict[str, list[float]] = {"ping": [], "check": []}
+    for _rep in range(reps):
+        rates["ping"].append(c_client_rate(port, ["PING"]))
+        rates["check"].append(c_client_rate(port, check))
+    ping, ours = statistics.median(rates["ping"]), statistics.median(rates["check"])
+    print(f"\none sequential C client (redis-benchmark -c 1), median of {reps}: PING {ping:,.0f}/s,"
+          f" collabry GCRA EVALSHA {ours:,.0f}/s -> time per check {ping / ours:.2f}x a PING")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checks", type=int, default=5000)
@@ -126,6 +156,7 @@ async def main() -> None:
             print(f"\nRedis memory per limited subject (100/min rule, 100 hits): collabry GCRA {ours_bytes} B,"
                   f" limits moving-window {theirs_bytes} B")
             await redis.aclose()
+            c_client_floor(port, ours._hit.sha, args.reps)
         finally:
             server.stop()
 
