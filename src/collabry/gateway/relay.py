@@ -14,7 +14,10 @@ client last saw (``Last-Event-ID``), on any replica, while the stream is retaine
   stream itself (short, non-blocking calls on a small pool of its own that queues bursts instead
   of failing them) once its subscription is confirmed, when the events handed to it do not follow
   its last one, and after a quiet period, when it pings its client and looks at the writer's
-  heartbeat.
+  heartbeat. A new answer is followed before it starts (``following_new``), so its relay needs no
+  first read, and its headers leave with its first event.
+- Writes per answer are few: what is at hand goes out in one write, and the end event leaves
+  with the end of the response.
 - On SIGTERM every relay is woken at once and ends with a ``retry:`` hint; the client reconnects
   with ``Last-Event-ID`` and nginx sends it to another replica. Relays stuck writing to a client
   that stopped reading are closed after ``DRAIN_GRACE``.
@@ -57,6 +60,13 @@ SSE_HEADERS = {
 }
 
 
+class HeadersWithFirstWrite(web.StreamResponse):
+    """A streamed response whose status line and headers leave with its first bytes, in one write
+    (aiohttp's ``StreamResponse`` sends them at ``prepare``; its ``Response`` buffers them so)."""
+
+    _send_headers_immediately = False
+
+
 def idle_seconds(settings: Settings) -> float:
     # A ping goes out after each quiet period, so this is at most the heartbeat period.
     return min(MAX_IDLE, settings.sse_heartbeat * 0.8)
@@ -80,9 +90,26 @@ class Relays:
             if transport is not None:
                 transport.close()  # still stuck writing to a client that does not read
 
-    async def relay(self, request: web.Request, stream_id: str, *, after: int) -> web.StreamResponse:
-        """Copy the stream's events after ``after`` to the client until the end event."""
-        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    @contextlib.asynccontextmanager
+    async def following_new(self, stream_id: str) -> AsyncIterator[Subscription | None]:
+        """Follow a stream before it is started, for the duration of the block: yields the
+        subscription once Redis confirmed it (every event of the stream then reaches it), or None
+        when that took longer than ``CONFIRM_WAIT`` (the relay then opens its own and reads).
+        Raises when Redis cannot be reached."""
+        async with self.waker.subscribe(stream_id) as sub:
+            yield sub if await self.waker.wait_confirmed(sub, CONFIRM_WAIT) else None
+
+    async def relay(
+        self, request: web.Request, stream_id: str, *, after: int, following: Subscription | None = None
+    ) -> web.StreamResponse:
+        """Copy the stream's events after ``after`` to the client until the end event.
+
+        ``following``: the caller's subscription from ``following_new``, confirmed before the stream
+        had any event: every event then reaches it, and the relay starts without a read."""
+        # A new answer's first event exists already: its headers can wait for it and leave in the
+        # same write. A resumed one may have nothing new for a while: its headers go at once.
+        response_class = HeadersWithFirstWrite if following is not None else web.StreamResponse
+        response = response_class(status=200, headers=SSE_HEADERS)
         await response.prepare(request)
         transport = request.transport
         task = asyncio.current_task()
@@ -91,8 +118,14 @@ class Relays:
         SSE_CLIENTS.inc()
         outcome = "failed"
         try:
-            async with self.waker.subscribe(stream_id) as sub:
-                outcome, after = await self._copy(sub, response, transport, stream_id, after)
+            if following is not None:
+                outcome, tail = await self._copy(following, response, transport, stream_id, after, caught_up=True)
+            else:
+                async with self.waker.subscribe(stream_id) as sub:
+                    outcome, tail = await self._copy(sub, response, transport, stream_id, after, caught_up=False)
+            if outcome == "drained":
+                tail = f"retry: {RETRY_MS}\n\n".encode()
+            await response.write_eof(tail)  # the last events and the end of the response: one write
         except ConnectionResetError:
             outcome = "client_gone"  # the answer goes on; the client can resume with Last-Event-ID
         except asyncio.CancelledError:
@@ -106,9 +139,7 @@ class Relays:
             SSE_CLIENTS.dec()
             AI_STREAMS.labels(outcome).inc()
         with contextlib.suppress(ConnectionResetError):
-            if outcome == "drained":
-                await response.write(f"retry: {RETRY_MS}\n\n".encode())
-            await response.write_eof()
+            await response.write_eof()  # after a failure (a no-op when the end was written)
         return response
 
     async def _copy(
@@ -118,35 +149,46 @@ class Relays:
         transport: asyncio.BaseTransport | None,
         stream_id: str,
         after: int,
-    ) -> tuple[str, int]:
-        """The relay loop; returns how it ended and the last event id written."""
+        *,
+        caught_up: bool,
+    ) -> tuple[str, bytes]:
+        """The relay loop; returns how it ended and what is left to write: the last events, up to
+        the end event, which leave with the end of the response (``relay``) in one write."""
         reader, idle = self.reader, idle_seconds(self.settings)
         last_heartbeat: int | None = None
-        await sub.wait(CONFIRM_WAIT)  # from the confirmation on, every new event is handed over
+        must_read = not caught_up
+        if must_read:
+            await sub.wait(CONFIRM_WAIT)  # from the confirmation on, every new event is handed over
         while True:
-            events = sub.take(after) or await reader.read(stream_id, after, count=READ_BATCH)
+            handed = sub.take(after)
+            if handed is None or must_read:
+                events = await reader.read(stream_id, after, count=READ_BATCH)
+            else:
+                events = handed
+            must_read = False
             if events:
                 # One write (one send) for what is at hand; it waits while the client's socket
                 # buffer is full. Nothing follows an end event.
-                await response.write(b"".join(event.sse() for event in events))
-                last = events[-1]
-                after = last.id
+                batch, last = b"".join(event.sse() for event in events), events[-1]
                 if last.is_end:
-                    return last.event, after
+                    return last.event, batch
+                await response.write(batch)
+                after = last.id
             if self.draining.is_set():
-                return "drained", after
+                return "drained", b""
             if len(events) == READ_BATCH:
-                continue  # more may be waiting already
+                must_read = True  # more may be waiting already
+                continue
             if await sub.wait(idle):
                 continue
             # Quiet for a while: is the client still there, and the writer still alive?
             if transport is None or transport.is_closing():
-                return "client_gone", after
+                return "client_gone", b""
             meta = await reader.meta(stream_id)
             if meta is None:
-                return "vanished", after  # expired before its end event
+                return "vanished", b""  # expired before its end event
             if meta.ended and meta.last <= after:
-                return "ended", after  # its end event is gone from the retained window
+                return "ended", b""  # its end event is gone from the retained window
             if not meta.ended and meta.heartbeat_ms == last_heartbeat:
                 # The writer has not shown life for a whole quiet period (a live one beats every few
                 # seconds). Whether it is stale is decided in Redis, on Redis' clock: if so, the
@@ -154,6 +196,7 @@ class Relays:
                 await reader.close_stale(stream_id)
             last_heartbeat = meta.heartbeat_ms
             await response.write(b": ping\n\n")
+            must_read = True  # quiet for a whole period: look at the stream itself
 
 
 async def relays_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,9 @@ cost grew with the number of open answers, and a new answer had to interrupt it)
 The stream stays the record; messages are only a fast path. A relay reads the stream itself
 (``cache.streams.StreamReader``, non-blocking) when its subscription is confirmed, when the events
 handed to it do not follow its last one (it fell behind, or messages were lost) and after a quiet
-period. Every subscription confirmation wakes the relays of that channel, so after the connection
+period. A new answer's relay skips the first of these: the gateway subscribes before it asks the
+engine to start the answer, and once the subscription is confirmed (``wait_confirmed``) every
+event of it is handed over. Every subscription confirmation wakes the relays of that channel, so after the connection
 is re-established (redis-py subscribes again on reconnect) each relay reads what it may have missed.
 """
 
@@ -42,20 +44,21 @@ KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCN
 
 class Subscription:
     """A relay's handle: ``await sub.wait(timeout)`` until woken; ``sub.take(after)`` then gives the
-    events handed to it since, if they follow ``after``.
+    events handed to it since, or ``None`` when the relay must read the stream itself.
 
     The first wake is the confirmation of the stream's subscription (or comes at once when the
     process already follows the stream): a read after it cannot miss an event, because every later
     event is handed over.
     """
 
-    __slots__ = ("_held", "_woken", "limit", "stream_id")
+    __slots__ = ("_held", "_stale", "_woken", "limit", "stream_id")
 
     def __init__(self, stream_id: str, limit: int = 64) -> None:
         self.stream_id = stream_id
         self.limit = limit  # events held for a relay that is busy writing, at most
         self._woken = asyncio.Event()
         self._held: list[StreamEvent] = []
+        self._stale = False  # something may have been missed: the relay reads
 
     def deliver(self, event: StreamEvent) -> None:
         held = self._held
@@ -65,19 +68,33 @@ class Subscription:
         self._woken.set()
 
     def wake(self) -> None:
+        """Events may have been missed (a confirmation, a lost connection, an unreadable message)
+        or the relay has something else to notice (a drain): it reads the stream."""
+        self._stale = True
         self._woken.set()
 
-    def take(self, after: int) -> list[StreamEvent]:
-        """The held events after ``after`` when they start right after it (ids are consecutive
-        in a stream); otherwise none, and the relay reads from Redis."""
-        held = self._held
+    def caught_up(self) -> None:
+        """The relay has missed nothing so far (its stream had no events yet when the subscription
+        was confirmed): the wakes until now ask for no read."""
+        self._stale = False
+        if not self._held:
+            self._woken.clear()
+
+    def take(self, after: int) -> list[StreamEvent] | None:
+        """The events handed over since the last take that come after ``after``, when they start
+        right after it (ids are consecutive in a stream); ``None`` when the relay must read the
+        stream instead: after a wake without events, or when the events do not join ``after``."""
+        held, stale = self._held, self._stale
+        self._held, self._stale = [], False
+        self._woken.clear()
+        if stale:
+            return None
         if not held:
             return []
-        self._held = []
         start = after + 1 - held[0].id
-        if start < 0 or start >= len(held):
-            return []
-        return held[start:]
+        if start < 0:
+            return None  # a gap: the missing events are in the stream
+        return held[start:]  # empty when the relay has written them all already
 
     async def wait(self, timeout: float) -> bool:
         """True when woken (new events, a confirmation, a drain), False after ``timeout`` of quiet."""
@@ -159,6 +176,21 @@ class StreamWaker:
                 if self._pubsub is not None:
                     with contextlib.suppress(Exception):  # gone with the connection anyway
                         await self._pubsub.unsubscribe(channel)
+
+    async def wait_confirmed(self, sub: Subscription, timeout: float) -> bool:
+        """For a stream that has no events yet: wait up to ``timeout`` until its subscription is
+        active. True then, and every event appended from now on reaches ``sub`` (the relay needs
+        no read of its own to start); False when it is not confirmed in time."""
+        watch = self._watches.get(self.keys.stream_events(sub.stream_id).encode())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while watch is not None and not watch.confirmed:
+            if not await sub.wait(deadline - loop.time()):
+                return False
+        if watch is None:
+            return False
+        sub.caught_up()
+        return True
 
     async def _listen(self, pubsub: PubSub) -> None:
         delay = 0.2

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from collabry.cache.client import create_redis
 from collabry.cache.redis_keys import Keys
-from collabry.cache.streams import StreamEnded, StreamExists, StreamReader, StreamWriter
+from collabry.cache.streams import StreamEnded, StreamEvent, StreamExists, StreamReader, StreamWriter
 from collabry.config import Settings
 from collabry.realtime.stream_waker import StreamWaker
 from tests.support.answer_stream import AnswerStreams, answer_streams
@@ -116,6 +116,7 @@ async def test_relays_of_one_stream_share_one_subscription_which_ends_with_them(
     w = await started(redis)
     async with waker.subscribe("s1") as one, waker.subscribe("s1") as two:
         assert await one.wait(5) and await two.wait(5)  # confirmed
+        assert one.take(1) is None and two.take(1) is None  # each relay reads the stream once
         assert await subscribers(redis, "s1") == 1
         await w.append("token", {"text": "a"})
         assert await one.wait(5) and await two.wait(5)
@@ -129,12 +130,30 @@ async def test_a_foreign_message_on_a_streams_channel_makes_its_relays_read_and_
     w = await started(redis)
     async with waker.subscribe("s1") as sub:
         assert await sub.wait(5)  # confirmed
+        assert sub.take(1) is None  # the relay's first read
         await redis.publish(Keys().stream_events("s1"), b"\xff not an event")
         assert await sub.wait(5)  # woken to read the stream itself
-        assert sub.take(1) == []
+        assert sub.take(1) is None
         await w.append("token", {"text": "a"})  # the waker still hands events over
         assert await sub.wait(5)
         assert [e.id for e in sub.take(1)] == [2]
+
+
+async def test_a_stream_followed_before_it_starts_reaches_its_relay_whole_without_a_read(
+    redis: Redis, waker: StreamWaker
+) -> None:
+    async with waker.subscribe("s1") as sub:
+        assert await waker.wait_confirmed(sub, 5)
+        w = await started(redis)  # event 1, meta
+        await w.append("token", {"text": "a"})
+        await w.finish("done", {"finishReason": "stop"})
+        taken: list[StreamEvent] = []
+        while not (taken and taken[-1].is_end):
+            assert await sub.wait(5)
+            handed = sub.take(taken[-1].id if taken else 0)
+            assert handed is not None, "the relay was sent to read the stream"
+            taken += handed
+    assert [(e.id, e.event) for e in taken] == [(1, "meta"), (2, "token"), (3, "done")]
 
 
 async def _no_subscribers(redis: Redis, stream_id: str) -> bool:

@@ -14,6 +14,7 @@ The relay itself (batches, heartbeats, the waker, the drain) is ``gateway.relay`
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import structlog
@@ -68,14 +69,25 @@ async def chat(request: web.Request, body: ChatBody) -> web.StreamResponse:
     _refuse_while_draining(request)
     await meter_ai(request, user_id)
     stream_id = new_id()
-    try:
-        await engine_of(request).start_chat(
-            user_id, body.message, stream_id, body.sessionId, body.notebookId, body.sourceIds
-        )
-    except EngineError:
-        await refund_ai(request, user_id)  # nothing was generated
-        raise
-    return await request.app[RELAYS].relay(request, stream_id, after=0)
+    relays = request.app[RELAYS]
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            following = await stack.enter_async_context(relays.following_new(stream_id))
+        except REDIS_ERRORS as exc:  # the answer could not be delivered: do not start it
+            log.warning("stream_subscribe_failed", error=str(exc))
+            await refund_ai(request, user_id)
+            raise AppError(
+                status=503, code="unavailable", message="answers cannot be delivered right now",
+                headers={"Retry-After": "2"},
+            ) from None  # fmt: skip
+        try:
+            await engine_of(request).start_chat(
+                user_id, body.message, stream_id, body.sessionId, body.notebookId, body.sourceIds
+            )
+        except EngineError:
+            await refund_ai(request, user_id)  # nothing was generated
+            raise
+        return await relays.relay(request, stream_id, after=0, following=following)
 
 
 async def _owned_stream(request: web.Request) -> str:
