@@ -40,6 +40,8 @@ log = structlog.get_logger("collabry.stream_waker")
 # A half-open connection (the Redis host vanished without a reset) is noticed within ~25 s; the
 # relays read for themselves after each quiet period meanwhile.
 KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
+# Streams no relay follows any more are unsubscribed together, this long after the first of them.
+UNSUBSCRIBE_AFTER = 0.05
 
 
 class Subscription:
@@ -127,6 +129,8 @@ class StreamWaker:
         self._listener: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
         self._closing = False
+        self._leaving: set[bytes] = set()  # channels no relay here follows any more
+        self._unsubscriber: asyncio.Task[None] | None = None
 
     async def _connected(self) -> PubSub:
         """The pub/sub connection and its listener, started by the first relay."""
@@ -161,6 +165,7 @@ class StreamWaker:
         first = watch is None
         if watch is None:
             watch = self._watches[channel] = _Watch()
+            self._leaving.discard(channel)  # followed again before its unsubscribe went out
         watch.subs.add(sub)
         try:
             if first:
@@ -173,9 +178,27 @@ class StreamWaker:
             watch.subs.discard(sub)
             if not watch.subs and self._watches.get(channel) is watch:
                 del self._watches[channel]
-                if self._pubsub is not None:
-                    with contextlib.suppress(Exception):  # gone with the connection anyway
-                        await self._pubsub.unsubscribe(channel)
+                self._leave(channel)
+
+    def _leave(self, channel: bytes) -> None:
+        """Unsubscribe from ``channel`` soon, together with the others left meanwhile: one command
+        for many answers, off the relays' way out. Until then its messages find no relay here and
+        are dropped (an ended stream publishes nothing more anyway)."""
+        self._leaving.add(channel)
+        if self._unsubscriber is None or self._unsubscriber.done():
+            self._unsubscriber = asyncio.create_task(self._unsubscribe_left(), name="stream-waker-unsubscribe")
+
+    async def unsubscribed(self) -> None:
+        """Wait until the unsubscribes queued so far have gone out."""
+        if self._unsubscriber is not None:
+            await asyncio.wait([self._unsubscriber])
+
+    async def _unsubscribe_left(self) -> None:
+        await asyncio.sleep(UNSUBSCRIBE_AFTER)  # a batching window, not a wait for anything
+        channels, self._leaving = self._leaving, set()
+        if channels and self._pubsub is not None:
+            with contextlib.suppress(Exception):  # gone with the connection anyway
+                await self._pubsub.unsubscribe(*channels)
 
     async def wait_confirmed(self, sub: Subscription, timeout: float) -> bool:
         """For a stream that has no events yet: wait up to ``timeout`` until its subscription is
@@ -252,6 +275,9 @@ class StreamWaker:
         # write), and the listener outlives errors by design: the flag, and closing its connection
         # under it, end it whatever happened to the cancel.
         self._closing = True
+        if self._unsubscriber is not None:
+            self._unsubscriber.cancel()  # the connection's end unsubscribes everything
+            await asyncio.wait([self._unsubscriber])
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()

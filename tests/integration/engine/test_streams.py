@@ -19,6 +19,7 @@ from collabry.config import Settings
 from collabry.realtime.stream_waker import StreamWaker
 from tests.support.answer_stream import AnswerStreams, answer_streams
 from tests.support.eventually import eventually
+from tests.support.redis_monitor import commands_during
 
 
 @pytest.fixture
@@ -154,6 +155,36 @@ async def test_a_stream_followed_before_it_starts_reaches_its_relay_whole_withou
             assert handed is not None, "the relay was sent to read the stream"
             taken += handed
     assert [(e.id, e.event) for e in taken] == [(1, "meta"), (2, "token"), (3, "done")]
+
+
+async def test_streams_left_together_are_unsubscribed_in_one_command(
+    redis: Redis, waker: StreamWaker, env: dict[str, str]
+) -> None:
+    async def follow_and_leave() -> None:
+        async with waker.subscribe("s1") as one, waker.subscribe("s2") as two:
+            assert await one.wait(5) and await two.wait(5)
+        await waker.unsubscribed()
+
+    _, seen = await commands_during(env["COLLABRY_REDIS_URL"], follow_and_leave)
+    unsubscribes = [entry["command"] for entry in seen if entry["command"].startswith("UNSUBSCRIBE")]
+    assert len(unsubscribes) == 1 and "stream-events:s1" in unsubscribes[0] and "stream-events:s2" in unsubscribes[0]
+    assert await subscribers(redis, "s1") == await subscribers(redis, "s2") == 0
+
+
+async def test_a_stream_followed_again_before_its_unsubscribe_went_out_stays_subscribed(
+    redis: Redis, waker: StreamWaker
+) -> None:
+    w = await started(redis)
+    async with waker.subscribe("s1") as sub:
+        assert await sub.wait(5)
+    async with waker.subscribe("s1") as sub:  # within the window: the unsubscribe is still queued
+        assert await sub.wait(5)
+        assert sub.take(1) is None  # the relay's first read
+        await waker.unsubscribed()
+        assert await subscribers(redis, "s1") == 1
+        await w.append("token", {"text": "a"})
+        assert await sub.wait(5)
+        assert [e.id for e in sub.take(1)] == [2]
 
 
 async def _no_subscribers(redis: Redis, stream_id: str) -> bool:
