@@ -15,8 +15,9 @@ The stream stays the record; messages are only a fast path. A relay reads the st
 handed to it do not follow its last one (it fell behind, or messages were lost) and after a quiet
 period. A new answer's relay skips the first of these: the gateway subscribes before it asks the
 engine to start the answer, and once the subscription is confirmed (``wait_confirmed``) every
-event of it is handed over. Every subscription confirmation wakes the relays of that channel, so after the connection
-is re-established (redis-py subscribes again on reconnect) each relay reads what it may have missed.
+event of it is handed over. Every subscription confirmation wakes the relays of that channel, so
+after the connection is re-established (redis-py subscribes again on reconnect) each relay reads
+what it may have missed.
 """
 
 from __future__ import annotations
