@@ -112,11 +112,12 @@ class Subscription:
 
 
 class _Watch:
-    __slots__ = ("confirmed", "subs")
+    __slots__ = ("confirmed", "retry", "subs")
 
     def __init__(self) -> None:
         self.subs: set[Subscription] = set()
         self.confirmed = False  # the subscription is active on the current connection
+        self.retry: asyncio.Task[None] | None = None  # its first subscribe failed: tried again
 
 
 class StreamWaker:
@@ -170,8 +171,14 @@ class StreamWaker:
         watch.subs.add(sub)
         try:
             if first:
-                pubsub = await self._connected()
-                await pubsub.subscribe(channel)
+                try:
+                    await (await self._connected()).subscribe(channel)
+                except Exception:
+                    # Relays that joined meanwhile wait on this subscription: it is tried again for
+                    # them. This one fails now, and its client comes back with Last-Event-ID.
+                    if len(watch.subs) > 1:
+                        watch.retry = asyncio.create_task(self._subscribe_again(channel, watch))
+                    raise
             elif watch.confirmed:
                 sub.wake()
             yield sub
@@ -180,6 +187,20 @@ class StreamWaker:
             if not watch.subs and self._watches.get(channel) is watch:
                 del self._watches[channel]
                 self._leave(channel)
+
+    async def _subscribe_again(self, channel: bytes, watch: _Watch) -> None:
+        """Subscribe to ``channel`` for the relays still following it, until it works."""
+        delay = 0.2
+        while not self._closing:
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            if self._watches.get(channel) is not watch:
+                return  # every relay of it has left
+            try:
+                await (await self._connected()).subscribe(channel)
+                return  # its confirmation wakes the relays
+            except Exception as exc:
+                log.warning("stream_waker_subscribe_failed", error=str(exc), delay=round(delay, 2))
+                delay = min(5.0, delay * 2)
 
     def _leave(self, channel: bytes) -> None:
         """Unsubscribe from ``channel`` soon, together with the others left meanwhile: one command
@@ -276,6 +297,9 @@ class StreamWaker:
         # write), and the listener outlives errors by design: the flag, and closing its connection
         # under it, end it whatever happened to the cancel.
         self._closing = True
+        for watch in self._watches.values():
+            if watch.retry is not None:
+                watch.retry.cancel()
         if self._unsubscriber is not None:
             self._unsubscriber.cancel()  # the connection's end unsubscribes everything
             await asyncio.wait([self._unsubscriber])

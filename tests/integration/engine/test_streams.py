@@ -8,14 +8,18 @@ import random
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from collabry.cache.client import create_redis
 from collabry.cache.redis_keys import Keys
 from collabry.cache.streams import StreamEnded, StreamEvent, StreamExists, StreamReader, StreamWriter
 from collabry.config import Settings
+from collabry.devstack import components
+from collabry.devstack.components import free_port
 from collabry.realtime.stream_waker import StreamWaker
 from tests.support.answer_stream import AnswerStreams, answer_streams
 from tests.support.eventually import eventually
@@ -185,6 +189,46 @@ async def test_a_stream_followed_again_before_its_unsubscribe_went_out_stays_sub
         await w.append("token", {"text": "a"})
         assert await sub.wait(5)
         assert [e.id for e in sub.take(1)] == [2]
+
+
+async def test_a_relay_that_joined_a_failed_subscription_gets_its_events_once_redis_is_back(
+    tmp_path: Path,
+) -> None:
+    """Two relays follow one stream while Redis is down: the first one's subscribe fails (its
+    client comes back later with Last-Event-ID), the second waits on that same subscription, which
+    must be made for it when Redis is back instead of being left to quiet-period reads."""
+    port = free_port()
+    waker = StreamWaker(f"redis://127.0.0.1:{port}/0", Keys())
+    joined, confirmed = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with waker.subscribe("s1"):
+            pass
+
+    async def second() -> list[int]:
+        async with waker.subscribe("s1") as sub:
+            joined.set()
+            assert await sub.wait(20)  # the confirmation, once Redis is back
+            assert sub.take(0) is None  # the relay's first read
+            confirmed.set()
+            assert await sub.wait(10)
+            return [e.id for e in sub.take(0) or []]
+
+    failing = asyncio.create_task(first())
+    waiting = asyncio.create_task(second())
+    await joined.wait()
+    with pytest.raises(RedisConnectionError):
+        await failing
+    server = components.redis(port, tmp_path / "redis").start().wait_ready()
+    redis = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        await asyncio.wait_for(confirmed.wait(), 30)
+        await started(redis)  # event 1, meta
+        assert await asyncio.wait_for(waiting, 10) == [1]
+    finally:
+        await redis.aclose()
+        await waker.close()
+        server.stop()
 
 
 async def _no_subscribers(redis: Redis, stream_id: str) -> bool:
