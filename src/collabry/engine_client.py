@@ -36,6 +36,7 @@ import structlog
 
 from .config import Settings
 from .errors import AppError
+from .loops import Stop
 from .metrics import ENGINE_FAILOVERS, ENGINE_UP
 
 log = structlog.get_logger("collabry.engine_client")
@@ -231,12 +232,13 @@ class EngineClient:
             self._mark(url, up)
         return results
 
-    async def run_health_checks(self, interval: float = 5.0) -> None:
-        """Check every engine every ``interval`` seconds until cancelled."""
+    async def run_health_checks(self, stop: Stop, interval: float = 5.0) -> None:
+        """Check every engine every ``interval`` seconds until ``stop`` (``loops``)."""
         while True:
             with contextlib.suppress(Exception):
                 await self.check()
-            await asyncio.sleep(interval)
+            if not await stop.sleep(interval):
+                return
 
     # -- transport ----------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ class Stop:
                 await self._requested.wait()
         return not self.requested
 
-    async def stop(self, task: asyncio.Task[Any]) -> None:
+    async def stop(self, task: asyncio.Future[Any]) -> None:
         """Request the stop, cancel ``task`` and wait for it to end; raises what it raised."""
         self._requested.set()
         task.cancel()

@@ -4,7 +4,6 @@ and the accessors route handlers reach them with."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -17,6 +16,7 @@ from ..cache.users import UserCache
 from ..db.users import UserRepository
 from ..domain.notifications import UserEmitter
 from ..engine_client import EngineClient
+from ..loops import Stop
 from ..realtime.emitter import Emitter
 from .keys import ACCESS_TOKENS, EMITTER, ENGINE, REFRESH_TOKENS, USER_CACHE, USERS, VERIFIED_TOKENS
 from .security import VerifiedTokens
@@ -38,12 +38,11 @@ async def engine_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled session to the engines for the life of the app (``collabry.engine_client``)."""
     client = app[ENGINE] = EngineClient.open(app[SETTINGS])
     # several engines: a health check keeps the failed ones at the end of every user's order
-    checks = asyncio.create_task(client.run_health_checks()) if len(client.base_urls) > 1 else None
+    stop = Stop()
+    checks = asyncio.create_task(client.run_health_checks(stop)) if len(client.base_urls) > 1 else None
     yield
     if checks is not None:
-        checks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await checks
+        await stop.stop(checks)
     await client.close()
 
 

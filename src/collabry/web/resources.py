@@ -14,12 +14,14 @@ from ..cache.client import create_redis
 from ..cache.ratelimit import RateLimiter
 from ..db.client import create_client, ping
 from ..db.migrations import migrate
+from ..loops import Stop
 
 log = structlog.get_logger("collabry.resources")
 
 
-async def retry_forever(name: str, action: object, *, base: float = 0.2, cap: float = 10.0) -> None:
-    """Run ``action()`` until it succeeds, with exponential backoff and full jitter."""
+async def retry_forever(name: str, action: object, stop: Stop, *, base: float = 0.2, cap: float = 10.0) -> None:
+    """Run ``action()`` until it succeeds or ``stop`` (``loops``), with exponential backoff and
+    full jitter."""
     delay = base
     while True:
         try:
@@ -27,7 +29,8 @@ async def retry_forever(name: str, action: object, *, base: float = 0.2, cap: fl
             return
         except Exception as exc:
             log.warning("retrying", action=name, error=str(exc), delay=round(delay, 2))
-            await asyncio.sleep(random.uniform(0, delay))
+            if not await stop.sleep(random.uniform(0, delay)):
+                return
             delay = min(cap, delay * 2)
 
 
@@ -42,13 +45,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # its collection can be aborted by a deadlock, and a unique index must exist before the first
     # write it guards). If the database is not up yet the process still starts, reports it in
     # /ready, and the migration completes in the background as soon as the database answers.
+    stop = Stop()
     try:
         await migrate(db)
         task: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task.set_result(None)
     except Exception as exc:
         log.warning("migrate_deferred", error=str(exc))
-        task = asyncio.create_task(retry_forever("migrate", lambda: migrate(db)))
+        task = asyncio.create_task(retry_forever("migrate", lambda: migrate(db), stop))
 
     async def migrated() -> None:
         # Not ready (so out of a rollout's rotation) until every index, unique ones included, exists.
@@ -57,8 +61,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[READY_CHECKS]["migrations"] = migrated
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await stop.stop(task)
     await client.close()
 
 

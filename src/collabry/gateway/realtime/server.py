@@ -42,6 +42,7 @@ from ...auth.tokens import InvalidToken
 from ...cache.redis_keys import Keys
 from ...db.client import Database
 from ...errors import AppError
+from ...loops import Stop
 from ...metrics import SOCKETIO_CLIENTS, SOCKETIO_EVENTS
 from ...realtime.emitter import NAMESPACE, RealtimeManager, socketio_manager, user_room
 from ..keys import ACCESS_TOKENS, HUB, LOGOUT_ALL_HOOKS, REFRESH_TOKENS, SESSION_REVOKED_HOOKS, USERS
@@ -349,9 +350,8 @@ class RealtimeHub:
         for transport in list(self.transports):
             transport.close()
 
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
+    async def _refresh_loop(self, stop: Stop) -> None:
+        while await stop.sleep(REFRESH):  # a cancel alone may be lost (``loops``)
             try:
                 await self.presence.refresh(self.connections)
             except Exception as exc:
@@ -363,14 +363,13 @@ class RealtimeHub:
         await self.close_transports()
 
     async def ctx(self, app: web.Application) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(self._refresh_loop(), name="presence-refresh"),
-            asyncio.create_task(self._drain_watch(), name="socketio-drain"),
-        ]
+        refreshing = Stop()
+        refresh = asyncio.create_task(self._refresh_loop(refreshing), name="presence-refresh")
+        drain_watch = asyncio.create_task(self._drain_watch(), name="socketio-drain")
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        drain_watch.cancel()
+        await refreshing.stop(refresh)
+        await asyncio.gather(drain_watch, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.close_transports()
         await self.boards.close()
