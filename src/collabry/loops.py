@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger("collabry.loops")
 
 
 class Stop:
@@ -37,12 +43,32 @@ class Stop:
                 await self._requested.wait()
         return not self.requested
 
+    def request(self) -> None:
+        """Ask the loops waiting on this to end at their next pause (at once if pausing)."""
+        self._requested.set()
+
     async def stop(self, task: asyncio.Future[Any]) -> None:
         """Request the stop, cancel ``task`` and wait for it to end; raises what it raised."""
-        self._requested.set()
+        self.request()
         task.cancel()
         # Unlike awaiting the task under a suppressed CancelledError, this lets a cancel of the
         # caller itself through.
         await asyncio.wait([task])
         if not task.cancelled():
             task.result()
+
+
+async def retry_forever(
+    name: str, action: Callable[[], Awaitable[object]], stop: Stop, *, base: float = 0.2, cap: float = 10.0
+) -> None:
+    """Run ``action()`` until it succeeds or ``stop``, with exponential backoff and full jitter."""
+    delay = base
+    while True:
+        try:
+            await action()
+            return
+        except Exception as exc:
+            log.warning("retrying", action=name, error=str(exc), delay=round(delay, 2))
+            if not await stop.sleep(random.uniform(0, delay)):
+                return
+            delay = min(cap, delay * 2)

@@ -35,6 +35,7 @@ from redis.asyncio.client import PubSub
 
 from ..cache.redis_keys import Keys
 from ..cache.streams import StreamEvent, parse_published
+from ..loops import Stop, retry_forever
 
 log = structlog.get_logger("collabry.stream_waker")
 
@@ -130,7 +131,7 @@ class StreamWaker:
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
-        self._closing = False
+        self._stop = Stop()  # close(): ends the listener and the retries
         self._leaving: set[bytes] = set()  # channels no relay here follows any more
         self._unsubscriber: asyncio.Task[None] | None = None
 
@@ -177,7 +178,14 @@ class StreamWaker:
                     # Relays that joined meanwhile wait on this subscription: it is tried again for
                     # them. This one fails now, and its client comes back with Last-Event-ID.
                     if len(watch.subs) > 1:
-                        watch.retry = asyncio.create_task(self._subscribe_again(channel, watch))
+
+                        async def subscribe_while_followed() -> None:
+                            if self._watches.get(channel) is watch:  # else every relay of it left
+                                await (await self._connected()).subscribe(channel)
+
+                        watch.retry = asyncio.create_task(
+                            retry_forever("stream_subscribe", subscribe_while_followed, self._stop, cap=5.0)
+                        )
                     raise
             elif watch.confirmed:
                 sub.wake()
@@ -187,20 +195,6 @@ class StreamWaker:
             if not watch.subs and self._watches.get(channel) is watch:
                 del self._watches[channel]
                 self._leave(channel)
-
-    async def _subscribe_again(self, channel: bytes, watch: _Watch) -> None:
-        """Subscribe to ``channel`` for the relays still following it, until it works."""
-        delay = 0.2
-        while not self._closing:
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            if self._watches.get(channel) is not watch:
-                return  # every relay of it has left
-            try:
-                await (await self._connected()).subscribe(channel)
-                return  # its confirmation wakes the relays
-            except Exception as exc:
-                log.warning("stream_waker_subscribe_failed", error=str(exc), delay=round(delay, 2))
-                delay = min(5.0, delay * 2)
 
     def _leave(self, channel: bytes) -> None:
         """Unsubscribe from ``channel`` soon, together with the others left meanwhile: one command
@@ -239,7 +233,7 @@ class StreamWaker:
 
     async def _listen(self, pubsub: PubSub) -> None:
         delay = 0.2
-        while not self._closing:  # see close()
+        while not self._stop.requested:  # see close()
             try:
                 message = await pubsub.get_message(timeout=None)
                 delay = 0.2
@@ -251,7 +245,8 @@ class StreamWaker:
                 for watch in self._watches.values():
                     watch.confirmed = False
                 self.wake_all()  # relays look at their streams themselves meanwhile
-                await asyncio.sleep(random.uniform(delay / 2, delay))
+                if not await self._stop.sleep(random.uniform(delay / 2, delay)):
+                    return
                 delay = min(5.0, delay * 2)
                 continue
             if message is not None and not self._dispatch(message):
@@ -294,9 +289,9 @@ class StreamWaker:
 
     async def close(self) -> None:
         # On Python 3.11 a cancel can be lost inside redis-py (its ``asyncio.wait_for`` around a
-        # write), and the listener outlives errors by design: the flag, and closing its connection
-        # under it, end it whatever happened to the cancel.
-        self._closing = True
+        # write), and the listener outlives errors by design: the stop request, and closing its
+        # connection under it, end it whatever happened to the cancel.
+        self._stop.request()
         for watch in self._watches.values():
             if watch.retry is not None:
                 watch.retry.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 
 import structlog
@@ -14,24 +13,9 @@ from ..cache.client import create_redis
 from ..cache.ratelimit import RateLimiter
 from ..db.client import create_client, ping
 from ..db.migrations import migrate
-from ..loops import Stop
+from ..loops import Stop, retry_forever
 
 log = structlog.get_logger("collabry.resources")
-
-
-async def retry_forever(name: str, action: object, stop: Stop, *, base: float = 0.2, cap: float = 10.0) -> None:
-    """Run ``action()`` until it succeeds or ``stop`` (``loops``), with exponential backoff and
-    full jitter."""
-    delay = base
-    while True:
-        try:
-            await action()  # type: ignore[operator]
-            return
-        except Exception as exc:
-            log.warning("retrying", action=name, error=str(exc), delay=round(delay, 2))
-            if not await stop.sleep(random.uniform(0, delay)):
-                return
-            delay = min(cap, delay * 2)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
