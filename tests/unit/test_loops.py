@@ -43,7 +43,7 @@ async def test_sleep_returns_at_once_when_the_stop_is_requested() -> None:
     stop = Stop()
     sleeper = asyncio.create_task(stop.sleep(60))
     await asyncio.sleep(0)
-    task = asyncio.create_task(asyncio.sleep(60))
+    task = asyncio.create_task(asyncio.Event().wait())  # a loop that only a cancel ends
     await asyncio.wait_for(stop.stop(task), 1)
     assert await asyncio.wait_for(sleeper, 1) is False
     assert await stop.sleep(60) is False
@@ -62,18 +62,19 @@ async def test_stop_raises_what_the_loop_raised() -> None:
 
 async def test_a_cancel_of_the_owner_gets_through_while_it_waits_for_the_loop() -> None:
     stop = Stop()
-    release = asyncio.Event()
+    cleaning, release = asyncio.Event(), asyncio.Event()
 
     async def slow_to_end() -> None:
         try:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # until cancelled
         finally:
+            cleaning.set()
             await release.wait()  # clean-up that takes a while
 
     loop = asyncio.create_task(slow_to_end())
     await asyncio.sleep(0)
     owner = asyncio.create_task(stop.stop(loop))
-    await asyncio.sleep(0.01)
+    await cleaning.wait()  # the owner is waiting for the loop's clean-up
     owner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await owner
